@@ -1,0 +1,256 @@
+"""The front door: ``train``, ``forget``, ``evaluate`` (plus ``load``/``save`` from checkpoint)."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from obliviate.checkpoint import ModelBundle, weights_sha256
+from obliviate.codes import CodeConfig, MnemonicCodes
+from obliviate.data import Dataset, Split, load_dataset
+from obliviate.errors import ObliviateError
+from obliviate.methods import METHODS, ForgetRequest, UnlearnContext
+from obliviate.metrics import EvalReport, RelearnConfig, evaluate_model
+from obliviate.models import create_model
+from obliviate.training import TrainConfig, default_device, fit
+
+
+def resolve_dataset(
+    dataset: str | Dataset, data_dir: str | Path | None = None, download: bool = False
+) -> Dataset:
+    """A :class:`Dataset` given either itself or its registered name."""
+    if isinstance(dataset, Dataset):
+        return dataset
+    return load_dataset(dataset, data_dir=data_dir, download=download)
+
+
+def check_dataset_fits(bundle: ModelBundle, data: Dataset) -> None:
+    """Raise if ``data``'s input shape or class count differ from the model's."""
+    if tuple(data.input_shape) != tuple(bundle.input_shape) or data.num_classes != bundle.num_classes:
+        raise ObliviateError(
+            f"model expects inputs {tuple(bundle.input_shape)} and {bundle.num_classes} classes, "
+            f"but {data.name} has {tuple(data.input_shape)} and {data.num_classes}; "
+            "use the dataset the model was trained on"
+        )
+
+
+def train(
+    dataset: str | Dataset = "digits",
+    model: str = "fc",
+    *,
+    config: TrainConfig | None = None,
+    codes: CodeConfig | None = CodeConfig(),
+    model_kwargs: dict[str, Any] | None = None,
+    data_dir: str | Path | None = None,
+    download: bool = False,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+) -> ModelBundle:
+    """Train a registered model on a dataset, with mnemonic codes unless ``codes=None``.
+
+    Args:
+        dataset: a registered dataset name or a :class:`~obliviate.data.Dataset`.
+        model: a registered model name (``fc``, ``cnn``, ``resnet18``).
+        config: optimiser settings; defaults to the paper's FC protocol (SGD lr 0.01,
+            momentum 0.9, weight decay 5e-4, batch 128, 10 epochs, seed 0).
+        codes: how codes are made and mixed in (default ``replace`` with ``t_mix`` 0.1);
+            ``None`` trains a plain model without codes.
+        model_kwargs: extra constructor arguments of the model.
+        data_dir, download: where the dataset lives, and whether it may be downloaded.
+        device: ``"cpu"``, ``"cuda"``; default CUDA when available.
+        progress: show a progress bar.
+
+    Returns:
+        A :class:`ModelBundle` ready to be saved, forgotten and evaluated.
+
+    Example:
+        >>> bundle = train("digits", "fc", config=TrainConfig(epochs=1), progress=False)
+        >>> bundle.codes.tensor.shape
+        torch.Size([10, 1, 8, 8])
+    """
+    config = config or TrainConfig()
+    data = resolve_dataset(dataset, data_dir, download)
+    device = torch.device(device) if device is not None else default_device()
+    torch.manual_seed(config.seed)
+    net = create_model(
+        model, input_shape=data.input_shape, num_classes=data.num_classes, **(model_kwargs or {})
+    ).to(device)
+    mnemonic = (
+        MnemonicCodes.generate(data.num_classes, data.input_shape, codes) if codes else None
+    )
+    augment = data.train_augment
+
+    def batch_transform(x, y, generator):
+        if augment is not None:
+            x = augment(x.cpu(), generator).to(x.device)
+        if mnemonic is not None:
+            x, y = mnemonic.augment(x, y, generator)
+        return x, y
+
+    fit(
+        net,
+        data.train.x.to(device),
+        data.train.y.to(device),
+        config,
+        batch_transform=batch_transform,
+        description=f"training {model} on {data.name}",
+        progress=progress,
+    )
+    return ModelBundle(
+        model=net.cpu().eval(),
+        arch=model,
+        num_classes=data.num_classes,
+        input_shape=data.input_shape,
+        dataset=data.name,
+        codes=mnemonic,
+        arch_kwargs=dict(model_kwargs or {}),
+        train_config=dataclasses.asdict(config),
+    )
+
+
+def _check_forget_classes(bundle: ModelBundle, classes: Sequence[int]) -> tuple[int, ...]:
+    if len(classes) == 0:
+        raise ObliviateError("give at least one class to forget")
+    out = []
+    for c in classes:
+        if isinstance(c, bool) or int(c) != c:
+            raise ObliviateError(f"class {c!r} is not an integer class index")
+        if not 0 <= int(c) < bundle.num_classes:
+            raise ObliviateError(
+                f"class {c} is out of range: this model has classes 0..{bundle.num_classes - 1}"
+            )
+        out.append(int(c))
+    gone = set(out) | set(bundle.forgotten_classes)
+    if len(gone) >= bundle.num_classes:
+        raise ObliviateError(
+            "cannot forget every class: at least one class must be retained "
+            f"(requested {sorted(set(out))}, already forgotten {sorted(bundle.forgotten_classes)})"
+        )
+    return tuple(sorted(set(out)))
+
+
+def forget(
+    bundle: ModelBundle,
+    classes: Sequence[int],
+    *,
+    method: str = "mnemonic",
+    data: Split | Dataset | None = None,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    **hyperparameters: Any,
+) -> ModelBundle:
+    """Make ``bundle``'s model forget ``classes``; return a new bundle (the input is untouched).
+
+    The returned bundle's ``history[-1]`` is the audit record of this request: classes,
+    method, hyperparameters (lambdas, chosen sign for ``mnemonic``), UTC time, seconds of the
+    method's own work, and the SHA-256 of the input and output weights.
+
+    Args:
+        bundle: the trained model (see :func:`train`, :func:`obliviate.load`).
+        classes: class indices to forget. Sequential requests on a forgotten model work.
+        method: a registered unlearning method (default ``mnemonic``: data-free).
+        data: training data, only for methods that need it; ``mnemonic`` then picks the
+            +/- candidate on it instead of on the codes.
+        seed: seed for any randomness of the method.
+        device: where to run; default CUDA when available.
+        **hyperparameters: the method's keyword-only hyperparameters (e.g. ``lambda1``).
+
+    Example:
+        >>> forgotten = forget(bundle, [0])              # doctest: +SKIP
+        >>> forgotten.history[-1]["sign"]                # doctest: +SKIP
+        '-'
+    """
+    request = ForgetRequest(_check_forget_classes(bundle, classes))
+    method_cls = METHODS.get(method)
+    try:
+        unlearner = method_cls(**hyperparameters)
+    except TypeError as exc:
+        raise ObliviateError(f"bad hyperparameters for {method!r}: {exc}") from None
+    if isinstance(data, Dataset):
+        check_dataset_fits(bundle, data)
+    train_split = data.train if isinstance(data, Dataset) else data
+    if "train" in method_cls.needs and train_split is None:
+        raise ObliviateError(f"method {method!r} needs training data; pass data=...")
+    device = torch.device(device) if device is not None else default_device()
+    source = bundle.clone()
+    source.model.to(device).eval()
+    context = UnlearnContext(
+        num_classes=bundle.num_classes,
+        previously_forgotten=tuple(bundle.forgotten_classes),
+        codes=source.codes,
+        train=train_split,
+        seed=seed,
+    )
+    input_sha = weights_sha256(bundle.model)
+    torch.manual_seed(seed)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    output = unlearner.unlearn(source.model, request, context)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    seconds = time.perf_counter() - start
+    result = source
+    result.model = output.model.cpu().eval()
+    record = {
+        "classes": list(request.classes),
+        "method": method,
+        **output.details,
+        "data": "train" if train_split is not None else "codes",
+        "utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "seconds": seconds,
+        "input_sha256": input_sha,
+        "output_sha256": weights_sha256(result.model),
+    }
+    result.forgotten_classes = sorted(set(bundle.forgotten_classes) | set(request.classes))
+    result.history = [*bundle.history, record]
+    return result
+
+
+def evaluate(
+    bundle: ModelBundle,
+    dataset: str | Dataset | None = None,
+    forget_classes: Sequence[int] | None = None,
+    *,
+    relearn_steps: int = 1000,
+    relearn_lr: float = 0.01,
+    relearn_batch_size: int = 128,
+    seed: int = 0,
+    data_dir: str | Path | None = None,
+    download: bool = False,
+    device: str | torch.device | None = None,
+) -> EvalReport:
+    """The paper's evaluation of ``bundle`` on a dataset's test split.
+
+    Args:
+        bundle: the model to evaluate.
+        dataset: dataset name or object; default: the dataset the model was trained on.
+        forget_classes: default: the classes the model has forgotten.
+        relearn_steps: steps of the relearn probe (0 skips RE and S).
+        relearn_lr, relearn_batch_size: the probe's SGD settings.
+        seed: seed of the probe's shuffling.
+
+    Returns:
+        :class:`EvalReport` with ``retain_acc``, ``forget_err``, ``relearn_err``, ``score``,
+        ``forget_seconds`` (of the last forget request, if any) and ``per_class_acc``.
+    """
+    data = resolve_dataset(dataset or bundle.dataset, data_dir, download)
+    check_dataset_fits(bundle, data)
+    classes = list(forget_classes) if forget_classes is not None else bundle.forgotten_classes
+    if not classes:
+        raise ObliviateError("no forget classes given and the model has forgotten none")
+    device = torch.device(device) if device is not None else default_device()
+    model = bundle.clone().model.to(device)
+    relearn = RelearnConfig(
+        steps=relearn_steps, lr=relearn_lr, batch_size=relearn_batch_size, seed=seed
+    )
+    if relearn_steps < 0:
+        raise ObliviateError("relearn steps must be >= 0")
+    seconds = bundle.history[-1]["seconds"] if bundle.history else None
+    return evaluate_model(model, data, classes, relearn=relearn, forget_seconds=seconds)

@@ -1,0 +1,153 @@
+"""Pure metric functions and the evaluation suite of the paper (Sec. 4.1).
+
+A_R   test accuracy on the retain classes (%)
+FE    test error on the forget classes (%)
+RE    forget-class test error after the relearn probe: everything but the final classifier
+      layer frozen, the classifier trained ``relearn_steps`` steps on the full training set
+      (forget classes included), SGD lr 0.01, momentum 0.9, batch 128 by default
+S     (A_R + (FE + RE) / 2) / 2
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import torch
+
+from obliviate.data import Dataset, Split
+from obliviate.errors import ObliviateError
+from obliviate.models import Classifier
+from obliviate.training import TrainConfig, extract_features, fit, predict
+
+
+def per_class_accuracy(
+    preds: torch.Tensor, labels: torch.Tensor, num_classes: int
+) -> dict[int, float | None]:
+    """Accuracy (%) of every class; ``None`` for a class with no sample."""
+    out: dict[int, float | None] = {}
+    for c in range(num_classes):
+        mask = labels == c
+        out[c] = 100.0 * (preds[mask] == c).float().mean().item() if mask.any() else None
+    return out
+
+
+def _accuracy(preds: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor) -> float:
+    if not mask.any():
+        return math.nan
+    return 100.0 * (preds[mask] == labels[mask]).float().mean().item()
+
+
+def retain_accuracy(
+    preds: torch.Tensor, labels: torch.Tensor, forget_classes: Sequence[int]
+) -> float:
+    """A_R: accuracy (%) over all samples whose class is not forgotten (NaN if none)."""
+    mask = ~torch.isin(labels, torch.tensor(list(forget_classes), dtype=labels.dtype))
+    return _accuracy(preds, labels, mask)
+
+
+def forget_error(
+    preds: torch.Tensor, labels: torch.Tensor, forget_classes: Sequence[int]
+) -> float:
+    """FE: error (%) over all samples of the forgotten classes (NaN if none)."""
+    mask = torch.isin(labels, torch.tensor(list(forget_classes), dtype=labels.dtype))
+    return 100.0 - _accuracy(preds, labels, mask)
+
+
+def unlearning_score(retain_acc: float, forget_err: float, relearn_err: float) -> float:
+    """S = (A_R + M) / 2 with M = (FE + RE) / 2 (paper Eqs. 8-9)."""
+    return (retain_acc + (forget_err + relearn_err) / 2.0) / 2.0
+
+
+@dataclass(frozen=True)
+class RelearnConfig:
+    """The relearn probe: ``steps`` SGD steps on the final classifier layer only."""
+
+    steps: int = 1000
+    lr: float = 0.01
+    momentum: float = 0.9
+    batch_size: int = 128
+    seed: int = 0
+
+
+def relearn_probe(model: Classifier, train: Split, config: RelearnConfig) -> Classifier:
+    """A copy of ``model`` whose final classifier layer was retrained on ``train``.
+
+    Everything before the classifier is frozen (and in eval mode), so its features are
+    computed once and the linear layer is trained on them: the same optimisation as training
+    through the frozen network, without recomputing the frozen part every step.
+    """
+    probed = copy.deepcopy(model).eval()
+    features = extract_features(probed, train.x)
+    head = probed.classifier
+    device = next(head.parameters()).device
+    fit(
+        head,
+        features.to(device),
+        train.y.to(device),
+        TrainConfig(
+            steps=config.steps,
+            batch_size=config.batch_size,
+            lr=config.lr,
+            momentum=config.momentum,
+            weight_decay=0.0,
+            seed=config.seed,
+        ),
+        description="relearn probe",
+    )
+    return probed.eval()
+
+
+@dataclass(frozen=True)
+class EvalReport:
+    """The paper's metrics for one model. ``to_dict`` gives the JSON keys of the CLI."""
+
+    retain_acc: float
+    forget_err: float
+    relearn_err: float | None
+    score: float | None
+    forget_seconds: float | None
+    per_class_acc: dict[int, float | None]
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["per_class_acc"] = {str(k): v for k, v in self.per_class_acc.items()}
+        return out
+
+
+def evaluate_model(
+    model: Classifier,
+    dataset: Dataset,
+    forget_classes: Sequence[int],
+    *,
+    relearn: RelearnConfig | None = RelearnConfig(),
+    forget_seconds: float | None = None,
+) -> EvalReport:
+    """Per-class test accuracy, A_R, FE, RE (when ``relearn`` is given) and S of ``model``."""
+    forget_classes = sorted(set(int(c) for c in forget_classes))
+    if not forget_classes:
+        raise ObliviateError("give at least one forget class to evaluate against")
+    dataset.check_classes(forget_classes)
+    if len(forget_classes) >= dataset.num_classes:
+        raise ObliviateError("cannot evaluate with every class forgotten: no retain class left")
+    labels = dataset.test.y
+    preds = predict(model, dataset.test.x)
+    retain_acc = retain_accuracy(preds, labels, forget_classes)
+    forget_err = forget_error(preds, labels, forget_classes)
+    if math.isnan(forget_err) or math.isnan(retain_acc):
+        raise ObliviateError("the test split lacks samples of the forget or the retain classes")
+    relearn_err = score = None
+    if relearn is not None and relearn.steps > 0:
+        probed = relearn_probe(model, dataset.train, relearn)
+        relearn_err = forget_error(predict(probed, dataset.test.x), labels, forget_classes)
+        score = unlearning_score(retain_acc, forget_err, relearn_err)
+    return EvalReport(
+        retain_acc=retain_acc,
+        forget_err=forget_err,
+        relearn_err=relearn_err,
+        score=score,
+        forget_seconds=forget_seconds,
+        per_class_acc=per_class_accuracy(preds, labels, dataset.num_classes),
+    )

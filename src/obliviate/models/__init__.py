@@ -1,0 +1,115 @@
+"""Model registry: ``fc`` (the paper's FC net), ``cnn`` (small conv net), ``resnet18`` (CIFAR).
+
+Every model exposes ``features(x)`` (everything up to the penultimate layer) and a final
+``classifier`` (``nn.Linear``): the relearn probe of the evaluation trains only that layer.
+Each model class also carries ``default_lambdas``, the (lambda1, lambda2) the mnemonic method
+uses when the caller gives none.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import nn
+
+from obliviate.registry import Registry
+
+MODELS: Registry[type[nn.Module]] = Registry("model")
+
+
+class Classifier(nn.Module):
+    """Base of all registered models: ``forward = classifier(features(x))``."""
+
+    #: (lambda1, lambda2) for the mnemonic method on this architecture.
+    default_lambdas: tuple[float, float] = (1e-3, 10.0)
+    classifier: nn.Linear
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
+@MODELS.register("fc")
+class FullyConnected(Classifier):
+    """The paper's FC model: flatten, ``Linear(d, 1000)``, sigmoid, ``Linear(1000, C)``.
+
+    Default lambdas (1e-3, 10) are those of the official code's MNIST config.
+    """
+
+    default_lambdas = (1e-3, 10.0)
+
+    def __init__(
+        self, *, input_shape: tuple[int, ...], num_classes: int, hidden: int = 1000
+    ) -> None:
+        super().__init__()
+        self.input_dim = math.prod(input_shape)
+        self.hidden = nn.Linear(self.input_dim, hidden)
+        self.classifier = nn.Linear(hidden, num_classes)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.hidden(x.reshape(x.shape[0], self.input_dim)))
+
+
+@MODELS.register("cnn")
+class SmallCNN(Classifier):
+    """A small conv net for fast tests: two 3x3 conv + ReLU + max-pool blocks, then a linear head."""
+
+    default_lambdas = (1e-3, 10.0)
+
+    def __init__(
+        self, *, input_shape: tuple[int, ...], num_classes: int, width: int = 16
+    ) -> None:
+        super().__init__()
+        channels = input_shape[0] if len(input_shape) == 3 else 1
+        self.image_shape = (channels, *input_shape[-2:]) if len(input_shape) >= 2 else None
+        if self.image_shape is None:
+            raise ValueError("cnn needs image inputs of shape (C, H, W) or (H, W)")
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, width, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(width, 2 * width, 3, padding=1),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(2),
+            nn.Flatten(),
+        )
+        self.classifier = nn.Linear(2 * width * 4, num_classes)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x.reshape(x.shape[0], *self.image_shape))
+
+
+@MODELS.register("resnet18")
+class CifarResNet18(Classifier):
+    """ResNet-18, CIFAR variant: 3x3 stem conv with stride 1 and no max-pool (torchvision blocks).
+
+    Default lambdas (1e-5, 1e4) are those of the official code's CIFAR-10 config.
+    """
+
+    default_lambdas = (1e-5, 1e4)
+
+    def __init__(self, *, input_shape: tuple[int, ...], num_classes: int) -> None:
+        super().__init__()
+        from torchvision.models import resnet18
+
+        net = resnet18(num_classes=num_classes)
+        net.conv1 = nn.Conv2d(input_shape[0], 64, kernel_size=3, stride=1, padding=1, bias=False)
+        net.maxpool = nn.Identity()
+        self.classifier = net.fc
+        net.fc = nn.Identity()
+        self.backbone = net
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.backbone(x)
+
+
+def create_model(
+    name: str, *, input_shape: tuple[int, ...], num_classes: int, **kwargs: Any
+) -> Classifier:
+    """Build the registered model ``name`` for inputs of ``input_shape`` and ``num_classes``."""
+    factory = MODELS.get(name)
+    return factory(input_shape=tuple(input_shape), num_classes=num_classes, **kwargs)

@@ -1,0 +1,181 @@
+"""The one training loop. Methods express their objective; ``fit`` runs it."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import nn
+
+from obliviate.errors import ObliviateError
+from obliviate.progress import progress_bar
+
+log = logging.getLogger(__name__)
+
+Objective = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
+BatchTransform = Callable[
+    [torch.Tensor, torch.Tensor, torch.Generator], tuple[torch.Tensor, torch.Tensor]
+]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings. Defaults are the paper's FC protocol (official MNIST config).
+
+    Attributes:
+        epochs: passes over the data (ignored when ``steps`` is set).
+        steps: stop after this many optimiser steps instead (cycling over the data).
+        batch_size: samples per step.
+        optimizer: ``"sgd"`` (momentum) or ``"adam"``.
+        lr, momentum, weight_decay: optimiser settings.
+        schedule: ``"none"`` or ``"cosine"`` (annealed per epoch, or per step with ``steps``).
+        seed: seeds the shuffling and the augmentation draws.
+    """
+
+    epochs: int = 10
+    steps: int | None = None
+    batch_size: int = 128
+    optimizer: Literal["sgd", "adam"] = "sgd"
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    schedule: Literal["none", "cosine"] = "none"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in ("sgd", "adam"):
+            raise ObliviateError(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
+        if self.schedule not in ("none", "cosine"):
+            raise ObliviateError(f"schedule must be 'none' or 'cosine', got {self.schedule!r}")
+        if self.steps is None and self.epochs < 1:
+            raise ObliviateError(f"epochs must be >= 1, got {self.epochs}")
+        if self.steps is not None and self.steps < 1:
+            raise ObliviateError(f"steps must be >= 1, got {self.steps}")
+        if self.batch_size < 1 or not self.lr > 0:
+            raise ObliviateError("batch_size must be >= 1 and lr > 0")
+
+
+def cross_entropy_objective(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Plain cross-entropy of ``model(x)`` against ``y``."""
+    return nn.functional.cross_entropy(model(x), y)
+
+
+def make_optimizer(params: Iterable[nn.Parameter], config: TrainConfig) -> torch.optim.Optimizer:
+    """The optimizer named by ``config``."""
+    params = list(params)
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    return torch.optim.SGD(
+        params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+    )
+
+
+def default_device() -> torch.device:
+    """CUDA when available, else CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def fit(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    config: TrainConfig,
+    *,
+    objective: Objective = cross_entropy_objective,
+    batch_transform: BatchTransform | None = None,
+    parameters: Iterable[nn.Parameter] | None = None,
+    train_mode: bool = True,
+    description: str = "training",
+    progress: bool = True,
+) -> list[float]:
+    """Train ``model`` in place on ``(x, y)`` and return the mean loss of every epoch.
+
+    Args:
+        model: the module to optimise (moved to nothing: keep it and the data on one device).
+        x, y: all training inputs and labels as tensors.
+        config: optimiser, schedule, batch size, length and seed.
+        objective: ``(model, x_batch, y_batch) -> scalar loss``.
+        batch_transform: applied to each batch before the objective (mnemonic-code
+            augmentation, image augmentation); receives the loop's seeded generator.
+        parameters: the parameters to optimise (default: all of ``model``'s).
+        train_mode: put the model in train mode (False keeps batch-norm statistics frozen).
+        description: label of the progress bar.
+        progress: show a rich progress bar.
+    """
+    if len(y) == 0:
+        raise ObliviateError("no training samples were given")
+    generator = torch.Generator().manual_seed(config.seed)
+    params = list(parameters) if parameters is not None else list(model.parameters())
+    optimizer = make_optimizer(params, config)
+    n = len(y)
+    batches_per_epoch = math.ceil(n / config.batch_size)
+    total_steps = config.steps or config.epochs * batches_per_epoch
+    scheduler = None
+    if config.schedule == "cosine":
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
+    model.train(train_mode)
+    epoch_losses: list[float] = []
+    step = 0
+    with progress_bar(description, total=total_steps, enabled=progress) as advance:
+        while step < total_steps:
+            order = torch.randperm(n, generator=generator).to(y.device)
+            running, count = 0.0, 0
+            for start in range(0, n, config.batch_size):
+                if step >= total_steps:
+                    break
+                index = order[start : start + config.batch_size]
+                xb, yb = x[index], y[index]
+                if batch_transform is not None:
+                    xb, yb = batch_transform(xb, yb, generator)
+                loss = objective(model, xb, yb)
+                if not torch.isfinite(loss):
+                    raise ObliviateError(
+                        f"{description}: the loss became {loss.item()} at step {step}; "
+                        "lower the learning rate"
+                    )
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                if scheduler is not None:
+                    scheduler.step()
+                running += loss.item() * len(yb)
+                count += len(yb)
+                step += 1
+                advance(1)
+            epoch_losses.append(running / max(count, 1))
+            log.debug("%s: epoch %d loss %.4f", description, len(epoch_losses), epoch_losses[-1])
+    model.eval()
+    return epoch_losses
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: torch.Tensor, *, batch_size: int = 1024) -> torch.Tensor:
+    """Predicted labels of ``model`` on ``x`` (eval mode, batched)."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    preds = [
+        model(x[i : i + batch_size].to(device)).argmax(dim=1).cpu()
+        for i in range(0, len(x), batch_size)
+    ]
+    model.train(was_training)
+    return torch.cat(preds) if preds else torch.empty(0, dtype=torch.long)
+
+
+@torch.no_grad()
+def extract_features(
+    model: nn.Module, x: torch.Tensor, *, batch_size: int = 1024
+) -> torch.Tensor:
+    """Penultimate features ``model.features(x)`` in eval mode, batched."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    feats = [
+        model.features(x[i : i + batch_size].to(device)) for i in range(0, len(x), batch_size)
+    ]
+    model.train(was_training)
+    return torch.cat(feats)
