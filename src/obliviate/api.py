@@ -188,6 +188,7 @@ def forget(
         seed=seed,
     )
     input_sha = weights_sha256(bundle.model)
+    unlearner.prepare()
     torch.manual_seed(seed)
     if device.type == "cuda":
         torch.cuda.synchronize(device)

@@ -163,6 +163,12 @@ def load(path: str | Path, *, map_location: str | torch.device = "cpu") -> Model
     model.eval()
     codes = None
     if meta.get("codes") is not None and CODES_KEY in tensors:
+        expected = (int(meta["num_classes"]), *input_shape)
+        if tuple(tensors[CODES_KEY].shape) != expected:
+            raise ObliviateError(
+                f"{path}: codes have shape {tuple(tensors[CODES_KEY].shape)}, expected {expected}"
+                "; the file is inconsistent, re-create it with 'obliviate train'"
+            )
         codes = MnemonicCodes(tensors[CODES_KEY], CodeConfig(**meta["codes"]))
     return ModelBundle(
         model=model,

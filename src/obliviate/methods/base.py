@@ -76,6 +76,12 @@ class UnlearningMethod(ABC):
     ) -> MethodOutput:
         """Return a new model that has forgotten ``request`` (the input stays untouched)."""
 
+    def prepare(self) -> None:
+        """One-time, model-independent set-up (library warm-up) run before the timer starts.
+
+        Like CUDA context creation it is a cost of the process, not of the forget request.
+        """
+
     def hyperparameters(self) -> dict[str, Any]:
         """The method's hyperparameters, for the audit record."""
         return {k: v for k, v in vars(self).items() if not k.startswith("_")}

@@ -26,7 +26,7 @@ import math
 import torch
 
 from obliviate.errors import ObliviateError
-from obliviate.fisher import diagonal_fisher
+from obliviate.fisher import diagonal_fisher, warm_up
 from obliviate.methods.base import (
     METHODS,
     ForgetRequest,
@@ -109,6 +109,9 @@ class MnemonicForgetting(UnlearningMethod):
         self.lambda1 = lambda1
         self.lambda2 = lambda2
         self.chunk_size = chunk_size
+
+    def prepare(self) -> None:
+        warm_up()
 
     def unlearn(
         self, model: Classifier, request: ForgetRequest, context: UnlearnContext

@@ -1,0 +1,135 @@
+"""The CLI, called in-process: the happy path and every bad-input case (exit 2, one line,
+nothing written)."""
+
+import json
+import sys
+
+import pytest
+
+import obliviate
+from obliviate.cli import main
+
+JSON_KEYS = {"retain_acc", "forget_err", "relearn_err", "score", "forget_seconds", "per_class_acc"}
+
+
+def run(monkeypatch, capsys, *args):
+    monkeypatch.setattr(sys, "argv", ["obliviate", *map(str, args)])
+    code = 0
+    try:
+        main()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cli") / "m.safetensors"
+    bundle = obliviate.train(
+        "digits", "fc", config=obliviate.TrainConfig(epochs=40, lr=0.1), progress=False
+    )
+    return obliviate.save(bundle, path)
+
+
+def test_train_forget_evaluate(monkeypatch, capsys, tmp_path, model_file):
+    trained = tmp_path / "t.safetensors"
+    code, _, err = run(monkeypatch, capsys, "train", "--dataset", "digits", "--model", "cnn",
+                       "--epochs", "1", "--seed", "3", "--out", trained)
+    assert code == 0, err
+    meta = obliviate.load(trained)
+    assert meta.arch == "cnn" and meta.train_config["seed"] == 3 and meta.codes is not None
+
+    out, report = tmp_path / "f.safetensors", tmp_path / "r.json"
+    code, _, err = run(monkeypatch, capsys, "forget", model_file, "--classes", "0",
+                       "--lambda1", "3e-3", "--lambda2", "10", "--out", out, "--report", report)
+    assert code == 0, err
+    record = json.loads(report.read_text())
+    assert record["classes"] == [0] and record["lambda1"] == 3e-3
+    assert obliviate.load(out).history[-1] == record
+
+    code, stdout, err = run(monkeypatch, capsys, "evaluate", out, "--dataset", "digits",
+                            "--forget-classes", "0", "--relearn-steps", "50", "--json")
+    assert code == 0, err
+    metrics = json.loads(stdout)
+    assert set(metrics) == JSON_KEYS
+    assert metrics["forget_err"] >= 95
+    assert metrics["forget_seconds"] == pytest.approx(record["seconds"])
+    assert set(metrics["per_class_acc"]) == {str(i) for i in range(10)}
+    expected = (metrics["retain_acc"] + (metrics["forget_err"] + metrics["relearn_err"]) / 2) / 2
+    assert metrics["score"] == pytest.approx(expected)
+
+    code, stdout, _ = run(monkeypatch, capsys, "evaluate", out, "--relearn-steps", "0")
+    assert code == 0 and "A_R retain acc" in stdout  # defaults: model's dataset and classes
+
+
+def test_demo_meets_its_promise(monkeypatch, capsys):
+    code, stdout, err = run(monkeypatch, capsys, "demo", "--json")
+    assert code == 0, err
+    result = json.loads(stdout)
+    before, after = result["before"], result["after"]
+    assert after["forget_err"] >= 95
+    assert after["retain_acc"] >= before["retain_acc"] - 3
+    assert result["forget_record"]["data"] == "codes"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--classes", "10"], "out of range"),
+        (["--classes", "0,x"], "not an integer"),
+        (["--classes", ",".join(map(str, range(10)))], "every class"),
+        (["--classes", "0", "--lambda1", "0"], "positive"),
+        (["--classes", "0", "--lambda2", "-5"], "positive"),
+        (["--classes", "0", "--method", "nope"], "known: mnemonic"),
+        (["--classes", "0", "--data", "fashion-mnist"], "expects inputs|not found"),
+    ],
+)
+def test_forget_bad_input_exits_2_and_writes_nothing(
+    monkeypatch, capsys, tmp_path, model_file, args, message
+):
+    out, report = tmp_path / "f.safetensors", tmp_path / "r.json"
+    code, stdout, err = run(monkeypatch, capsys, "forget", model_file, *args,
+                            "--out", out, "--report", report)
+    assert code == 2
+    assert err.strip().startswith("error:") and len(err.strip().splitlines()) == 1
+    import re
+
+    assert re.search(message, err)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_files_exit_2(monkeypatch, capsys, tmp_path):
+    truncated = tmp_path / "t.safetensors"
+    truncated.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{\"a\":")
+    for path in (truncated, tmp_path / "missing.safetensors"):
+        code, _, err = run(monkeypatch, capsys, "forget", path, "--classes", "0",
+                           "--out", tmp_path / "o.safetensors")
+        assert code == 2 and err.startswith("error:")
+    assert not (tmp_path / "o.safetensors").exists()
+
+
+def test_model_without_codes_exit_2(monkeypatch, capsys, tmp_path, digits_bundle_no_codes):
+    path = obliviate.save(digits_bundle_no_codes, tmp_path / "plain.safetensors")
+    code, _, err = run(monkeypatch, capsys, "forget", path, "--classes", "0",
+                       "--out", tmp_path / "o.safetensors")
+    assert code == 2 and "mnemonic-data" in err
+
+
+def test_evaluate_shape_mismatch_exit_2(monkeypatch, capsys, tmp_path, tiny_bundle):
+    path = obliviate.save(tiny_bundle, tmp_path / "tiny.safetensors")
+    code, _, err = run(monkeypatch, capsys, "evaluate", path, "--dataset", "digits",
+                       "--forget-classes", "0")
+    assert code == 2 and "expects inputs" in err
+
+
+def test_unknown_dataset_and_model_exit_2(monkeypatch, capsys, tmp_path):
+    for args in (["--dataset", "imagenet"], ["--model", "vit"]):
+        code, _, err = run(monkeypatch, capsys, "train", *args, "--out", tmp_path / "m.st")
+        assert code == 2 and "known:" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_list(monkeypatch, capsys):
+    code, stdout, _ = run(monkeypatch, capsys, "list")
+    assert code == 0 and "fashion-mnist" in stdout and "resnet18" in stdout
