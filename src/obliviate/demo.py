@@ -15,7 +15,9 @@ from obliviate.training import TrainConfig
 #: instead of the paper's lr 0.01; everything else is the paper's FC protocol.
 DEMO_TRAIN = TrainConfig(epochs=40, lr=0.1)
 #: lambda1 = 3e-3 instead of the MNIST default 1e-3: on digits' 64-pixel inputs 1e-3 leaves
-#: FE near 65 %; see ``python scripts/lambda_grid.py`` for the grid this was chosen from.
+#: FE near 65 %; ``scripts/lambda_grid.py`` prints the grid this was chosen from. It is
+#: seed-sensitive: with training seed 1 it leaves FE at 7 % (1e-2 forgets there but costs
+#: 3.1 points of A_R with seed 4); the demo uses seed 0.
 DEMO_LAMBDAS = (3e-3, 10.0)
 
 
