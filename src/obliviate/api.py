@@ -119,7 +119,11 @@ def _check_forget_classes(bundle: ModelBundle, classes: Sequence[int]) -> tuple[
         raise ObliviateError("give at least one class to forget")
     out = []
     for c in classes:
-        if isinstance(c, bool) or int(c) != c:
+        try:
+            is_int = not isinstance(c, bool) and int(c) == c
+        except (TypeError, ValueError):
+            is_int = False
+        if not is_int:
             raise ObliviateError(f"class {c!r} is not an integer class index")
         if not 0 <= int(c) < bundle.num_classes:
             raise ObliviateError(

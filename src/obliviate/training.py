@@ -153,29 +153,27 @@ def fit(
 
 
 @torch.no_grad()
-def predict(model: nn.Module, x: torch.Tensor, *, batch_size: int = 1024) -> torch.Tensor:
-    """Predicted labels of ``model`` on ``x`` (eval mode, batched)."""
+def _batched_eval(
+    fn: Callable[[torch.Tensor], torch.Tensor], model: nn.Module, x: torch.Tensor, batch_size: int
+) -> list[torch.Tensor]:
+    """``fn`` over ``x`` in batches, on the model's device, with the model in eval mode."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    preds = [
-        model(x[i : i + batch_size].to(device)).argmax(dim=1).cpu()
-        for i in range(0, len(x), batch_size)
-    ]
-    model.train(was_training)
+    try:
+        return [fn(x[i : i + batch_size].to(device)) for i in range(0, len(x), batch_size)]
+    finally:
+        model.train(was_training)
+
+
+def predict(model: nn.Module, x: torch.Tensor, *, batch_size: int = 1024) -> torch.Tensor:
+    """Predicted labels of ``model`` on ``x`` (eval mode, batched), on the CPU."""
+    preds = _batched_eval(lambda xb: model(xb).argmax(dim=1).cpu(), model, x, batch_size)
     return torch.cat(preds) if preds else torch.empty(0, dtype=torch.long)
 
 
-@torch.no_grad()
 def extract_features(
     model: nn.Module, x: torch.Tensor, *, batch_size: int = 1024
 ) -> torch.Tensor:
-    """Penultimate features ``model.features(x)`` in eval mode, batched."""
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    feats = [
-        model.features(x[i : i + batch_size].to(device)) for i in range(0, len(x), batch_size)
-    ]
-    model.train(was_training)
-    return torch.cat(feats)
+    """Penultimate features ``model.features(x)`` in eval mode, batched, on the model's device."""
+    return torch.cat(_batched_eval(model.features, model, x, batch_size))

@@ -122,9 +122,10 @@ def test_out_of_range_class(tiny_bundle, classes):
         obliviate.forget(tiny_bundle, classes)
 
 
-def test_non_integer_class(tiny_bundle):
+@pytest.mark.parametrize("bad", [1.5, "a", None, True])
+def test_non_integer_class(tiny_bundle, bad):
     with pytest.raises(ObliviateError, match="not an integer"):
-        obliviate.forget(tiny_bundle, [1.5])
+        obliviate.forget(tiny_bundle, [bad])
 
 
 def test_empty_request(tiny_bundle):
