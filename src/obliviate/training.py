@@ -153,7 +153,7 @@ def fit(
 
 
 @torch.no_grad()
-def _batched_eval(
+def batched_eval(
     fn: Callable[[torch.Tensor], torch.Tensor], model: nn.Module, x: torch.Tensor, batch_size: int
 ) -> list[torch.Tensor]:
     """``fn`` over ``x`` in batches, on the model's device, with the model in eval mode."""
@@ -168,7 +168,7 @@ def _batched_eval(
 
 def predict(model: nn.Module, x: torch.Tensor, *, batch_size: int = 1024) -> torch.Tensor:
     """Predicted labels of ``model`` on ``x`` (eval mode, batched), on the CPU."""
-    preds = _batched_eval(lambda xb: model(xb).argmax(dim=1).cpu(), model, x, batch_size)
+    preds = batched_eval(lambda xb: model(xb).argmax(dim=1).cpu(), model, x, batch_size)
     return torch.cat(preds) if preds else torch.empty(0, dtype=torch.long)
 
 
@@ -176,4 +176,4 @@ def extract_features(
     model: nn.Module, x: torch.Tensor, *, batch_size: int = 1024
 ) -> torch.Tensor:
     """Penultimate features ``model.features(x)`` in eval mode, batched, on the model's device."""
-    return torch.cat(_batched_eval(model.features, model, x, batch_size))
+    return torch.cat(batched_eval(model.features, model, x, batch_size))

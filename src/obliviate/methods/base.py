@@ -19,6 +19,7 @@ from obliviate.codes import MnemonicCodes
 from obliviate.data import Split
 from obliviate.models import Classifier
 from obliviate.registry import Registry
+from obliviate.training import batched_eval
 
 #: What a method may need: the model's mnemonic codes, or (a part of) the training data.
 DataNeed = Literal["codes", "train"]
@@ -99,9 +100,7 @@ def class_scores(
     retain_classes: list[int],
 ) -> tuple[float, float, float]:
     """``(retain accuracy + forget error in [0, 2], forget CE, retain CE)`` on ``(x, y)``."""
-    model.eval()
-    device = next(model.parameters()).device
-    logits = model(x.to(device)).cpu()
+    logits = torch.cat(batched_eval(lambda xb: model(xb).cpu(), model, x, 1024))
     ce = torch.nn.functional.cross_entropy(logits, y, reduction="none")
     correct = logits.argmax(dim=1) == y
     f_mask = torch.isin(y, torch.tensor(forget_classes))

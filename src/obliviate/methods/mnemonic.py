@@ -113,22 +113,30 @@ class MnemonicForgetting(UnlearningMethod):
     def prepare(self) -> None:
         warm_up()
 
-    def unlearn(
-        self, model: Classifier, request: ForgetRequest, context: UnlearnContext
-    ) -> MethodOutput:
+    def fisher_samples(
+        self, context: UnlearnContext, classes: list[int]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The samples whose squared gradients make the Fisher: the codes of ``classes``."""
         if context.codes is None:
             raise ObliviateError(
                 "this model file has no mnemonic codes (it was trained without them), so the "
                 "data-free method cannot run; use the data-based variant 'mnemonic-data' "
-                "(Fisher from training images, coming with the baselines) or retrain with codes"
+                "(--method mnemonic-data --data DATASET: Fisher from training images) or "
+                "retrain with codes"
             )
+        labels = torch.tensor(classes)
+        return context.codes.tensor[labels], labels
+
+    def unlearn(
+        self, model: Classifier, request: ForgetRequest, context: UnlearnContext
+    ) -> MethodOutput:
         lambda1 = self.lambda1 if self.lambda1 is not None else model.default_lambdas[0]
         lambda2 = self.lambda2 if self.lambda2 is not None else model.default_lambdas[1]
         forget = sorted(request.classes)
         retain = context.retain_classes(request)
         device = next(model.parameters()).device
-        inputs = context.codes.tensor.to(device)
-        labels = context.codes.labels().to(device)
+        inputs, labels = self.fisher_samples(context, forget + retain)
+        inputs, labels = inputs.to(device), labels.to(device)
         f_forget, f_retain = diagonal_fisher(
             model, inputs, labels, [forget, retain], chunk_size=self.chunk_size
         )
@@ -137,7 +145,7 @@ class MnemonicForgetting(UnlearningMethod):
         if context.train is not None:
             judge_x, judge_y, judged_on = context.train.x, context.train.y, "data"
         else:
-            judge_x, judge_y, judged_on = context.codes.tensor, context.codes.labels(), "codes"
+            judge_x, judge_y, judged_on = inputs, labels, "codes"
         scores = {}
         for sign, candidate in candidates.items():
             criterion, forget_ce, retain_ce = class_scores(
@@ -157,3 +165,43 @@ class MnemonicForgetting(UnlearningMethod):
                 "alphas": alphas,
             },
         )
+
+
+@METHODS.register("mnemonic-data")
+class MnemonicDataForgetting(MnemonicForgetting):
+    """"Ours w/o MNCODE" of the mnemonic paper (Tables 2-5): Alg. 2 with the Fisher computed
+    from ``per_class`` training images of every forget and retain class (paper: 200) instead of
+    the codes, and the +/- candidate chosen on the training data. Works on models trained
+    without codes.
+
+    Args:
+        lambda1, lambda2: as for ``mnemonic`` (default: the architecture's).
+        per_class: training images per class for the Fisher (drawn with the request's seed).
+        chunk_size: images per vectorised Fisher pass.
+    """
+
+    name = "mnemonic-data"
+    needs = frozenset({"train"})
+
+    def __init__(
+        self,
+        *,
+        lambda1: float | None = None,
+        lambda2: float | None = None,
+        per_class: int = 200,
+        chunk_size: int = 64,
+    ) -> None:
+        super().__init__(lambda1=lambda1, lambda2=lambda2, chunk_size=chunk_size)
+        if per_class < 1:
+            raise ObliviateError(f"per_class must be >= 1, got {per_class}")
+        self.per_class = per_class
+
+    def fisher_samples(
+        self, context: UnlearnContext, classes: list[int]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``per_class`` training images of each of ``classes``."""
+        assert context.train is not None  # guaranteed by ``needs``
+        subset = context.train.of_classes(classes).per_class_subset(
+            self.per_class, seed=context.seed
+        )
+        return subset.x, subset.y
