@@ -70,7 +70,7 @@ def test_demo_meets_its_promise(monkeypatch, capsys):
     before, after = result["before"], result["after"]
     assert after["forget_err"] >= 95
     assert after["retain_acc"] >= before["retain_acc"] - 3
-    assert result["forget_record"]["data"] == "codes"
+    assert result["forget_record"]["data"]["codes"] is True
 
 
 @pytest.mark.parametrize(
@@ -81,7 +81,14 @@ def test_demo_meets_its_promise(monkeypatch, capsys):
         (["--classes", ",".join(map(str, range(10)))], "every class"),
         (["--classes", "0", "--lambda1", "0"], "positive"),
         (["--classes", "0", "--lambda2", "-5"], "positive"),
-        (["--classes", "0", "--method", "nope"], "known: mnemonic"),
+        (["--classes", "0", "--method", "nope"], "known: .*mnemonic, mnemonic-data.*ssd"),
+        (["--classes", "0", "--method", "ssd"], "needs the forget set and the retain set.*--data"),
+        (["--classes", "0", "--method", "gradient-ascent"], "needs the forget set"),
+        (["--classes", "0", "--method", "ssd", "--hp", "nope=1"], "no hyperparameter 'nope'.*alpha"),
+        (["--classes", "0", "--method", "ssd", "--hp", "alpha=ten"], "alpha='ten'.*float"),
+        (["--classes", "0", "--method", "ssd", "--hp", "alpha"], "KEY=VALUE"),
+        (["--classes", "0", "--method", "ssd", "--hp", "alpha=-1", "--data", "digits"], "alpha must be"),
+        (["--classes", "0", "--method", "finetune", "--lambda1", "1e-3"], "no hyperparameter 'lambda1'"),
         (["--classes", "0", "--data", "fashion-mnist"], "expects inputs|not found"),
     ],
 )
@@ -133,3 +140,41 @@ def test_unknown_dataset_and_model_exit_2(monkeypatch, capsys, tmp_path):
 def test_list(monkeypatch, capsys):
     code, stdout, _ = run(monkeypatch, capsys, "list")
     assert code == 0 and "fashion-mnist" in stdout and "resnet18" in stdout
+
+
+def test_forget_with_a_data_method_and_hyperparameters(monkeypatch, capsys, tmp_path, model_file):
+    out, report = tmp_path / "f.safetensors", tmp_path / "r.json"
+    code, _, err = run(monkeypatch, capsys, "forget", model_file, "--classes", "0", "--method",
+                       "ssd", "--data", "digits", "--hp", "alpha=20", "--hp", "batch-size=32",
+                       "--out", out, "--report", report)
+    assert code == 0, err
+    record = json.loads(report.read_text())
+    assert record["method"] == "ssd"
+    assert record["hyperparameters"] == {"alpha": 20.0, "dampening": 1.0, "batch_size": 32,
+                                         "shuffle": True}
+    assert record["data"]["forget_samples"] > 0 and record["data"]["retain_samples"] > 0
+    assert "forgot classes [0] with ssd" in err
+
+
+def test_forget_class_absent_from_the_data_exit_2(monkeypatch, capsys, tmp_path, model_file):
+    from obliviate.data import DATASETS, Dataset
+
+    digits = obliviate.load_dataset("digits")
+    partial = Dataset("digits-without-3", digits.train.without_classes([3]), digits.test, 10,
+                      digits.input_shape)
+    monkeypatch.setitem(DATASETS._items, "digits-without-3", lambda **_: partial)
+    code, _, err = run(monkeypatch, capsys, "forget", model_file, "--classes", "3", "--method",
+                       "gradient-ascent", "--data", "digits-without-3",
+                       "--out", tmp_path / "f.safetensors")
+    assert code == 2 and "have no samples" in err and len(err.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_list_shows_every_method_and_its_needs(monkeypatch, capsys):
+    from obliviate.methods import METHODS
+
+    code, stdout, _ = run(monkeypatch, capsys, "list")
+    assert code == 0
+    for name in METHODS.names():
+        assert name in stdout
+    assert "forget, retain" in stdout  # ssd needs both sets

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from collections.abc import Sequence
 from datetime import datetime, timezone
@@ -15,10 +16,13 @@ from obliviate.checkpoint import ModelBundle, weights_sha256
 from obliviate.codes import CodeConfig, MnemonicCodes
 from obliviate.data import Dataset, Split, load_dataset
 from obliviate.errors import ObliviateError
-from obliviate.methods import METHODS, ForgetRequest, UnlearnContext
+from obliviate.methods import METHODS, ForgetRequest, UnlearnContext, UnlearningMethod
+from obliviate.methods.base import hyperparameter_defaults
 from obliviate.metrics import EvalReport, RelearnConfig, evaluate_model
 from obliviate.models import create_model
 from obliviate.training import TrainConfig, default_device, fit
+
+log = logging.getLogger(__name__)
 
 
 def resolve_dataset(
@@ -139,57 +143,147 @@ def _check_forget_classes(bundle: ModelBundle, classes: Sequence[int]) -> tuple[
     return tuple(sorted(set(out)))
 
 
+def _describe_needs(needs: frozenset[str]) -> str:
+    sets = [f"the {n} set" for n in ("forget", "retain") if n in needs]
+    return " and ".join(sets)
+
+
+def _method_data(
+    method: type[UnlearningMethod],
+    bundle: ModelBundle,
+    request: ForgetRequest,
+    data: Split | Dataset | None,
+) -> tuple[Split | None, Split | None]:
+    """The forget and retain sets the method is allowed to see, checked against its needs."""
+    name = method.name
+    if "codes" in method.needs and bundle.codes is None:
+        free = [m for m in METHODS.names() if "codes" not in METHODS.get(m).needs]
+        raise ObliviateError(
+            f"this model file has no mnemonic codes (it was trained without them), so method "
+            f"{name!r} cannot run; retrain with codes, or use a method that needs no codes "
+            f"({', '.join(free)}), e.g. --method mnemonic-data --data DATASET"
+        )
+    wanted = (method.needs | method.uses) & {"forget", "retain"}
+    data_needs = method.needs & {"forget", "retain"}
+    if data is None:
+        if data_needs:
+            raise ObliviateError(
+                f"method {name!r} needs {_describe_needs(data_needs)} (training samples); "
+                "pass data=DATASET (CLI: --data DATASET)"
+            )
+        return None, None
+    if isinstance(data, Dataset):
+        check_dataset_fits(bundle, data)
+        split = data.train
+    else:
+        split = data
+        if tuple(split.x.shape[1:]) != tuple(bundle.input_shape):
+            raise ObliviateError(
+                f"the data's inputs have shape {tuple(split.x.shape[1:])} but the model expects "
+                f"{tuple(bundle.input_shape)}; use the dataset the model was trained on"
+            )
+    if not wanted:
+        log.warning("method %r uses no training data; the data given is ignored", name)
+        return None, None
+    forget_set = split.of_classes(request.classes)
+    retain_set = split.without_classes([*request.classes, *bundle.forgotten_classes])
+    if "forget" in data_needs:
+        present = set(torch.unique(forget_set.y).tolist())
+        missing = [c for c in request.classes if c not in present]
+        if missing:
+            raise ObliviateError(
+                f"forget class(es) {missing} have no samples in the data given, and method "
+                f"{name!r} needs the forget set; pass the training data that contains them"
+            )
+    if "retain" in data_needs and len(retain_set) == 0:
+        raise ObliviateError(
+            f"the data given has no samples of the classes to keep, and method {name!r} needs "
+            "the retain set; pass the training data"
+        )
+    return (
+        forget_set if "forget" in wanted else None,
+        retain_set if "retain" in wanted else None,
+    )
+
+
+def _train_config(bundle: ModelBundle) -> TrainConfig | None:
+    try:
+        return TrainConfig(**bundle.train_config) if bundle.train_config else None
+    except (TypeError, ObliviateError):
+        return None
+
+
 def forget(
     bundle: ModelBundle,
     classes: Sequence[int],
     *,
     method: str = "mnemonic",
-    data: Split | Dataset | None = None,
+    data: str | Split | Dataset | None = None,
     seed: int = 0,
     device: str | torch.device | None = None,
+    progress: bool = True,
     **hyperparameters: Any,
 ) -> ModelBundle:
     """Make ``bundle``'s model forget ``classes``; return a new bundle (the input is untouched).
 
+    Every registered method is called the same way. The method sees only the data it declared
+    (``METHODS.get(name).needs``/``uses``): the training samples of the forget classes, of the
+    classes to keep, or neither. Only the method's own work is timed.
+
     The returned bundle's ``history[-1]`` is the audit record of this request: classes,
-    method, hyperparameters (lambdas, chosen sign for ``mnemonic``), UTC time, seconds of the
-    method's own work, and the SHA-256 of the input and output weights.
+    method, hyperparameters, what data the method saw (sample counts), UTC time, seconds of
+    the method's own work, and the SHA-256 of the input and output weights.
 
     Args:
         bundle: the trained model (see :func:`train`, :func:`obliviate.load`).
         classes: class indices to forget. Sequential requests on a forgotten model work.
-        method: a registered unlearning method (default ``mnemonic``: data-free).
-        data: training data, only for methods that need it; ``mnemonic`` then picks the
-            +/- candidate on it instead of on the codes.
+        method: a registered unlearning method (default ``mnemonic``: data-free); see
+            ``obliviate list`` or ``docs/methods.md``.
+        data: the training data (a :class:`Dataset` or its ``train`` :class:`Split`), for methods
+            that need it; it is split into forget and retain sets here. ``mnemonic`` uses it,
+            when given, to pick the +/- candidate.
         seed: seed for any randomness of the method.
         device: where to run; default CUDA when available.
+        progress: let methods that train show a progress bar.
         **hyperparameters: the method's keyword-only hyperparameters (e.g. ``lambda1``).
 
+    Raises:
+        ObliviateError: unknown method or hyperparameter, data the method needs was not given,
+            forget classes absent from the data, or a model without the codes a method needs.
+
     Example:
-        >>> forgotten = forget(bundle, [0])              # doctest: +SKIP
-        >>> forgotten.history[-1]["sign"]                # doctest: +SKIP
-        '-'
+        >>> forgotten = forget(bundle, [0])                                # doctest: +SKIP
+        >>> forgotten = forget(bundle, [0], method="ssd", data="digits")   # doctest: +SKIP
     """
     request = ForgetRequest(_check_forget_classes(bundle, classes))
     method_cls = METHODS.get(method)
     try:
         unlearner = method_cls(**hyperparameters)
     except TypeError as exc:
-        raise ObliviateError(f"bad hyperparameters for {method!r}: {exc}") from None
-    if isinstance(data, Dataset):
-        check_dataset_fits(bundle, data)
-    train_split = data.train if isinstance(data, Dataset) else data
-    if "train" in method_cls.needs and train_split is None:
-        raise ObliviateError(f"method {method!r} needs training data; pass data=...")
+        known = ", ".join(hyperparameter_defaults(method_cls)) or "(none)"
+        raise ObliviateError(
+            f"bad hyperparameters for {method!r}: {exc}; known: {known}"
+        ) from None
+    if isinstance(data, str):
+        data = resolve_dataset(data)
+    forget_set, retain_set = _method_data(method_cls, bundle, request, data)
     device = torch.device(device) if device is not None else default_device()
     source = bundle.clone()
     source.model.to(device).eval()
     context = UnlearnContext(
         num_classes=bundle.num_classes,
         previously_forgotten=tuple(bundle.forgotten_classes),
-        codes=source.codes,
-        train=train_split,
+        codes=source.codes if "codes" in method_cls.needs | method_cls.uses else None,
+        forget_data=forget_set,
+        retain_data=retain_set,
+        train_config=_train_config(bundle),
+        fresh_model=lambda: create_model(
+            bundle.arch, input_shape=bundle.input_shape, num_classes=bundle.num_classes,
+            **bundle.arch_kwargs,
+        ).to(device),
+        augment=data.train_augment if isinstance(data, Dataset) else None,
         seed=seed,
+        progress=progress,
     )
     input_sha = weights_sha256(bundle.model)
     unlearner.prepare()
@@ -206,8 +300,13 @@ def forget(
     record = {
         "classes": list(request.classes),
         "method": method,
+        "hyperparameters": unlearner.hyperparameters(),
         **output.details,
-        "data": "train" if train_split is not None else "codes",
+        "data": {
+            "codes": context.codes is not None,
+            "forget_samples": len(forget_set) if forget_set is not None else 0,
+            "retain_samples": len(retain_set) if retain_set is not None else 0,
+        },
         "utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "seconds": seconds,
         "input_sha256": input_sha,

@@ -20,6 +20,7 @@ from obliviate.codes import CODE_MODES, CodeConfig
 from obliviate.data import DATASETS
 from obliviate.errors import ObliviateError
 from obliviate.methods import METHODS
+from obliviate.methods.base import coerce_hyperparameters, hyperparameter_defaults
 from obliviate.metrics import EvalReport
 from obliviate.models import MODELS
 from obliviate.training import TrainConfig
@@ -138,25 +139,45 @@ def train_cmd(
     err_console.print(f"wrote {out}")
 
 
+def parse_hyperparameters(items: list[str]) -> dict[str, str]:
+    """``["alpha=10", "dampening=0.5"]`` -> ``{"alpha": "10", "dampening": "0.5"}``."""
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise ObliviateError(f"--hp takes KEY=VALUE (e.g. --hp alpha=10), got {item!r}")
+        out[key.strip().replace("-", "_")] = value.strip()
+    return out
+
+
 @app.command("forget")
 def forget_cmd(
     model_file: Annotated[Path, typer.Argument(help="Trained model (.safetensors).")],
     classes: Annotated[str, typer.Option(help="Classes to forget, comma-separated: 0,3.")],
     out: Annotated[Path, typer.Option("--out", help="Where to write the forgotten model.")],
-    method: Annotated[str, typer.Option(help="Unlearning method.")] = "mnemonic",
-    lambda1: Annotated[Optional[float], typer.Option(help="Mnemonic lambda1 (default: per model).")] = None,
-    lambda2: Annotated[Optional[float], typer.Option(help="Mnemonic lambda2 (default: per model).")] = None,
-    data: Annotated[Optional[str], typer.Option(help="Dataset whose training split a data-based method may use.")] = None,
+    method: Annotated[str, typer.Option(help="Unlearning method (see `obliviate list`).")] = "mnemonic",
+    hp: Annotated[Optional[list[str]], typer.Option("--hp", help="Method hyperparameter KEY=VALUE (repeatable), e.g. --hp alpha=10.")] = None,
+    lambda1: Annotated[Optional[float], typer.Option(help="Mnemonic lambda1 (same as --hp lambda1=...).")] = None,
+    lambda2: Annotated[Optional[float], typer.Option(help="Mnemonic lambda2 (same as --hp lambda2=...).")] = None,
+    data: Annotated[Optional[str], typer.Option(help="Dataset whose training split data-based methods may use.")] = None,
     data_dir: Optional[Path] = None,
     report: Annotated[Optional[Path], typer.Option(help="Write the audit record as JSON here.")] = None,
     seed: int = 0,
     device: Optional[str] = None,
 ) -> None:
-    """Forget classes in one shot and write the new model (the input file is left as is)."""
+    """Make a model forget classes with any registered method; write the new model."""
     _check_choice(method, METHODS.names(), "method")
+    method_cls = METHODS.get(method)
     class_list = parse_classes(classes)
+    hyper = coerce_hyperparameters(method_cls, parse_hyperparameters(hp or []))
+    for key, value in (("lambda1", lambda1), ("lambda2", lambda2)):
+        if value is not None:
+            hyper.update(coerce_hyperparameters(method_cls, {key: repr(value)}))
+    if report is not None and not report.parent.exists():
+        raise ObliviateError(f"directory {report.parent} does not exist; create it first")
+    if not out.parent.exists():
+        raise ObliviateError(f"directory {out.parent} does not exist; create it first")
     bundle = load(model_file)
-    hyper = {k: v for k, v in (("lambda1", lambda1), ("lambda2", lambda2)) if v is not None}
     dataset = None
     if data is not None:
         _check_choice(data, DATASETS.names(), "dataset")
@@ -164,15 +185,14 @@ def forget_cmd(
     result = api.forget(
         bundle, class_list, method=method, data=dataset, seed=seed, device=device, **hyper
     )
-    if report is not None and not report.parent.exists():
-        raise ObliviateError(f"directory {report.parent} does not exist; create it first")
     save(result, out)
     record = result.history[-1]
     if report is not None:
         write_json_atomic(report, record)
+    sign = f", sign {record['sign']}" if "sign" in record else ""
     err_console.print(
-        f"forgot classes {record['classes']} with {method} in {record['seconds']:.4f} s "
-        f"(sign {record.get('sign', '-')}); wrote {out}"
+        f"forgot classes {record['classes']} with {method} in {record['seconds']:.4f} s"
+        f"{sign}; wrote {out}"
     )
 
 
@@ -231,9 +251,19 @@ def demo_cmd(
 
 @app.command("list")
 def list_cmd() -> None:
-    """List the registered datasets, models and unlearning methods."""
-    for label, registry in (("datasets", DATASETS), ("models", MODELS), ("methods", METHODS)):
+    """List the registered datasets, models and unlearning methods (with the data they need)."""
+    for label, registry in (("datasets", DATASETS), ("models", MODELS)):
         console.print(f"[bold]{label}[/]: {', '.join(registry.names())}")
+    console.print("[bold]methods[/] (needs: data it cannot run without; uses: data it takes if given):")
+    for name in METHODS.names():
+        cls = METHODS.get(name)
+        uses = f"; uses {', '.join(sorted(cls.uses))}" if cls.uses else ""
+        defaults = ", ".join(f"{k}={v}" for k, v in hyperparameter_defaults(cls).items())
+        console.print(
+            f"  [bold]{name}[/]: {cls.summary}\n    needs {', '.join(sorted(cls.needs))}{uses}"
+            f"\n    --hp defaults: {defaults}",
+            soft_wrap=True, highlight=False,
+        )
 
 
 def main() -> None:

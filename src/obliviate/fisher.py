@@ -141,3 +141,147 @@ def per_class_fisher(
 ) -> list[ParamDict]:
     """Diagonal Fisher of every class separately (used by the Fig. 2 overlap analysis)."""
     return diagonal_fisher(model, inputs, labels, [[c] for c in range(num_classes)])
+
+
+def batch_gradient_importance(
+    model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *, batch_size: int = 64
+) -> ParamDict:
+    """Mean over mini-batches of the squared mini-batch gradient of the cross-entropy.
+
+    This is the importance estimate of Selective Synaptic Dampening (Foster et al. 2024): one
+    backward pass per batch (the batch-mean loss), its gradient squared element-wise, averaged
+    over the batches. It is cheaper than the per-sample Fisher and depends on ``batch_size``.
+    The model is evaluated in eval mode and left unchanged.
+    """
+    if len(labels) == 0:
+        raise ObliviateError("no samples were given to compute parameter importances")
+    device = next(model.parameters()).device
+    params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    sums = {n: torch.zeros_like(p) for n, p in params}
+    was_training = model.training
+    model.eval()
+    batches = 0
+    try:
+        for start in range(0, len(labels), batch_size):
+            x = inputs[start : start + batch_size].to(device)
+            y = labels[start : start + batch_size].to(device)
+            loss = nn.functional.cross_entropy(model(x), y)
+            grads = torch.autograd.grad(loss, [p for _, p in params])
+            for (name, _), g in zip(params, grads):
+                sums[name] += g.pow(2)
+            batches += 1
+    finally:
+        model.train(was_training)
+    return {n: s / batches for n, s in sums.items()}
+
+
+def expected_fisher(
+    model: nn.Module, inputs: torch.Tensor, *, chunk_size: int = 8, batch_size: int = 512
+) -> ParamDict:
+    """Diagonal of the (true) Fisher information on ``inputs``.
+
+    ``F = mean_x sum_y p(y|x) * (d CE(f(x), y) / d theta)^2``: the expectation is over the
+    model's own predictive distribution, not the labels (the form Golatkar et al. 2020a use for
+    Fisher forgetting).
+
+    Two exact paths give the same numbers:
+
+    * models whose parameters all sit in ``nn.Linear`` layers fed with ``[n, features]``
+      inputs use the rank-one structure of a linear layer's per-sample gradient
+      (``delta_n a_n^T``, so its square is ``delta_n^2 (a_n^2)^T``): one backward pass per class
+      over a batch of ``batch_size`` samples, and a matrix product per layer;
+    * any other model uses ``vmap(grad)`` per sample and class, ``chunk_size`` samples at a
+      time (memory: ``chunk_size * num_classes`` gradients), which is far slower on a CPU.
+    """
+    if inputs.shape[0] == 0:
+        raise ObliviateError("no samples were given to compute the Fisher information")
+    was_training = model.training
+    model.eval()
+    try:
+        fast = _expected_fisher_linear(model, inputs, batch_size)
+        if fast is not None:
+            return fast
+        return _expected_fisher_vmap(model, inputs, chunk_size)
+    finally:
+        model.train(was_training)
+
+
+def _expected_fisher_linear(
+    model: nn.Module, inputs: torch.Tensor, batch_size: int
+) -> ParamDict | None:
+    """The rank-one fast path, or ``None`` when the model is not made of linear layers only."""
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    layers: dict[str, nn.Linear] = {}
+    for name, module in model.named_modules():
+        own = [f"{name}.{n}" if name else n for n, _ in module.named_parameters(recurse=False)]
+        if not any(n in trainable for n in own):
+            continue
+        if not isinstance(module, nn.Linear):
+            return None
+        layers[name] = module
+    device = next(model.parameters()).device
+    seen: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def remember(name: str):
+        def hook(_module: nn.Module, args: tuple, output: torch.Tensor) -> None:
+            seen[name] = (args[0], output)
+
+        return hook
+
+    handles = [m.register_forward_hook(remember(n)) for n, m in layers.items()]
+    sums = {n: torch.zeros_like(p) for n, p in model.named_parameters() if n in trainable}
+    try:
+        for start in range(0, inputs.shape[0], batch_size):
+            x = inputs[start : start + batch_size].to(device)
+            seen.clear()
+            logits = model(x)
+            if any(a.ndim != 2 for a, _ in seen.values()):
+                return None  # e.g. a linear layer over a sequence: per-sample grads not rank one
+            prob = torch.softmax(logits, dim=1).detach()
+            outputs = [seen[n][1] for n in layers]
+            squared_inputs = {n: seen[n][0].detach().pow(2) for n in layers}
+            for y in range(logits.shape[1]):
+                target = torch.full((len(x),), y, device=device)
+                ce = nn.functional.cross_entropy(logits, target, reduction="none")
+                # weighting each sample's loss by sqrt(p) weights its squared gradient by p
+                loss = (prob[:, y].sqrt() * ce).sum()
+                deltas = torch.autograd.grad(loss, outputs, retain_graph=True)
+                for (name, layer), delta in zip(layers.items(), deltas):
+                    d2 = delta.detach().pow(2)
+                    prefix = f"{name}." if name else ""
+                    if layer.weight.requires_grad:
+                        sums[f"{prefix}weight"] += d2.T @ squared_inputs[name]
+                    if layer.bias is not None and layer.bias.requires_grad:
+                        sums[f"{prefix}bias"] += d2.sum(dim=0)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return {n: s / inputs.shape[0] for n, s in sums.items()}
+
+
+def _expected_fisher_vmap(model: nn.Module, inputs: torch.Tensor, chunk_size: int) -> ParamDict:
+    """The generic per-sample path of :func:`expected_fisher`."""
+    device = next(model.parameters()).device
+    params = trainable_parameters(model)
+    buffers = {name: b.detach() for name, b in model.named_buffers()}
+
+    def loss_for_class(p: ParamDict, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        logits = functional_call(model, (p, buffers), (x.unsqueeze(0),))
+        return nn.functional.cross_entropy(logits, y.unsqueeze(0))
+
+    def sample_fisher(p: ParamDict, x: torch.Tensor, classes: torch.Tensor) -> ParamDict:
+        logits = functional_call(model, (p, buffers), (x.unsqueeze(0),))
+        prob = torch.softmax(logits, dim=1)[0].detach()
+        grads = vmap(grad(loss_for_class), in_dims=(None, None, 0))(p, x, classes)
+        return {n: torch.tensordot(prob, g.pow(2), dims=1) for n, g in grads.items()}
+
+    sums = {n: torch.zeros_like(p) for n, p in params.items()}
+    per_sample = vmap(sample_fisher, in_dims=(None, 0, None))
+    with torch.no_grad():
+        num_classes = model(inputs[:1].to(device)).shape[1]
+    classes = torch.arange(num_classes, device=device)
+    for start in range(0, inputs.shape[0], chunk_size):
+        x = inputs[start : start + chunk_size].to(device)
+        for name, f in per_sample(params, x, classes).items():
+            sums[name] += f.sum(dim=0)
+    return {n: s / inputs.shape[0] for n, s in sums.items()}

@@ -37,4 +37,4 @@ def test_fc_protocol_forgets_class_0(fashion):
     assert before.retain_acc > 75  # the model learned the task
     assert after.forget_err >= 99
     assert before.retain_acc - after.retain_acc <= 3
-    assert forgotten.history[-1]["data"] == "codes"
+    assert forgotten.history[-1]["data"] == {"codes": True, "forget_samples": 0, "retain_samples": 0}

@@ -15,20 +15,22 @@ def test_forgets_on_a_model_trained_without_codes(digits):
                            lambda2=10, per_class=50)
     after = obliviate.evaluate(out, digits, [0], relearn_steps=0)
     record = out.history[-1]
-    assert record["method"] == "mnemonic-data" and record["data"] == "train"
+    assert record["method"] == "mnemonic-data"
+    assert record["data"] == {"codes": False, "forget_samples": int((digits.train.y == 0).sum()),
+                              "retain_samples": int((digits.train.y != 0).sum())}
     assert record["selected_on"] == "data"
     assert after.forget_err >= before.forget_err + 50
     assert plain.codes is None and out.codes is None
 
 
 def test_needs_training_data(digits_bundle):
-    with pytest.raises(ObliviateError, match="needs training data"):
+    with pytest.raises(ObliviateError, match="needs the forget set and the retain set"):
         obliviate.forget(digits_bundle, [0], method="mnemonic-data")
 
 
 def test_forget_classes_absent_from_the_data(digits, digits_bundle):
     without_zero = digits.train.without_classes([0])
-    with pytest.raises(ObliviateError, match="no sample of classes"):
+    with pytest.raises(ObliviateError, match=r"forget class\(es\) \[0\] have no samples"):
         obliviate.forget(digits_bundle, [0], method="mnemonic-data", data=without_zero)
 
 

@@ -1,6 +1,17 @@
 """Unlearning methods, one file each, behind one interface (:mod:`obliviate.methods.base`)."""
 
-from obliviate.methods import mnemonic  # noqa: F401  (registers the method)
+from obliviate.methods import (  # noqa: F401  (importing a module registers its method)
+    erm_ktp,
+    fastmu,
+    finetune,
+    gradient_ascent,
+    lwsf,
+    mnemonic,
+    random_label,
+    retrain,
+    sfdn,
+    ssd,
+)
 from obliviate.methods.base import (
     METHODS,
     ForgetRequest,

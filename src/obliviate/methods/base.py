@@ -1,28 +1,37 @@
 """The one interface every unlearning method implements, and the method registry.
 
 A method is a class with a registered ``name``, keyword-only hyperparameters (the paper's
-defaults), a declaration of the data it ``needs``, and one call, :meth:`UnlearningMethod.unlearn`,
-that takes a model and a forget request and returns a *new* model plus a record of what it did.
-Timing, validation, cloning and the audit record are done once, by :func:`obliviate.forget`,
-identically for every method.
+defaults), a declaration of the data it ``needs`` (and may optionally ``use``), and one call,
+:meth:`UnlearningMethod.unlearn`, that takes a model and a forget request and returns a *new*
+model plus a record of what it did. Validation, data splitting, cloning, timing and the audit
+record are done once, by :func:`obliviate.forget`, identically for every method: a method only
+ever sees the data it declared.
 """
 
 from __future__ import annotations
 
+import inspect
+import typing
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 import torch
 
 from obliviate.codes import MnemonicCodes
-from obliviate.data import Split
+from obliviate.data import BatchAugment, Split
+from obliviate.errors import ObliviateError
 from obliviate.models import Classifier
 from obliviate.registry import Registry
-from obliviate.training import batched_eval
+from obliviate.training import BatchTransform, TrainConfig, batched_eval
 
-#: What a method may need: the model's mnemonic codes, or (a part of) the training data.
-DataNeed = Literal["codes", "train"]
+#: What a method may need: the model's mnemonic codes, the training samples of the forget
+#: classes ("forget set"), or those of the classes to keep ("retain set"). A method that needs
+#: the full training set needs both sets; one that needs a retain *subset* needs "retain" and
+#: draws its subset itself (with a documented hyperparameter).
+DataNeed = Literal["codes", "forget", "retain"]
+DATA_NEEDS: tuple[DataNeed, ...] = ("codes", "forget", "retain")
 
 
 @dataclass(frozen=True)
@@ -40,20 +49,71 @@ class UnlearnContext:
         num_classes: classes of the model.
         previously_forgotten: classes forgotten by earlier requests (neither forget nor retain).
         codes: the model's mnemonic codes, if it has them.
-        train: training data, only when the caller passed it.
+        forget_data: training samples of the forget classes, if the method declared "forget"
+            and the caller passed data.
+        retain_data: training samples of the retain classes, if the method declared "retain"
+            and the caller passed data.
+        train_config: the recipe the model was trained with (for methods that retrain).
+        fresh_model: builds a freshly initialised model of the same architecture.
+        augment: the dataset's training-time augmentation (for methods that train on images).
         seed: seed for any randomness in the method.
+        progress: whether methods that train may show a progress bar.
     """
 
     num_classes: int
     previously_forgotten: tuple[int, ...] = ()
     codes: MnemonicCodes | None = None
-    train: Split | None = None
+    forget_data: Split | None = None
+    retain_data: Split | None = None
+    train_config: TrainConfig | None = None
+    fresh_model: Callable[[], Classifier] | None = None
+    augment: BatchAugment | None = None
     seed: int = 0
+    progress: bool = True
 
     def retain_classes(self, request: ForgetRequest) -> list[int]:
         """Classes to keep: all but the requested and the previously forgotten ones."""
         gone = set(request.classes) | set(self.previously_forgotten)
         return [c for c in range(self.num_classes) if c not in gone]
+
+    def given_data(self) -> Split | None:
+        """The forget and retain samples the method was given, concatenated (or ``None``)."""
+        parts = [s for s in (self.forget_data, self.retain_data) if s is not None]
+        if not parts:
+            return None
+        return Split(torch.cat([p.x for p in parts]), torch.cat([p.y for p in parts]))
+
+    def require(self, what: Literal["forget", "retain"]) -> Split:
+        """The forget or retain set; a method calls this only for data it declared."""
+        split = self.forget_data if what == "forget" else self.retain_data
+        if split is None:  # only reachable if a method reads data it did not declare
+            raise RuntimeError(f"the {what} set was not given to this method; declare it in needs")
+        return split
+
+    def image_transform(self) -> BatchTransform | None:
+        """The dataset's augmentation as a :func:`~obliviate.training.fit` batch transform."""
+        augment = self.augment
+        if augment is None:
+            return None
+
+        def transform(x: torch.Tensor, y: torch.Tensor, generator: torch.Generator):
+            return augment(x.cpu(), generator).to(x.device), y
+
+        return transform
+
+
+def compose_transforms(*transforms: BatchTransform | None) -> BatchTransform | None:
+    """Apply the given batch transforms in order (``None`` entries are skipped)."""
+    active = [t for t in transforms if t is not None]
+    if not active:
+        return None
+
+    def composed(x: torch.Tensor, y: torch.Tensor, generator: torch.Generator):
+        for transform in active:
+            x, y = transform(x, y, generator)
+        return x, y
+
+    return composed
 
 
 @dataclass
@@ -65,11 +125,17 @@ class MethodOutput:
 
 
 class UnlearningMethod(ABC):
-    """Base class of unlearning methods. Subclasses set ``name``, ``needs`` and implement
-    :meth:`unlearn`; they must not modify the model they are given."""
+    """Base class of unlearning methods.
+
+    Subclasses set ``name``, ``needs`` (data without which the method cannot run), optionally
+    ``uses`` (data it takes advantage of when given), a one-line ``summary``, and implement
+    :meth:`unlearn`; they must not modify the model they are given.
+    """
 
     name: ClassVar[str]
     needs: ClassVar[frozenset[DataNeed]]
+    uses: ClassVar[frozenset[DataNeed]] = frozenset()
+    summary: ClassVar[str] = ""
 
     @abstractmethod
     def unlearn(
@@ -91,6 +157,78 @@ class UnlearningMethod(ABC):
 METHODS: Registry[type[UnlearningMethod]] = Registry("unlearning method")
 
 
+def hyperparameter_defaults(method: type[UnlearningMethod]) -> dict[str, Any]:
+    """The keyword-only hyperparameters of a method class and their defaults."""
+    signature = inspect.signature(method.__init__)
+    return {
+        name: p.default
+        for name, p in signature.parameters.items()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY
+    }
+
+
+def _scalar_type(annotation: Any) -> type | None:
+    """``float`` for ``float``/``float | None``; ``None`` when not a plain scalar."""
+    options = [a for a in typing.get_args(annotation) if a is not type(None)] or [annotation]
+    for kind in (bool, int, float, str):
+        if kind in options:
+            return kind
+    return None
+
+
+def coerce_hyperparameters(
+    method: type[UnlearningMethod], raw: dict[str, str]
+) -> dict[str, Any]:
+    """Turn ``{"alpha": "10"}`` (from a command line) into typed keyword arguments.
+
+    Raises:
+        ObliviateError: an unknown name (the known ones are listed) or a value of the wrong type.
+    """
+    defaults = hyperparameter_defaults(method)
+    hints = typing.get_type_hints(method.__init__)
+    out: dict[str, Any] = {}
+    for key, text in raw.items():
+        if key not in defaults:
+            known = ", ".join(defaults) or "(none)"
+            raise ObliviateError(
+                f"method {method.name!r} has no hyperparameter {key!r}; known: {known}"
+            )
+        kind = _scalar_type(hints.get(key))
+        if text.lower() == "none" and type(None) in typing.get_args(hints.get(key)):
+            out[key] = None
+            continue
+        try:
+            if kind is bool:
+                if text.lower() not in ("true", "false", "1", "0"):
+                    raise ValueError
+                out[key] = text.lower() in ("true", "1")
+            elif kind is not None:
+                out[key] = kind(text)
+            else:
+                out[key] = text
+        except ValueError:
+            raise ObliviateError(
+                f"hyperparameter {key}={text!r} of {method.name!r} must be a {kind.__name__}"
+            ) from None
+    return out
+
+
+def check_positive(**values: float | int | None) -> None:
+    """Raise a user error unless every given (non-None) value is a positive finite number."""
+    for label, value in values.items():
+        if value is None:
+            continue
+        if isinstance(value, bool) or not (
+            isinstance(value, (int, float)) and value > 0 and value != float("inf")
+        ):
+            raise ObliviateError(f"{label} must be a positive finite number, got {value!r}")
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    """The device of the model's first parameter."""
+    return next(model.parameters()).device
+
+
 @torch.no_grad()
 def class_scores(
     model: Classifier,
@@ -101,6 +239,7 @@ def class_scores(
 ) -> tuple[float, float, float]:
     """``(retain accuracy + forget error in [0, 2], forget CE, retain CE)`` on ``(x, y)``."""
     logits = torch.cat(batched_eval(lambda xb: model(xb).cpu(), model, x, 1024))
+    y = y.cpu()
     ce = torch.nn.functional.cross_entropy(logits, y, reduction="none")
     correct = logits.argmax(dim=1) == y
     f_mask = torch.isin(y, torch.tensor(forget_classes))

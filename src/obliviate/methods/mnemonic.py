@@ -21,7 +21,6 @@ ties.
 from __future__ import annotations
 
 import copy
-import math
 
 import torch
 
@@ -33,6 +32,7 @@ from obliviate.methods.base import (
     MethodOutput,
     UnlearnContext,
     UnlearningMethod,
+    check_positive,
     class_scores,
 )
 from obliviate.models import Classifier
@@ -95,6 +95,8 @@ class MnemonicForgetting(UnlearningMethod):
 
     name = "mnemonic"
     needs = frozenset({"codes"})
+    uses = frozenset({"forget", "retain"})
+    summary = "one-shot Fisher-guided noise from mnemonic codes (data-free)"
 
     def __init__(
         self,
@@ -103,9 +105,7 @@ class MnemonicForgetting(UnlearningMethod):
         lambda2: float | None = None,
         chunk_size: int = 64,
     ) -> None:
-        for label, value in (("lambda1", lambda1), ("lambda2", lambda2)):
-            if value is not None and not (math.isfinite(value) and value > 0):
-                raise ObliviateError(f"{label} must be a positive finite number, got {value}")
+        check_positive(lambda1=lambda1, lambda2=lambda2, chunk_size=chunk_size)
         self.lambda1 = lambda1
         self.lambda2 = lambda2
         self.chunk_size = chunk_size
@@ -142,8 +142,9 @@ class MnemonicForgetting(UnlearningMethod):
         )
         deltas, alphas = forgetting_noise(f_forget, f_retain, lambda1, lambda2)
         candidates = {"+": apply_noise(model, deltas, +1), "-": apply_noise(model, deltas, -1)}
-        if context.train is not None:
-            judge_x, judge_y, judged_on = context.train.x, context.train.y, "data"
+        given = context.given_data()
+        if given is not None:
+            judge_x, judge_y, judged_on = given.x, given.y, "data"
         else:
             judge_x, judge_y, judged_on = inputs, labels, "codes"
         scores = {}
@@ -181,7 +182,9 @@ class MnemonicDataForgetting(MnemonicForgetting):
     """
 
     name = "mnemonic-data"
-    needs = frozenset({"train"})
+    needs = frozenset({"forget", "retain"})
+    uses = frozenset()
+    summary = "Alg. 2 with the Fisher from training images ('Ours w/o MNCODE')"
 
     def __init__(
         self,
@@ -192,16 +195,16 @@ class MnemonicDataForgetting(MnemonicForgetting):
         chunk_size: int = 64,
     ) -> None:
         super().__init__(lambda1=lambda1, lambda2=lambda2, chunk_size=chunk_size)
-        if per_class < 1:
-            raise ObliviateError(f"per_class must be >= 1, got {per_class}")
+        check_positive(per_class=per_class)
         self.per_class = per_class
 
     def fisher_samples(
         self, context: UnlearnContext, classes: list[int]
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``per_class`` training images of each of ``classes``."""
-        assert context.train is not None  # guaranteed by ``needs``
-        subset = context.train.of_classes(classes).per_class_subset(
+        data = context.given_data()
+        assert data is not None  # guaranteed by ``needs``
+        subset = data.of_classes(classes).per_class_subset(
             self.per_class, seed=context.seed
         )
         return subset.x, subset.y
