@@ -182,6 +182,11 @@ def _method_data(
                 f"the data's inputs have shape {tuple(split.x.shape[1:])} but the model expects "
                 f"{tuple(bundle.input_shape)}; use the dataset the model was trained on"
             )
+    if len(split) and not 0 <= int(split.y.min()) <= int(split.y.max()) < bundle.num_classes:
+        raise ObliviateError(
+            f"the data's labels span {int(split.y.min())}..{int(split.y.max())} but the model has "
+            f"classes 0..{bundle.num_classes - 1}; use the dataset the model was trained on"
+        )
     if not wanted:
         log.warning("method %r uses no training data; the data given is ignored", name)
         return None, None

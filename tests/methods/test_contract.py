@@ -97,6 +97,15 @@ def test_forget_classes_absent_from_the_data(name, digits, digits_bundle):
         obliviate.forget(digits_bundle, [3], method=name, data=without_three)
 
 
+def test_data_that_does_not_fit_the_model(digits, digits_bundle):
+    bad_labels = obliviate.data.Split(digits.train.x, digits.train.y + 5)
+    with pytest.raises(ObliviateError, match="labels span 5..14"):
+        obliviate.forget(digits_bundle, [0], method="finetune", data=bad_labels)
+    flat = obliviate.data.Split(digits.train.x.flatten(1), digits.train.y)
+    with pytest.raises(ObliviateError, match=r"inputs have shape \(64,\)"):
+        obliviate.forget(digits_bundle, [0], method="finetune", data=flat)
+
+
 def test_unknown_hyperparameter_lists_the_known_ones(digits, digits_bundle):
     with pytest.raises(ObliviateError, match="bad hyperparameters for 'ssd'.*known: alpha"):
         obliviate.forget(digits_bundle, [0], method="ssd", data=digits, lambda1=1.0)

@@ -1,0 +1,215 @@
+"""``obliviate bench``: train (or reuse) one model per seed, run every method, evaluate, record.
+
+Every row is evaluated the same way: the paper's A_R, FE, RE and S, the method's own time from
+the audit record, train/test accuracy on the forget and retain classes, MIA-efficacy, and the
+distance to a model retrained without the forget classes (accuracy gaps per split and the mean
+KL divergence on forget-class test samples).
+
+Data-based methods get the training split; methods that need only codes (``mnemonic``,
+``lwsf``) run data-free, which is the setting the mnemonic paper claims for them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from obliviate import api
+from obliviate.bench.config import BenchConfig
+from obliviate.bench.results import ResultsFile
+from obliviate.checkpoint import ModelBundle, load, save
+from obliviate.codes import CodeConfig
+from obliviate.data import Dataset
+from obliviate.methods import METHODS
+from obliviate.metrics import (
+    mean_kl_divergence,
+    mia_efficacy,
+    true_class_confidence,
+)
+from obliviate.progress import progress_bar
+from obliviate.training import default_device, predict
+
+log = logging.getLogger(__name__)
+
+
+def split_accuracies(model: torch.nn.Module, data: Dataset, forget: list[int]) -> dict[str, float]:
+    """Accuracy (%) on the forget/retain samples of the train and test splits."""
+    out = {}
+    for split_name, split in (("train", data.train), ("test", data.test)):
+        preds = predict(model, split.x)
+        is_forget = torch.isin(split.y, torch.tensor(forget))
+        for part, mask in (("forget", is_forget), ("retain", ~is_forget)):
+            correct = (preds[mask] == split.y[mask]).float()
+            out[f"{part}_{split_name}_acc"] = 100.0 * correct.mean().item() if mask.any() else None
+    return out
+
+
+def _check_methods(config: BenchConfig) -> None:
+    for name in config.methods:
+        METHODS.get(name)  # unknown names raise with the list of known ones
+
+
+class BenchRunner:
+    """Runs one :class:`BenchConfig` into ``out_dir`` (resumable)."""
+
+    def __init__(self, config: BenchConfig, out_dir: str | Path, *, device: str | None = None,
+                 progress: bool = True) -> None:  # fmt: skip
+        _check_methods(config)
+        self.config = config
+        self.out = Path(out_dir)
+        self.device = torch.device(device) if device else default_device()
+        self.progress = progress
+        self._data: Dataset | None = None
+
+    @property
+    def data(self) -> Dataset:
+        if self._data is None:
+            self._data = api.resolve_dataset(self.config.dataset, self.config.data_dir)
+        return self._data
+
+    def model_path(self, seed: int) -> Path:
+        return self.out / "models" / f"{self.config.model}-{self.config.model_key(seed)}.safetensors"
+
+    def trained_model(self, seed: int) -> ModelBundle:
+        """The model of ``seed``: loaded if a model with the same key exists, else trained."""
+        path = self.model_path(seed)
+        if path.exists():
+            return load(path)
+        codes = CodeConfig(seed=seed) if self.config.codes else None
+        bundle = api.train(
+            self.data, self.config.model, config=self.config.train_config(seed), codes=codes,
+            device=self.device, progress=self.progress,
+        )  # fmt: skip
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save(bundle, path)
+        return bundle
+
+    def reference_model(self, seed: int, trained: ModelBundle) -> ModelBundle:
+        """The model retrained without the forget classes (the ``retrain`` method with the grid's
+        ``retrain`` hyperparameters, if any), cached next to the trained model."""
+        path = self.model_path(seed).with_name(
+            f"{self.model_path(seed).stem}-retrain-{self.config.row_key('retrain', seed)}"
+            ".safetensors"
+        )
+        if path.exists():
+            return load(path)
+        bundle = api.forget(
+            trained, self.config.forget_classes, method="retrain", data=self.data, seed=seed,
+            device=self.device, progress=self.progress,
+            **self.config.hyperparameters.get("retrain", {}),
+        )  # fmt: skip
+        save(bundle, path)
+        return bundle
+
+    def evaluate_row(
+        self, method: str, seed: int, bundle: ModelBundle, reference: ModelBundle | None,
+        trained: ModelBundle,
+    ) -> dict[str, Any]:  # fmt: skip
+        """Every metric of one (method, seed) result."""
+        config = self.config
+        forget = list(config.forget_classes)
+        report = api.evaluate(
+            bundle, self.data, forget, relearn_steps=config.relearn_steps, seed=seed,
+            device=self.device,
+        )  # fmt: skip
+        model = bundle.model.to(self.device).eval()
+        row: dict[str, Any] = report.to_dict()
+        row.update(split_accuracies(model, self.data, forget))
+        if config.mia:
+            row["mia_efficacy"] = self.mia(model, seed)
+        if reference is not None:
+            ref_model = reference.model.to(self.device).eval()
+            ref_acc = split_accuracies(ref_model, self.data, forget)
+            for key, value in ref_acc.items():
+                mine = row[key]
+                row[f"gap_{key}"] = (
+                    abs(mine - value) if mine is not None and value is not None else None
+                )
+            forget_test = self.data.test.of_classes(forget)
+            row["kl_to_retrained"] = mean_kl_divergence(ref_model, model, forget_test.x)
+        record = bundle.history[-1] if bundle.history and method != "original" else {}
+        row.update(
+            method=method,
+            seed=seed,
+            seconds=record.get("seconds"),
+            hyperparameters=record.get("hyperparameters", {}),
+            data_seen=record.get("data"),
+        )
+        return row
+
+    def mia(self, model: torch.nn.Module, seed: int) -> float:
+        """MIA-efficacy of ``model``: members = retain train, non-members = test, on forget train."""
+        forget = list(self.config.forget_classes)
+        train = self.data.train
+        members = true_class_confidence(model, train.without_classes(forget))
+        nonmembers = true_class_confidence(model, self.data.test)
+        targets = true_class_confidence(model, train.of_classes(forget))
+        return mia_efficacy(members, nonmembers, targets, seed=seed)
+
+    def run(self) -> ResultsFile:
+        """Run every unfinished row; return the results file."""
+        config = self.config
+        self.out.mkdir(parents=True, exist_ok=True)
+        (self.out / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+        results = ResultsFile.read(self.out / "results.jsonl")
+        done = results.finished()
+        grid = [(m, s) for s in config.seeds for m in ("original", *config.methods)]
+        todo = [(m, s) for m, s in grid if config.row_key(m, s) not in done]
+        log.info("%d of %d rows already done", len(grid) - len(todo), len(grid))
+        with progress_bar("benchmark", total=len(todo), enabled=self.progress) as advance:
+            for method, seed in todo:
+                trained = self.trained_model(seed)
+                reference = None
+                if config.reference:
+                    reference = self.reference_model(seed, trained)
+                if method == "original":
+                    bundle = trained
+                elif method == "retrain" and reference is not None:
+                    bundle = reference  # the same call with the same seed: reuse it
+                else:
+                    needs = METHODS.get(method).needs
+                    data = self.data if needs & {"forget", "retain"} else None
+                    bundle = api.forget(
+                        trained, config.forget_classes, method=method, data=data, seed=seed,
+                        device=self.device, progress=False,
+                        **config.hyperparameters.get(method, {}),
+                    )  # fmt: skip
+                row = self.evaluate_row(method, seed, bundle, reference, trained)
+                row.update(
+                    row_key=config.row_key(method, seed),
+                    model_key=config.model_key(seed),
+                    dataset=config.dataset,
+                    model=config.model,
+                    forget_classes=list(config.forget_classes),
+                    machine=machine_description(self.device),
+                )
+                results.append(row)
+                advance(1)
+        return results
+
+
+def machine_description(device: torch.device) -> str:
+    """A one-line description of where the numbers were measured."""
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)}, torch {torch.__version__}"
+    return (f"CPU {platform.machine()} ({torch.get_num_threads()} threads), "
+            f"torch {torch.__version__}")  # fmt: skip
+
+
+def run_bench(config: BenchConfig, out_dir: str | Path, *, device: str | None = None,
+              progress: bool = True) -> ResultsFile:  # fmt: skip
+    """Run the grid of ``config`` into ``out_dir`` and write its table, plots and report.
+
+    Returns the results file (all rows, including those of earlier runs of the same grid).
+    """
+    from obliviate.bench.report import write_outputs
+
+    results = BenchRunner(config, out_dir, device=device, progress=progress).run()
+    write_outputs(config, results, Path(out_dir))
+    return results
+
