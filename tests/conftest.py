@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 import pytest
 import torch
@@ -17,6 +18,24 @@ from obliviate.data import Dataset, Split  # noqa: E402
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)
+
+
+@pytest.fixture
+def cli(monkeypatch, capsys):
+    """Run the ``obliviate`` command in-process: ``cli("list") -> (exit code, stdout, stderr)``."""
+    from obliviate.cli import main
+
+    def run(*args):
+        monkeypatch.setattr(sys, "argv", ["obliviate", *map(str, args)])
+        code = 0
+        try:
+            main()
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    return run
 
 
 @pytest.fixture(scope="session")

@@ -2,25 +2,12 @@
 nothing written)."""
 
 import json
-import sys
 
 import pytest
 
 import obliviate
-from obliviate.cli import main
 
 JSON_KEYS = {"retain_acc", "forget_err", "relearn_err", "score", "forget_seconds", "per_class_acc"}
-
-
-def run(monkeypatch, capsys, *args):
-    monkeypatch.setattr(sys, "argv", ["obliviate", *map(str, args)])
-    code = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 @pytest.fixture(scope="module")
@@ -32,23 +19,23 @@ def model_file(tmp_path_factory):
     return obliviate.save(bundle, path)
 
 
-def test_train_forget_evaluate(monkeypatch, capsys, tmp_path, model_file):
+def test_train_forget_evaluate(monkeypatch, cli, tmp_path, model_file):
     trained = tmp_path / "t.safetensors"
-    code, _, err = run(monkeypatch, capsys, "train", "--dataset", "digits", "--model", "cnn",
+    code, _, err = cli("train", "--dataset", "digits", "--model", "cnn",
                        "--epochs", "1", "--seed", "3", "--out", trained)
     assert code == 0, err
     meta = obliviate.load(trained)
     assert meta.arch == "cnn" and meta.train_config["seed"] == 3 and meta.codes is not None
 
     out, report = tmp_path / "f.safetensors", tmp_path / "r.json"
-    code, _, err = run(monkeypatch, capsys, "forget", model_file, "--classes", "0",
+    code, _, err = cli("forget", model_file, "--classes", "0",
                        "--lambda1", "3e-3", "--lambda2", "10", "--out", out, "--report", report)
     assert code == 0, err
     record = json.loads(report.read_text())
     assert record["classes"] == [0] and record["lambda1"] == 3e-3
     assert obliviate.load(out).history[-1] == record
 
-    code, stdout, err = run(monkeypatch, capsys, "evaluate", out, "--dataset", "digits",
+    code, stdout, err = cli("evaluate", out, "--dataset", "digits",
                             "--forget-classes", "0", "--relearn-steps", "50", "--json")
     assert code == 0, err
     metrics = json.loads(stdout)
@@ -59,12 +46,12 @@ def test_train_forget_evaluate(monkeypatch, capsys, tmp_path, model_file):
     expected = (metrics["retain_acc"] + (metrics["forget_err"] + metrics["relearn_err"]) / 2) / 2
     assert metrics["score"] == pytest.approx(expected)
 
-    code, stdout, _ = run(monkeypatch, capsys, "evaluate", out, "--relearn-steps", "0")
+    code, stdout, _ = cli("evaluate", out, "--relearn-steps", "0")
     assert code == 0 and "A_R retain acc" in stdout  # defaults: model's dataset and classes
 
 
-def test_demo_meets_its_promise(monkeypatch, capsys):
-    code, stdout, err = run(monkeypatch, capsys, "demo", "--json")
+def test_demo_meets_its_promise(monkeypatch, cli):
+    code, stdout, err = cli("demo", "--json")
     assert code == 0, err
     result = json.loads(stdout)
     before, after = result["before"], result["after"]
@@ -93,10 +80,10 @@ def test_demo_meets_its_promise(monkeypatch, capsys):
     ],
 )
 def test_forget_bad_input_exits_2_and_writes_nothing(
-    monkeypatch, capsys, tmp_path, model_file, args, message
+    monkeypatch, cli, tmp_path, model_file, args, message
 ):
     out, report = tmp_path / "f.safetensors", tmp_path / "r.json"
-    code, stdout, err = run(monkeypatch, capsys, "forget", model_file, *args,
+    code, stdout, err = cli("forget", model_file, *args,
                             "--out", out, "--report", report)
     assert code == 2
     assert err.strip().startswith("error:") and len(err.strip().splitlines()) == 1
@@ -106,45 +93,45 @@ def test_forget_bad_input_exits_2_and_writes_nothing(
     assert list(tmp_path.iterdir()) == []
 
 
-def test_bad_files_exit_2(monkeypatch, capsys, tmp_path):
+def test_bad_files_exit_2(monkeypatch, cli, tmp_path):
     truncated = tmp_path / "t.safetensors"
     truncated.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{\"a\":")
     for path in (truncated, tmp_path / "missing.safetensors"):
-        code, _, err = run(monkeypatch, capsys, "forget", path, "--classes", "0",
+        code, _, err = cli("forget", path, "--classes", "0",
                            "--out", tmp_path / "o.safetensors")
         assert code == 2 and err.startswith("error:")
     assert not (tmp_path / "o.safetensors").exists()
 
 
-def test_model_without_codes_exit_2(monkeypatch, capsys, tmp_path, digits_bundle_no_codes):
+def test_model_without_codes_exit_2(monkeypatch, cli, tmp_path, digits_bundle_no_codes):
     path = obliviate.save(digits_bundle_no_codes, tmp_path / "plain.safetensors")
-    code, _, err = run(monkeypatch, capsys, "forget", path, "--classes", "0",
+    code, _, err = cli("forget", path, "--classes", "0",
                        "--out", tmp_path / "o.safetensors")
     assert code == 2 and "mnemonic-data" in err
 
 
-def test_evaluate_shape_mismatch_exit_2(monkeypatch, capsys, tmp_path, tiny_bundle):
+def test_evaluate_shape_mismatch_exit_2(monkeypatch, cli, tmp_path, tiny_bundle):
     path = obliviate.save(tiny_bundle, tmp_path / "tiny.safetensors")
-    code, _, err = run(monkeypatch, capsys, "evaluate", path, "--dataset", "digits",
+    code, _, err = cli("evaluate", path, "--dataset", "digits",
                        "--forget-classes", "0")
     assert code == 2 and "expects inputs" in err
 
 
-def test_unknown_dataset_and_model_exit_2(monkeypatch, capsys, tmp_path):
+def test_unknown_dataset_and_model_exit_2(monkeypatch, cli, tmp_path):
     for args in (["--dataset", "imagenet"], ["--model", "vit"]):
-        code, _, err = run(monkeypatch, capsys, "train", *args, "--out", tmp_path / "m.st")
+        code, _, err = cli("train", *args, "--out", tmp_path / "m.st")
         assert code == 2 and "known:" in err
     assert list(tmp_path.iterdir()) == []
 
 
-def test_list(monkeypatch, capsys):
-    code, stdout, _ = run(monkeypatch, capsys, "list")
+def test_list(monkeypatch, cli):
+    code, stdout, _ = cli("list")
     assert code == 0 and "fashion-mnist" in stdout and "resnet18" in stdout
 
 
-def test_forget_with_a_data_method_and_hyperparameters(monkeypatch, capsys, tmp_path, model_file):
+def test_forget_with_a_data_method_and_hyperparameters(monkeypatch, cli, tmp_path, model_file):
     out, report = tmp_path / "f.safetensors", tmp_path / "r.json"
-    code, _, err = run(monkeypatch, capsys, "forget", model_file, "--classes", "0", "--method",
+    code, _, err = cli("forget", model_file, "--classes", "0", "--method",
                        "ssd", "--data", "digits", "--hp", "alpha=20", "--hp", "batch-size=32",
                        "--out", out, "--report", report)
     assert code == 0, err
@@ -156,24 +143,24 @@ def test_forget_with_a_data_method_and_hyperparameters(monkeypatch, capsys, tmp_
     assert "forgot classes [0] with ssd" in err
 
 
-def test_forget_class_absent_from_the_data_exit_2(monkeypatch, capsys, tmp_path, model_file):
+def test_forget_class_absent_from_the_data_exit_2(monkeypatch, cli, tmp_path, model_file):
     from obliviate.data import DATASETS, Dataset
 
     digits = obliviate.load_dataset("digits")
     partial = Dataset("digits-without-3", digits.train.without_classes([3]), digits.test, 10,
                       digits.input_shape)
     monkeypatch.setitem(DATASETS._items, "digits-without-3", lambda **_: partial)
-    code, _, err = run(monkeypatch, capsys, "forget", model_file, "--classes", "3", "--method",
+    code, _, err = cli("forget", model_file, "--classes", "3", "--method",
                        "gradient-ascent", "--data", "digits-without-3",
                        "--out", tmp_path / "f.safetensors")
     assert code == 2 and "have no samples" in err and len(err.strip().splitlines()) == 1
     assert list(tmp_path.iterdir()) == []
 
 
-def test_list_shows_every_method_and_its_needs(monkeypatch, capsys):
+def test_list_shows_every_method_and_its_needs(monkeypatch, cli):
     from obliviate.methods import METHODS
 
-    code, stdout, _ = run(monkeypatch, capsys, "list")
+    code, stdout, _ = cli("list")
     assert code == 0
     for name in METHODS.names():
         assert name in stdout

@@ -3,24 +3,11 @@
 from __future__ import annotations
 
 import csv
-import sys
 
 import torch
 
 import obliviate
 from obliviate.bench.analyses import fisher_overlap, gradient_norms, lambda_sweep
-from obliviate.cli import main
-
-
-def run(monkeypatch, capsys, *args):
-    monkeypatch.setattr(sys, "argv", ["obliviate", *map(str, args)])
-    code = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def test_lambda_sweep_moves_one_lambda_at_a_time(digits, digits_bundle):
@@ -32,16 +19,16 @@ def test_lambda_sweep_moves_one_lambda_at_a_time(digits, digits_bundle):
     assert tiny["forget_err"] < 50 < large["forget_err"]  # a tiny lambda1 barely forgets
 
 
-def test_sweep_cli_writes_csv_and_png(monkeypatch, capsys, tmp_path, digits_bundle):
+def test_sweep_cli_writes_csv_and_png(monkeypatch, cli, tmp_path, digits_bundle):
     path = obliviate.save(digits_bundle, tmp_path / "m.safetensors")
-    code, stdout, err = run(monkeypatch, capsys, "sweep", path, "--out", tmp_path / "sw",
+    code, stdout, err = cli("sweep", path, "--out", tmp_path / "sw",
                             "--lambda1-values", "1e-4,1e-2", "--lambda2-values", "1,10",
                             "--relearn-steps", "0")
     assert code == 0, err
     rows = list(csv.DictReader((tmp_path / "sw" / "sweep.csv").open()))
     assert len(rows) == 4 and {"retain_acc", "forget_err", "sign"} <= set(rows[0])
     assert (tmp_path / "sw" / "sweep.png").read_bytes()[:4] == b"\x89PNG"
-    code, _, err = run(monkeypatch, capsys, "sweep", path, "--out", tmp_path / "sw",
+    code, _, err = cli("sweep", path, "--out", tmp_path / "sw",
                        "--lambda1-values", "a,b")
     assert code == 2 and "comma-separated numbers" in err
 
@@ -62,10 +49,10 @@ def test_fisher_overlap_and_gradient_norms(digits, digits_bundle, digits_bundle_
     assert norms["train data D"]["classifier.weight"] < fresh_norms["train data D"]["classifier.weight"] / 5
 
 
-def test_analyze_cli(monkeypatch, capsys, tmp_path, digits_bundle, digits_bundle_no_codes):
+def test_analyze_cli(monkeypatch, cli, tmp_path, digits_bundle, digits_bundle_no_codes):
     coded = obliviate.save(digits_bundle, tmp_path / "c.safetensors")
     plain = obliviate.save(digits_bundle_no_codes, tmp_path / "p.safetensors")
-    code, stdout, err = run(monkeypatch, capsys, "analyze", "--with-codes", coded,
+    code, stdout, err = cli("analyze", "--with-codes", coded,
                             "--without-codes", plain, "--out", tmp_path / "an")
     assert code == 0, err
     for name in ("fisher_overlap", "gradient_norms"):

@@ -121,16 +121,18 @@ def plot_per_class(table: dict[str, dict[int, float]], forget: list[int], path: 
     methods = list(table)
     classes = sorted(next(iter(table.values())))
     width = 0.8 / max(len(methods), 1)
-    fig, ax = plt.subplots(figsize=(max(8, len(classes) * 1.1), 4.5))
+    fig, ax = plt.subplots(figsize=(max(9, len(classes) * 1.2), 4.5))
+    colours = plt.get_cmap("tab20")
     for i, method in enumerate(methods):
         xs = [c + (i - (len(methods) - 1) / 2) * width for c in classes]
-        ax.bar(xs, [table[method][c] for c in classes], width=width, label=method)
+        ax.bar(xs, [table[method][c] for c in classes], width=width, label=method,
+               color=colours(i % 20))  # fmt: skip
     ax.set_xticks(classes)
     ax.set_xticklabels([f"{c}{' (forget)' if c in forget else ''}" for c in classes], fontsize=8)
     ax.set_ylabel("test accuracy (%)")
     ax.set_ylim(0, 100)
     ax.set_title("per-class test accuracy after forgetting (mean over seeds)")
-    ax.legend(fontsize=7, ncol=4, loc="lower right")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -10,6 +10,7 @@ ever sees the data it declared.
 
 from __future__ import annotations
 
+import copy
 import inspect
 import typing
 from abc import ABC, abstractmethod
@@ -24,7 +25,14 @@ from obliviate.data import BatchAugment, Split
 from obliviate.errors import ObliviateError
 from obliviate.models import Classifier
 from obliviate.registry import Registry
-from obliviate.training import BatchTransform, TrainConfig, batched_eval
+from obliviate.training import (
+    BatchTransform,
+    Objective,
+    TrainConfig,
+    batched_eval,
+    cross_entropy_objective,
+    fit,
+)
 
 #: What a method may need: the model's mnemonic codes, the training samples of the forget
 #: classes ("forget set"), or those of the classes to keep ("retain set"). A method that needs
@@ -155,6 +163,49 @@ class UnlearningMethod(ABC):
 
 
 METHODS: Registry[type[UnlearningMethod]] = Registry("unlearning method")
+
+
+class FineTuningMethod(UnlearningMethod):
+    """Shared shape of the methods that train a copy of the model for a few epochs.
+
+    Subclasses declare their own keyword defaults (so that they show in ``obliviate list``) and
+    pass them up; :meth:`train_copy` runs the one training loop on a copy of the model.
+    """
+
+    def __init__(self, *, epochs: int, lr: float, batch_size: int) -> None:
+        check_positive(epochs=epochs, lr=lr, batch_size=batch_size)
+        self.epochs = epochs
+        self.lr = lr
+        self.batch_size = batch_size
+
+    def train_copy(
+        self,
+        model: Classifier,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        context: UnlearnContext,
+        *,
+        objective: Objective = cross_entropy_objective,
+        **config: Any,
+    ) -> MethodOutput:
+        """Train a copy of ``model`` on ``(x, y)`` with this method's epochs, lr and batch size
+        (``config`` adds other :class:`TrainConfig` fields); return it with its epoch losses."""
+        out = copy.deepcopy(model)
+        device = model_device(out)
+        settings = TrainConfig(
+            epochs=self.epochs, lr=self.lr, batch_size=self.batch_size, seed=context.seed, **config
+        )
+        losses = fit(
+            out,
+            x.to(device),
+            y.to(device),
+            settings,
+            objective=objective,
+            batch_transform=context.image_transform(),
+            description=self.name,
+            progress=context.progress,
+        )
+        return MethodOutput(model=out, details={"epoch_losses": losses})
 
 
 def hyperparameter_defaults(method: type[UnlearningMethod]) -> dict[str, Any]:

@@ -7,23 +7,18 @@ SGD lr 0.02 (momentum 0.9, weight decay 5e-4, batch 128).
 
 from __future__ import annotations
 
-import copy
-
 from obliviate.methods.base import (
     METHODS,
+    FineTuningMethod,
     ForgetRequest,
     MethodOutput,
     UnlearnContext,
-    UnlearningMethod,
-    check_positive,
-    model_device,
 )
 from obliviate.models import Classifier
-from obliviate.training import TrainConfig, fit
 
 
 @METHODS.register("finetune")
-class Finetune(UnlearningMethod):
+class Finetune(FineTuningMethod):
     """Continue training on the retain set.
 
     Args:
@@ -37,27 +32,10 @@ class Finetune(UnlearningMethod):
     summary = "keep training on the retain set (catastrophic forgetting)"
 
     def __init__(self, *, epochs: int = 5, lr: float = 0.02, batch_size: int = 128) -> None:
-        check_positive(epochs=epochs, lr=lr, batch_size=batch_size)
-        self.epochs = epochs
-        self.lr = lr
-        self.batch_size = batch_size
+        super().__init__(epochs=epochs, lr=lr, batch_size=batch_size)
 
     def unlearn(
         self, model: Classifier, request: ForgetRequest, context: UnlearnContext
     ) -> MethodOutput:
         retain = context.require("retain")
-        out = copy.deepcopy(model)
-        device = model_device(out)
-        config = TrainConfig(
-            epochs=self.epochs, lr=self.lr, batch_size=self.batch_size, seed=context.seed
-        )
-        losses = fit(
-            out,
-            retain.x.to(device),
-            retain.y.to(device),
-            config,
-            batch_transform=context.image_transform(),
-            description="finetune",
-            progress=context.progress,
-        )
-        return MethodOutput(model=out, details={"epoch_losses": losses})
+        return self.train_copy(model, retain.x, retain.y, context)

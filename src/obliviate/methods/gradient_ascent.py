@@ -9,22 +9,17 @@ momentum 0.9, weight decay 5e-4, batch 256. The loss is unbounded, so a too larg
 
 from __future__ import annotations
 
-import copy
-
 import torch
 from torch import nn
 
 from obliviate.methods.base import (
     METHODS,
+    FineTuningMethod,
     ForgetRequest,
     MethodOutput,
     UnlearnContext,
-    UnlearningMethod,
-    check_positive,
-    model_device,
 )
 from obliviate.models import Classifier
-from obliviate.training import TrainConfig, fit
 
 
 def negative_cross_entropy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -33,7 +28,7 @@ def negative_cross_entropy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -
 
 
 @METHODS.register("gradient-ascent")
-class GradientAscent(UnlearningMethod):
+class GradientAscent(FineTuningMethod):
     """Ascend the cross-entropy of the forget set.
 
     Args:
@@ -47,28 +42,12 @@ class GradientAscent(UnlearningMethod):
     summary = "gradient ascent on the forget set's loss (NegGrad)"
 
     def __init__(self, *, epochs: int = 5, lr: float = 1e-4, batch_size: int = 256) -> None:
-        check_positive(epochs=epochs, lr=lr, batch_size=batch_size)
-        self.epochs = epochs
-        self.lr = lr
-        self.batch_size = batch_size
+        super().__init__(epochs=epochs, lr=lr, batch_size=batch_size)
 
     def unlearn(
         self, model: Classifier, request: ForgetRequest, context: UnlearnContext
     ) -> MethodOutput:
         forget = context.require("forget")
-        out = copy.deepcopy(model)
-        device = model_device(out)
-        config = TrainConfig(
-            epochs=self.epochs, lr=self.lr, batch_size=self.batch_size, seed=context.seed
+        return self.train_copy(
+            model, forget.x, forget.y, context, objective=negative_cross_entropy
         )
-        losses = fit(
-            out,
-            forget.x.to(device),
-            forget.y.to(device),
-            config,
-            objective=negative_cross_entropy,
-            batch_transform=context.image_transform(),
-            description="gradient ascent",
-            progress=context.progress,
-        )
-        return MethodOutput(model=out, details={"epoch_losses": losses})

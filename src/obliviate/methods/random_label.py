@@ -10,21 +10,16 @@ Defaults follow SSD's benchmark code: Adam, lr 1e-4, 3 epochs, batch 128.
 
 from __future__ import annotations
 
-import copy
-
 import torch
 
 from obliviate.methods.base import (
     METHODS,
+    FineTuningMethod,
     ForgetRequest,
     MethodOutput,
     UnlearnContext,
-    UnlearningMethod,
-    check_positive,
-    model_device,
 )
 from obliviate.models import Classifier
-from obliviate.training import TrainConfig, fit
 
 
 def random_retain_labels(n: int, retain_classes: list[int], seed: int) -> torch.Tensor:
@@ -35,7 +30,7 @@ def random_retain_labels(n: int, retain_classes: list[int], seed: int) -> torch.
 
 
 @METHODS.register("random-label")
-class RandomLabel(UnlearningMethod):
+class RandomLabel(FineTuningMethod):
     """Fine-tune on the forget set relabelled with random retain classes.
 
     Args:
@@ -50,33 +45,15 @@ class RandomLabel(UnlearningMethod):
     summary = "fine-tune on the forget set relabelled at random (plus the retain set if given)"
 
     def __init__(self, *, epochs: int = 3, lr: float = 1e-4, batch_size: int = 128) -> None:
-        check_positive(epochs=epochs, lr=lr, batch_size=batch_size)
-        self.epochs = epochs
-        self.lr = lr
-        self.batch_size = batch_size
+        super().__init__(epochs=epochs, lr=lr, batch_size=batch_size)
 
     def unlearn(
         self, model: Classifier, request: ForgetRequest, context: UnlearnContext
     ) -> MethodOutput:
         forget = context.require("forget")
-        labels = random_retain_labels(len(forget), context.retain_classes(request), context.seed)
-        x, y = forget.x, labels
+        x = forget.x
+        y = random_retain_labels(len(forget), context.retain_classes(request), context.seed)
         if context.retain_data is not None:
             x = torch.cat([x, context.retain_data.x])
             y = torch.cat([y, context.retain_data.y])
-        out = copy.deepcopy(model)
-        device = model_device(out)
-        config = TrainConfig(
-            epochs=self.epochs, lr=self.lr, batch_size=self.batch_size, optimizer="adam",
-            weight_decay=0.0, seed=context.seed,
-        )  # fmt: skip
-        losses = fit(
-            out,
-            x.to(device),
-            y.to(device),
-            config,
-            batch_transform=context.image_transform(),
-            description="random-label",
-            progress=context.progress,
-        )
-        return MethodOutput(model=out, details={"epoch_losses": losses})
+        return self.train_copy(model, x, y, context, optimizer="adam", weight_decay=0.0)
