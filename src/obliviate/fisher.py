@@ -285,3 +285,15 @@ def _expected_fisher_vmap(model: nn.Module, inputs: torch.Tensor, chunk_size: in
         for name, f in per_sample(params, x, classes).items():
             sums[name] += f.sum(dim=0)
     return {n: s / inputs.shape[0] for n, s in sums.items()}
+
+
+def fisher_penalty(
+    model: nn.Module, anchor: ParamDict, fisher: ParamDict
+) -> torch.Tensor:
+    """``sum_i F_i (theta_i - anchor_i)^2`` over the named parameters: the EWC term
+    (Kirkpatrick et al. 2017; the remembering term R of Hayase et al.). Zero at the anchor."""
+    total = torch.zeros((), device=next(model.parameters()).device)
+    for name, param in model.named_parameters():
+        if name in fisher:
+            total = total + (fisher[name] * (param - anchor[name]).pow(2)).sum()
+    return total

@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 from obliviate.errors import ObliviateError
-from obliviate.fisher import diagonal_fisher
+from obliviate.fisher import diagonal_fisher, fisher_penalty
 from obliviate.methods.base import (
     METHODS,
     ForgetRequest,
@@ -74,17 +74,6 @@ def selective_distillation(
         nn.functional.log_softmax(new_del / t, dim=1), uniform, reduction="batchmean"
     )
     return t * t * (preserved + flattened)
-
-
-def ewc_penalty(
-    model: nn.Module, anchor: dict[str, torch.Tensor], fisher: dict[str, torch.Tensor]
-) -> torch.Tensor:
-    """``1/2 * sum F * (theta - theta_anchor)^2`` over the named parameters."""
-    total = torch.zeros((), device=next(model.parameters()).device)
-    for name, param in model.named_parameters():
-        if name in fisher:
-            total = total + (fisher[name] * (param - anchor[name]).pow(2)).sum()
-    return 0.5 * total
 
 
 @METHODS.register("lwsf")
@@ -156,7 +145,7 @@ class LearningWithSelectiveForgetting(UnlearningMethod):
             )
             keep = keep_classes[torch.randint(len(keep_classes), (len(index),), device=device)]
             loss = loss + self.lambda_keep * nn.functional.cross_entropy(net(codes[keep]), keep)
-            return loss + self.lambda_ewc * ewc_penalty(net, anchor, fisher)
+            return loss + self.lambda_ewc * 0.5 * fisher_penalty(net, anchor, fisher)
 
         out = copy.deepcopy(model)
         index = torch.arange(self.batch_size * context.num_classes, device=device)

@@ -1,4 +1,5 @@
-"""Model registry: ``fc`` (the paper's FC net), ``cnn`` (small conv net), ``resnet18`` (CIFAR).
+"""Model registry: ``fc`` (the paper's FC net), ``cnn`` (small conv net), ``resnet18`` (CIFAR),
+``hardtanh-mlp`` (Hayase et al.'s 10-layer MLP).
 
 Every model exposes ``features(x)`` (everything up to the penultimate layer) and a final
 ``classifier`` (``nn.Linear``): the relearn probe of the evaluation trains only that layer.
@@ -105,6 +106,59 @@ class CifarResNet18(Classifier):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.backbone(x)
+
+
+class NormalisedHardTanh(nn.Module):
+    """Hayase et al.'s activation: ``g*x`` where ``s*g*|x| < 1``, else ``g*sgn(x)``.
+
+    Defaults ``s^2 = 0.125``, ``g = 1.0013`` (their supplementary "Setting of Model", chosen for
+    dynamical isometry). Implemented exactly as the paper writes it; note that, so written, the
+    function jumps at ``|x| = 1/(s g)`` (from about ``2.83`` to ``g``).
+    """
+
+    def __init__(self, s_squared: float = 0.125, g: float = 1.0013) -> None:
+        super().__init__()
+        self.s = math.sqrt(s_squared)
+        self.g = g
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        inside = self.s * self.g * x.abs() < 1
+        return torch.where(inside, self.g * x, self.g * torch.sign(x))
+
+
+@MODELS.register("hardtanh-mlp")
+class HardTanhMLP(Classifier):
+    """The MLP of Hayase et al. (selective forgetting finer than samples): ``depth`` linear layers,
+    every hidden layer as wide as the input, normalised hard-tanh activations, no
+    normalisation layers, orthogonal weights and zero biases at initialisation."""
+
+    default_lambdas = (1e-3, 10.0)
+
+    def __init__(
+        self,
+        *,
+        input_shape: tuple[int, ...],
+        num_classes: int,
+        depth: int = 10,
+        s_squared: float = 0.125,
+        g: float = 1.0013,
+    ) -> None:
+        super().__init__()
+        if depth < 2:
+            raise ValueError("hardtanh-mlp needs depth >= 2 (hidden layers plus the classifier)")
+        self.input_dim = math.prod(input_shape)
+        layers: list[nn.Module] = []
+        for _ in range(depth - 1):
+            layers += [nn.Linear(self.input_dim, self.input_dim), NormalisedHardTanh(s_squared, g)]
+        self.body = nn.Sequential(*layers)
+        self.classifier = nn.Linear(self.input_dim, num_classes)
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.orthogonal_(module.weight)
+                nn.init.zeros_(module.bias)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x.reshape(x.shape[0], self.input_dim))
 
 
 def create_model(
