@@ -391,6 +391,61 @@ def analyze_cmd(
     err_console.print(f"wrote fisher_overlap.csv/.png and gradient_norms.csv/.png to {out}")
 
 
+@app.command("backdoor")
+def backdoor_cmd(
+    out: Annotated[Path, typer.Option("--out", help="JSON report to write.")],
+    dataset: Annotated[str, typer.Option(help="Dataset.")] = "fashion-mnist",
+    forget_class: Annotated[str, typer.Option("--class", help="Class(es) carrying the transform, e.g. 0.")] = "0",
+    transform: Annotated[str, typer.Option(help="line, tile or color.")] = "tile",
+    pattern: Annotated[str, typer.Option(help="A (forget samples), B (backdoor), C (leakage).")] = "B",
+    term: Annotated[str, typer.Option(help="Forgetting term: rld or rnd.")] = "rld",
+    tune: Annotated[int, typer.Option("--tune", help="Optuna trials (0: the paper's Table S1 values).")] = 0,
+    folds: Annotated[int, typer.Option(help="Cross-validation folds of the search.")] = 5,
+    epochs: Annotated[int, typer.Option(help="Pretraining epochs of the poisoned model.")] = 10,
+    lr: Annotated[float, typer.Option(help="Pretraining learning rate.")] = 0.01,
+    model: Annotated[str, typer.Option(help="Model (default: the paper's 10-layer MLP).")] = "hardtanh-mlp",
+    hp: Annotated[Optional[list[str]], typer.Option("--hp", help="Forgetting setting KEY=VALUE: lr, lambda_kl, lambda_f, epochs.")] = None,
+    seed: int = 0,
+    data_dir: Optional[Path] = None,
+) -> None:
+    """Hayase et al.: poison a model with a transform, make it forget, report the four accuracies."""
+    from obliviate.finer.experiment import run_backdoor
+    from obliviate.finer.forgetting import PATTERNS
+    from obliviate.finer.transforms import TRANSFORMS
+
+    _check_choice(pattern, list(PATTERNS), "pattern")
+    _check_choice(transform, TRANSFORMS.names(), "transform")
+    _check_choice(term, ["rld", "rnd"], "forgetting term")
+    _check_choice(model, MODELS.names(), "model")
+    if not out.parent.exists():
+        raise ObliviateError(f"directory {out.parent} does not exist; create it first")
+    settings: dict[str, float] = {}
+    for key, value in parse_hyperparameters(hp or []).items():
+        if key not in ("lr", "lambda_kl", "lambda_f", "epochs"):
+            raise ObliviateError(f"unknown setting {key!r}; known: lr, lambda_kl, lambda_f, epochs")
+        try:
+            settings[key] = int(value) if key == "epochs" else float(value)
+        except ValueError:
+            raise ObliviateError(f"{key}={value!r} is not a number") from None
+    report = run_backdoor(
+        dataset, parse_classes(forget_class), transform, pattern, term=term, model=model,
+        pretrain=TrainConfig(epochs=epochs, lr=lr, seed=seed), tune_trials=tune, tune_folds=folds,
+        settings=settings, seed=seed, data_dir=data_dir,
+    )  # fmt: skip
+    write_json_atomic(out, report)
+    table = Table(title=f"{dataset}: {transform} on class(es) {report['classes']}, pattern {pattern} "
+                        "(test accuracy %)")  # fmt: skip
+    table.add_column("model")
+    for name in ("D_r", "D_f", "D_f,clean", "D_r,extra"):
+        table.add_column(name, justify="right")
+    for label, accs in report["accuracy"].items():
+        table.add_row(label, *[_fmt(100 * accs[k]) for k in ("D_r", "D_f", "D_f,clean", "D_r,extra")])
+    console.print(table)
+    s = report["settings"]
+    err_console.print(f"settings lr={s['lr']:g} lambda_kl={s['lambda_kl']:g} lambda_f={s['lambda_f']:g}; "
+                      f"wrote {out}")  # fmt: skip
+
+
 @app.command("list")
 def list_cmd() -> None:
     """List the registered datasets, models and unlearning methods (with the data they need)."""

@@ -110,15 +110,8 @@ def diagonal_fisher(
         for _ in groups
     ]
     counts = [0 for _ in groups]
-    for y, squared in per_sample_squared_grads(model, inputs, labels, chunk_size=chunk_size):
-        for gi, members in enumerate(group_sets):
-            mask = torch.isin(y, members)
-            n = int(mask.sum())
-            if n == 0:
-                continue
-            counts[gi] += n
-            for name, sq in squared.items():
-                sums[gi][name] += sq[mask].sum(dim=0)
+    if not _diagonal_fisher_linear(model, inputs, labels, group_sets, sums, counts):
+        _diagonal_fisher_vmap(model, inputs, labels, group_sets, sums, counts, chunk_size)
     for gi, count in enumerate(counts):
         if count == 0:
             raise ObliviateError(
@@ -134,6 +127,65 @@ def diagonal_fisher(
                 "or inputs contain NaN/inf; check the model file (was training diverging?)"
             )
     return fishers
+
+
+def _diagonal_fisher_linear(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    labels: torch.Tensor,
+    group_sets: list[torch.Tensor],
+    sums: list[ParamDict],
+    counts: list[int],
+    batch_size: int = 512,
+) -> bool:
+    """Rank-one path of :func:`diagonal_fisher`; ``False`` (nothing added) if it does not apply."""
+    layers = _linear_layers(model)
+    if layers is None:
+        return False
+    was_training = model.training
+    model.eval()
+    rank_one = _RankOne(model, layers)
+    partial = [{n: torch.zeros_like(t) for n, t in s.items()} for s in sums]
+    partial_counts = [0 for _ in counts]
+    try:
+        for start in range(0, inputs.shape[0], batch_size):
+            x, y = inputs[start : start + batch_size], labels[start : start + batch_size]
+            logits = rank_one.forward(x)
+            if logits is None:
+                return False
+            masks = [torch.isin(y, members) for members in group_sets]
+            loss = nn.functional.cross_entropy(logits, y, reduction="sum")
+            rank_one.add_squared_grads(loss, masks, partial)
+            for gi, mask in enumerate(masks):
+                partial_counts[gi] += int(mask.sum())
+    finally:
+        model.train(was_training)
+    for gi, part in enumerate(partial):
+        counts[gi] += partial_counts[gi]
+        for name, value in part.items():
+            sums[gi][name] += value
+    return True
+
+
+def _diagonal_fisher_vmap(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    labels: torch.Tensor,
+    group_sets: list[torch.Tensor],
+    sums: list[ParamDict],
+    counts: list[int],
+    chunk_size: int,
+) -> None:
+    """Generic per-sample path of :func:`diagonal_fisher`."""
+    for y, squared in per_sample_squared_grads(model, inputs, labels, chunk_size=chunk_size):
+        for gi, members in enumerate(group_sets):
+            mask = torch.isin(y, members)
+            n = int(mask.sum())
+            if n == 0:
+                continue
+            counts[gi] += n
+            for name, sq in squared.items():
+                sums[gi][name] += sq[mask].sum(dim=0)
 
 
 def per_class_fisher(
@@ -206,10 +258,8 @@ def expected_fisher(
         model.train(was_training)
 
 
-def _expected_fisher_linear(
-    model: nn.Module, inputs: torch.Tensor, batch_size: int
-) -> ParamDict | None:
-    """The rank-one fast path, or ``None`` when the model is not made of linear layers only."""
+def _linear_layers(model: nn.Module) -> dict[str, nn.Linear] | None:
+    """The model's layers with trainable parameters, if every one of them is ``nn.Linear``."""
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     layers: dict[str, nn.Linear] = {}
     for name, module in model.named_modules():
@@ -219,43 +269,84 @@ def _expected_fisher_linear(
         if not isinstance(module, nn.Linear):
             return None
         layers[name] = module
-    device = next(model.parameters()).device
-    seen: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+    return layers
 
-    def remember(name: str):
+
+class _RankOne:
+    """Sums of squared per-sample gradients for all-linear models, without per-sample gradients.
+
+    A linear layer's per-sample weight gradient is ``delta_n a_n^T`` (output error times input),
+    so its square is ``delta_n^2 (a_n^2)^T`` and the sum over samples is one matrix product.
+    One forward pass records every layer's input and output; each backward pass of a weighted
+    loss sum gives every sample's ``delta``.
+    """
+
+    def __init__(self, model: nn.Module, layers: dict[str, nn.Linear]) -> None:
+        self.model = model
+        self.layers = layers
+        self.seen: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | None:
+        """Logits of ``x``, or ``None`` when a layer sees non-2-D inputs (not rank one)."""
+        self.seen.clear()
+        handles = [m.register_forward_hook(self._remember(n)) for n, m in self.layers.items()]
+        try:
+            logits = self.model(x)
+        finally:
+            for handle in handles:
+                handle.remove()
+        if any(a.ndim != 2 for a, _ in self.seen.values()):
+            return None
+        return logits
+
+    def _remember(self, name: str):
         def hook(_module: nn.Module, args: tuple, output: torch.Tensor) -> None:
-            seen[name] = (args[0], output)
+            self.seen[name] = (args[0], output)
 
         return hook
 
-    handles = [m.register_forward_hook(remember(n)) for n, m in layers.items()]
-    sums = {n: torch.zeros_like(p) for n, p in model.named_parameters() if n in trainable}
-    try:
-        for start in range(0, inputs.shape[0], batch_size):
-            x = inputs[start : start + batch_size].to(device)
-            seen.clear()
-            logits = model(x)
-            if any(a.ndim != 2 for a, _ in seen.values()):
-                return None  # e.g. a linear layer over a sequence: per-sample grads not rank one
-            prob = torch.softmax(logits, dim=1).detach()
-            outputs = [seen[n][1] for n in layers]
-            squared_inputs = {n: seen[n][0].detach().pow(2) for n in layers}
-            for y in range(logits.shape[1]):
-                target = torch.full((len(x),), y, device=device)
-                ce = nn.functional.cross_entropy(logits, target, reduction="none")
-                # weighting each sample's loss by sqrt(p) weights its squared gradient by p
-                loss = (prob[:, y].sqrt() * ce).sum()
-                deltas = torch.autograd.grad(loss, outputs, retain_graph=True)
-                for (name, layer), delta in zip(layers.items(), deltas):
-                    d2 = delta.detach().pow(2)
-                    prefix = f"{name}." if name else ""
-                    if layer.weight.requires_grad:
-                        sums[f"{prefix}weight"] += d2.T @ squared_inputs[name]
-                    if layer.bias is not None and layer.bias.requires_grad:
-                        sums[f"{prefix}bias"] += d2.sum(dim=0)
-    finally:
-        for handle in handles:
-            handle.remove()
+    def add_squared_grads(
+        self, loss: torch.Tensor, masks: list[torch.Tensor], sums: list[ParamDict]
+    ) -> None:
+        """Add ``sum over masked samples of (d loss_n / d theta)^2`` to each of ``sums``.
+
+        ``loss`` must be a sum of per-sample terms of the last :meth:`forward` batch.
+        """
+        outputs = [self.seen[n][1] for n in self.layers]
+        deltas = torch.autograd.grad(loss, outputs, retain_graph=True)
+        for (name, layer), delta in zip(self.layers.items(), deltas):
+            d2 = delta.detach().pow(2)
+            a2 = self.seen[name][0].detach().pow(2)
+            prefix = f"{name}." if name else ""
+            for mask, target in zip(masks, sums):
+                if layer.weight.requires_grad:
+                    target[f"{prefix}weight"] += d2[mask].T @ a2[mask]
+                if layer.bias is not None and layer.bias.requires_grad:
+                    target[f"{prefix}bias"] += d2[mask].sum(dim=0)
+
+
+def _expected_fisher_linear(
+    model: nn.Module, inputs: torch.Tensor, batch_size: int
+) -> ParamDict | None:
+    """The rank-one fast path of :func:`expected_fisher`, or ``None`` if it does not apply."""
+    layers = _linear_layers(model)
+    if layers is None:
+        return None
+    device = next(model.parameters()).device
+    rank_one = _RankOne(model, layers)
+    sums = {n: torch.zeros_like(p) for n, p in model.named_parameters() if p.requires_grad}
+    for start in range(0, inputs.shape[0], batch_size):
+        x = inputs[start : start + batch_size].to(device)
+        logits = rank_one.forward(x)
+        if logits is None:
+            return None
+        prob = torch.softmax(logits, dim=1).detach()
+        everyone = torch.ones(len(x), dtype=torch.bool, device=device)
+        for y in range(logits.shape[1]):
+            target = torch.full((len(x),), y, device=device)
+            ce = nn.functional.cross_entropy(logits, target, reduction="none")
+            # weighting each sample's loss by sqrt(p) weights its squared gradient by p
+            rank_one.add_squared_grads((prob[:, y].sqrt() * ce).sum(), [everyone], [sums])
     return {n: s / inputs.shape[0] for n, s in sums.items()}
 
 

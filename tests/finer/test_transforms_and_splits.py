@@ -48,6 +48,12 @@ def test_color_moves_the_mean_into_blue_in_raw_pixel_terms():
     torch.testing.assert_close(back[0, :, 0, 0], torch.tensor([0.0, 0.0, 0.6]))
 
 
+def test_none_changes_nothing(digits):
+    data = build_finer_data(digits, [0], "none")
+    assert torch.equal(data.forget.train.x, data.forget_clean.train.x)
+    assert torch.equal(data.retain_extra.test.x, data.retain.test.x)
+
+
 def test_bad_transform_input_is_a_clear_error():
     with pytest.raises(ObliviateError, match="3-channel"):
         color(torch.zeros(1, 1, 8, 8), GREY)

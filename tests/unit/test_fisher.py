@@ -22,7 +22,7 @@ def naive_fisher(model, x, y, classes):
     return {n: s / count for n, s in sums.items()}
 
 
-@pytest.mark.parametrize("arch", ["fc", "cnn"])
+@pytest.mark.parametrize("arch", ["fc", "cnn", "hardtanh-mlp"])  # rank-one and vmap paths
 def test_vectorised_fisher_matches_naive_loop(arch):
     torch.manual_seed(0)
     model = create_model(arch, input_shape=(1, 8, 8), num_classes=5)

@@ -11,6 +11,7 @@ shape. "Max" and "zero" refer to raw pixel values, so a transform receives the
   grid (a checkerboard of tiles, each offset 2 pixels into its cell), so a 28x28 image gets 5.
 - ``color``: every pixel's blue value becomes the mean of its RGB values; red and green become 0
   (3-channel data only).
+- ``none``: no change (for Pattern A: forgetting the samples of a class);
 - any callable ``(x, pixel_range) -> x`` the user supplies.
 """
 
@@ -106,6 +107,12 @@ def color(x: torch.Tensor, pixels: PixelRange) -> torch.Tensor:
     out_raw = torch.zeros_like(raw)
     out_raw[:, 2] = raw.mean(dim=1)
     return low + out_raw * (high - low)
+
+
+@TRANSFORMS.register("none")
+def identity(x: torch.Tensor, pixels: PixelRange) -> torch.Tensor:
+    """No change: ``D_f`` is then just the chosen classes' samples (Pattern A, forget samples)."""
+    return x.clone()
 
 
 def resolve_transform(transform: str | Transform) -> Transform:

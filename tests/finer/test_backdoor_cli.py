@@ -1,0 +1,60 @@
+"""``obliviate backdoor`` end to end on digits, the Optuna search, and its bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from obliviate import ObliviateError
+from obliviate.finer.experiment import run_backdoor
+from obliviate.finer.tuning import TABLE_S1, paper_settings, pattern_score, tune
+
+
+def test_backdoor_pattern_b_with_two_optuna_trials(cli, tmp_path):
+    out = tmp_path / "report.json"
+    code, stdout, err = cli("backdoor", "--dataset", "digits", "--class", "0", "--transform",
+                            "tile", "--pattern", "B", "--tune", "2", "--folds", "2",
+                            "--epochs", "20", "--out", out)
+    assert code == 0, err
+    report = json.loads(out.read_text())
+    assert set(report["accuracy"]) == {"pretrained", "CE", "CE+Fisher", "CE+Fisher+RLD"}
+    assert len(report["tuning"]["trials"]) == 2
+    best = max(t["score"] for t in report["tuning"]["trials"])
+    assert report["tuning"]["best_score"] == best
+    assert report["settings"]["lr"] in [t["lr"] for t in report["tuning"]["trials"]]
+    assert "D_r,extra" in stdout and "CE+Fisher+RLD" in stdout
+
+
+def test_pattern_a_reports_rld_rnd_and_truncation(digits):
+    report = run_backdoor(digits, [0], "tile", "A", progress=False,
+                          settings={"lr": 1e-3, "lambda_kl": 1e3})  # fmt: skip
+    acc = report["accuracy"]
+    assert set(acc) == {"pretrained", "RLD", "RND", "truncation"}
+    assert acc["truncation"]["D_f"] == 0.0 and acc["RLD"]["D_f"] < 0.1
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--pattern", "D"], "unknown pattern 'D'"),
+    (["--transform", "color"], "3-channel"),
+    (["--transform", "blur"], "unknown transform 'blur'"),
+    (["--hp", "alpha=1"], "unknown setting 'alpha'"),
+    (["--class", "12"], "out of range"),
+])
+def test_bad_input_exit_2(cli, tmp_path, args, message):
+    code, _, err = cli("backdoor", "--dataset", "digits", "--epochs", "1",
+                       "--out", tmp_path / "r.json", *args)
+    assert code == 2 and message in err, err
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_paper_settings_and_scores():
+    s = paper_settings("fashion-mnist", "tile", "B")
+    assert (s.lr, s.lambda_kl, s.lambda_f) == TABLE_S1[("fashion-mnist", "tile", "B")]
+    a = paper_settings("digits", "tile", "A")
+    assert (a.lr, a.lambda_kl) == (1e-5, 1e5)
+    acc = {"D_r": 0.9, "D_f": 0.2, "D_f,clean": 0.7, "D_r,extra": 0.5}
+    assert pattern_score(acc, "B") == 0.5 and pattern_score(acc, "C") == 0.2
+    assert pattern_score(acc, "A") == 0.8
+    with pytest.raises(ObliviateError, match="at least 1 trial and 2 folds"):
+        tune(None, None, a, {}, trials=0)
