@@ -3,7 +3,9 @@
 The diagonal (empirical) Fisher of a set of samples is the mean of the squared per-sample
 gradients of the cross-entropy loss. Per-sample gradients come from ``vmap(grad(...))`` over
 chunks of samples, so one code or one image costs one vectorised row, never a Python loop of
-``backward`` calls.
+``backward`` calls. Models made only of linear layers (``fc``, ``hardtanh-mlp``) take an exact
+shortcut: a linear layer's per-sample gradient is rank one, so the sum of its squares is one
+matrix product per batch (see :class:`_RankOne`), tens to hundreds of times faster on a CPU.
 """
 
 from __future__ import annotations
