@@ -65,6 +65,7 @@ class BenchRunner:
         self.device = torch.device(device) if device else default_device()
         self.progress = progress
         self._data: Dataset | None = None
+        self._models: dict[tuple[str, int], ModelBundle] = {}  # (kind, seed) -> loaded once
 
     @property
     def data(self) -> Dataset:
@@ -142,6 +143,12 @@ class BenchRunner:
         )
         return row
 
+    def _cached(self, kind: str, seed: int, make) -> ModelBundle:
+        """Each seed's trained and reference models are loaded or built once per run."""
+        if (kind, seed) not in self._models:
+            self._models[(kind, seed)] = make()
+        return self._models[(kind, seed)]
+
     def mia(self, model: torch.nn.Module, seed: int) -> float:
         """MIA-efficacy of ``model``: members = retain train, non-members = test, on forget train."""
         forget = list(self.config.forget_classes)
@@ -163,10 +170,12 @@ class BenchRunner:
         log.info("%d of %d rows already done", len(grid) - len(todo), len(grid))
         with progress_bar("benchmark", total=len(todo), enabled=self.progress) as advance:
             for method, seed in todo:
-                trained = self.trained_model(seed)
+                trained = self._cached("trained", seed, lambda: self.trained_model(seed))
                 reference = None
                 if config.reference:
-                    reference = self.reference_model(seed, trained)
+                    reference = self._cached(
+                        "reference", seed, lambda: self.reference_model(seed, trained)
+                    )
                 if method == "original":
                     bundle = trained
                 elif method == "retrain" and reference is not None:
