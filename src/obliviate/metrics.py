@@ -202,13 +202,10 @@ def mia_efficacy(
 def mean_kl_divergence(
     reference: Classifier, model: Classifier, x: torch.Tensor, *, batch_size: int = 1024
 ) -> float:
-    """Mean ``KL(reference(x) || model(x))`` over the samples (nats)."""
-    total = 0.0
-    for start in range(0, len(x), batch_size):
-        xb = x[start : start + batch_size]
-        ref = torch.cat(batched_eval(lambda b: reference(b).log_softmax(1).cpu(), reference, xb,
-                                     batch_size))  # fmt: skip
-        out = torch.cat(batched_eval(lambda b: model(b).log_softmax(1).cpu(), model, xb,
-                                     batch_size))  # fmt: skip
-        total += float((ref.exp() * (ref - out)).sum())
-    return total / max(len(x), 1)
+    """Mean ``KL(reference(x) || model(x))`` over the samples (nats); 0 for no sample."""
+    if len(x) == 0:
+        return 0.0
+    ref = torch.cat(batched_eval(lambda b: reference(b).log_softmax(1).cpu(), reference, x,
+                                 batch_size))  # fmt: skip
+    out = torch.cat(batched_eval(lambda b: model(b).log_softmax(1).cpu(), model, x, batch_size))
+    return float((ref.exp() * (ref - out)).sum()) / max(len(x), 1)

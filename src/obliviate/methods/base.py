@@ -275,6 +275,13 @@ def check_positive(**values: float | int | None) -> None:
             raise ObliviateError(f"{label} must be a positive finite number, got {value!r}")
 
 
+def check_non_negative(**values: float) -> None:
+    """Raise a user error unless every given value is a number >= 0 (NaN is rejected)."""
+    for label, value in values.items():
+        if not value >= 0:
+            raise ObliviateError(f"{label} must be >= 0, got {value}")
+
+
 def model_device(model: torch.nn.Module) -> torch.device:
     """The device of the model's first parameter."""
     return next(model.parameters()).device

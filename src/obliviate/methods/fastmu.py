@@ -25,13 +25,13 @@ import torch
 from torch import nn
 
 from obliviate.data import Split
-from obliviate.errors import ObliviateError
 from obliviate.methods.base import (
     METHODS,
     ForgetRequest,
     MethodOutput,
     UnlearnContext,
     UnlearningMethod,
+    check_non_negative,
     check_positive,
     model_device,
 )
@@ -130,8 +130,7 @@ class FastMachineUnlearning(UnlearningMethod):
             noise_copies=noise_copies, retain_per_class=retain_per_class,
             impair_lr=impair_lr, repair_lr=repair_lr, batch_size=batch_size,
         )  # fmt: skip
-        if not noise_regulariser >= 0:
-            raise ObliviateError(f"noise_regulariser must be >= 0, got {noise_regulariser}")
+        check_non_negative(noise_regulariser=noise_regulariser)
         self.noise_batch = noise_batch
         self.noise_steps = noise_steps
         self.noise_lr = noise_lr

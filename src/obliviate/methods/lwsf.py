@@ -36,7 +36,6 @@ import copy
 import torch
 from torch import nn
 
-from obliviate.errors import ObliviateError
 from obliviate.fisher import diagonal_fisher, fisher_penalty
 from obliviate.methods.base import (
     METHODS,
@@ -44,6 +43,7 @@ from obliviate.methods.base import (
     MethodOutput,
     UnlearnContext,
     UnlearningMethod,
+    check_non_negative,
     check_positive,
     model_device,
 )
@@ -106,10 +106,7 @@ class LearningWithSelectiveForgetting(UnlearningMethod):
         lambda_ewc: float = 100.0,
     ) -> None:
         check_positive(steps=steps, lr=lr, batch_size=batch_size, temperature=temperature)
-        for label, value in (("lambda_lwf", lambda_lwf), ("lambda_keep", lambda_keep),
-                             ("lambda_ewc", lambda_ewc)):  # fmt: skip
-            if not value >= 0:
-                raise ObliviateError(f"{label} must be >= 0, got {value}")
+        check_non_negative(lambda_lwf=lambda_lwf, lambda_keep=lambda_keep, lambda_ewc=lambda_ewc)
         self.steps = steps
         self.lr = lr
         self.batch_size = batch_size
