@@ -1,6 +1,7 @@
 """Finer-than-sample forgetting (Hayase et al.): backdoor/leakage transforms, the four data sets
 of the formulation, the forgetting terms (RND, RLD, truncation), the EWC remembering term and the
-pattern A/B/C losses. The Optuna search and the ``obliviate backdoor`` command are still to come.
+pattern A/B/C losses, the Optuna search (``tuning``) and the experiment behind
+``obliviate backdoor`` (``experiment``).
 """
 
 from obliviate.finer.forgetting import (
