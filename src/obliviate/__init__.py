@@ -17,6 +17,7 @@ from obliviate.errors import ObliviateError
 from obliviate.methods import METHODS
 from obliviate.metrics import EvalReport
 from obliviate.models import MODELS, create_model
+import obliviate.recoverable  # noqa: F401  (registers the "lirf-recover" model)
 from obliviate.training import TrainConfig
 
 __version__ = "0.1.0"

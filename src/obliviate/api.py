@@ -19,7 +19,7 @@ from obliviate.errors import ObliviateError
 from obliviate.methods import METHODS, ForgetRequest, UnlearnContext, UnlearningMethod
 from obliviate.methods.base import hyperparameter_defaults
 from obliviate.metrics import EvalReport, RelearnConfig, evaluate_model
-from obliviate.models import create_model
+from obliviate.models import MODELS, create_model, trainable_models
 from obliviate.training import TrainConfig, default_device, fit
 
 log = logging.getLogger(__name__)
@@ -79,6 +79,9 @@ def train(
         torch.Size([10, 1, 8, 8])
     """
     config = config or TrainConfig()
+    if model in MODELS and not getattr(MODELS.get(model), "trainable", True):
+        raise ObliviateError(f"model {model!r} is assembled by a command, not trained; "
+                             f"trainable: {', '.join(trainable_models())}")  # fmt: skip
     data = resolve_dataset(dataset, data_dir, download)
     device = torch.device(device) if device is not None else default_device()
     torch.manual_seed(config.seed)

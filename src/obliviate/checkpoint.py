@@ -105,16 +105,49 @@ def save(bundle: ModelBundle, path: str | Path) -> Path:
     }
     if bundle.codes is not None:
         tensors[CODES_KEY] = bundle.codes.tensor.cpu().contiguous()
-    metadata = {"obliviate": json.dumps(bundle.metadata())}
+    return write_safetensors(tensors, bundle.metadata(), path)
+
+
+def write_safetensors(tensors: dict[str, torch.Tensor], metadata: dict[str, Any],
+                      path: str | Path) -> Path:  # fmt: skip
+    """Write ``tensors`` with JSON ``metadata`` (under the key ``obliviate``) to ``path``
+    atomically: a temporary file in the same directory, then a rename."""
+    path = Path(path)
+    if path.parent and not path.parent.exists():
+        raise ObliviateError(f"directory {path.parent} does not exist; create it first")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
     os.close(fd)
     try:
-        save_file(tensors, tmp, metadata=metadata)
+        save_file(tensors, tmp, metadata={"obliviate": json.dumps(metadata)})
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def read_safetensors(path: str | Path, what: str,
+                     map_location: str | torch.device = "cpu") -> tuple[dict[str, Any], dict[str, torch.Tensor]]:  # fmt: skip
+    """``(metadata, tensors)`` of a file written by :func:`write_safetensors`; ``what`` names
+    the expected kind of file in error messages."""
+    path = Path(path)
+    if not path.is_file():
+        raise ObliviateError(f"{what} file {path} does not exist")
+    try:
+        with safe_open(str(path), framework="pt", device=str(map_location)) as fh:
+            raw = (fh.metadata() or {}).get("obliviate")
+            tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise ObliviateError(
+            f"{path} is not a readable safetensors file ({exc}); is it truncated or of "
+            "another format?"
+        ) from None
+    if raw is None:
+        raise ObliviateError(f"{path} is a safetensors file but not an obliviate {what}")
+    try:
+        return json.loads(raw), tensors
+    except json.JSONDecodeError:
+        raise ObliviateError(f"{path}: the obliviate metadata is not valid JSON") from None
 
 
 def load(path: str | Path, *, map_location: str | torch.device = "cpu") -> ModelBundle:
@@ -125,23 +158,7 @@ def load(path: str | Path, *, map_location: str | torch.device = "cpu") -> Model
             obliviate model.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ObliviateError(f"model file {path} does not exist")
-    try:
-        with safe_open(str(path), framework="pt", device=str(map_location)) as fh:
-            raw = (fh.metadata() or {}).get("obliviate")
-            tensors = {k: fh.get_tensor(k) for k in fh.keys()}
-    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise ObliviateError(
-            f"{path} is not a readable safetensors file ({exc}); is it truncated or of "
-            "another format? Re-create it with 'obliviate train'"
-        ) from None
-    if raw is None:
-        raise ObliviateError(f"{path} is a safetensors file but not an obliviate model")
-    try:
-        meta = json.loads(raw)
-    except json.JSONDecodeError:
-        raise ObliviateError(f"{path}: the obliviate metadata is not valid JSON") from None
+    meta, tensors = read_safetensors(path, "model", map_location)
     if meta.get("format") != FORMAT or meta.get("format_version", 0) > FORMAT_VERSION:
         raise ObliviateError(
             f"{path}: unsupported model format {meta.get('format')!r} "

@@ -22,7 +22,7 @@ from obliviate.errors import ObliviateError
 from obliviate.methods import METHODS
 from obliviate.methods.base import coerce_hyperparameters, hyperparameter_defaults
 from obliviate.metrics import EvalReport
-from obliviate.models import MODELS
+from obliviate.models import trainable_models
 from obliviate.training import TrainConfig
 
 app = typer.Typer(
@@ -101,7 +101,7 @@ def report_table(reports: dict[str, EvalReport], title: str) -> Table:
 def train_cmd(
     out: Annotated[Path, typer.Option("--out", help="Model file to write (.safetensors).")],
     dataset: Annotated[str, typer.Option(help=f"One of: {', '.join(DATASETS.names())}.")] = "digits",
-    model: Annotated[str, typer.Option(help=f"One of: {', '.join(MODELS.names())}.")] = "fc",
+    model: Annotated[str, typer.Option(help=f"One of: {', '.join(trainable_models())}.")] = "fc",
     epochs: int = 10,
     seed: int = 0,
     lr: float = 0.01,
@@ -120,7 +120,7 @@ def train_cmd(
 ) -> None:
     """Train a model with mnemonic codes and write it to one .safetensors file."""
     _check_choice(dataset, DATASETS.names(), "dataset")
-    _check_choice(model, MODELS.names(), "model")
+    _check_choice(model, trainable_models(), "model")
     _check_choice(code_mode, list(CODE_MODES), "code mode")
     config = TrainConfig(
         epochs=epochs, lr=lr, batch_size=batch_size, optimizer=optimizer, momentum=momentum,
@@ -416,7 +416,7 @@ def backdoor_cmd(
     _check_choice(pattern, list(PATTERNS), "pattern")
     _check_choice(transform, TRANSFORMS.names(), "transform")
     _check_choice(term, ["rld", "rnd"], "forgetting term")
-    _check_choice(model, MODELS.names(), "model")
+    _check_choice(model, trainable_models(), "model")
     if not out.parent.exists():
         raise ObliviateError(f"directory {out.parent} does not exist; create it first")
     settings: dict[str, float] = {}
@@ -446,11 +446,117 @@ def backdoor_cmd(
                       f"wrote {out}")  # fmt: skip
 
 
+def _lirf_settings(hp: list[str] | None):
+    from obliviate.recoverable import LIRFSettings
+
+    known = LIRFSettings.keys()
+    types = {"block": int, "epochs": int, "batch_size": int, "seed": int}
+    values: dict[str, float | int | str] = {}
+    for key, value in parse_hyperparameters(hp or []).items():
+        if key not in known:
+            raise ObliviateError(f"unknown deposit setting {key!r}; known: {', '.join(known)}")
+        try:
+            values[key] = types.get(key, float)(value)
+        except ValueError:
+            raise ObliviateError(f"{key}={value!r} is not a number") from None
+    return LIRFSettings(**values)
+
+
+def _lirf_table(title: str, rows: dict[str, dict[str, float]]) -> Table:
+    table = Table(title=title)
+    table.add_column("model")
+    for name in ("Pre Acc", "Dep Acc", "H Mean", "Avg Acc"):
+        table.add_column(name, justify="right")
+    for label, m in rows.items():
+        table.add_row(label, *[_fmt(m[k]) for k in ("pre_acc", "dep_acc", "h_mean", "avg_acc")])
+    return table
+
+
+@app.command("deposit")
+def deposit_cmd(
+    model_file: Annotated[Path, typer.Argument(help="Original model, or a target to deposit more from (.safetensors).")],
+    classes: Annotated[list[str], typer.Option("--classes", help="Classes of one deposit set, comma-separated (repeat for several modules, deposited at once).")],
+    out: Annotated[Path, typer.Option("--out", help="Where to write the target network.")],
+    module: Annotated[list[Path], typer.Option("--module", help="Where to write each deposit module (one per --classes).")],
+    data: Annotated[Optional[str], typer.Option(help="Dataset holding the deposit samples (default: the model's).")] = None,
+    hp: Annotated[Optional[list[str]], typer.Option("--hp", help="Deposit setting KEY=VALUE: block, prune_ratio, epochs, lr, temperature, lambda_kp, lambda_re, lambda_pt, lambda_at, ...")] = None,
+    report: Annotated[Optional[Path], typer.Option(help="Write the record and test metrics as JSON here.")] = None,
+    data_dir: Optional[Path] = None,
+    seed: int = 0,
+    device: Optional[str] = None,
+) -> None:
+    """LIRF knowledge deposit: take classes' knowledge out of a model into deposit modules."""
+    import dataclasses as dc
+
+    from obliviate.recoverable import deposit_bundle, lirf_accuracy, save_module, withdraw
+
+    sets = [parse_classes(c) for c in classes]
+    if len(module) != len(sets):
+        raise ObliviateError(f"give one --module file per --classes set: {len(sets)} sets, "
+                             f"{len(module)} module files")  # fmt: skip
+    for path in [out, *module, *([report] if report else [])]:
+        if not path.parent.exists():
+            raise ObliviateError(f"directory {path.parent} does not exist; create it first")
+    if len({str(p.resolve()) for p in [out, *module]}) != len(module) + 1:
+        raise ObliviateError("the target and the module files must be different files")
+    settings = dc.replace(_lirf_settings(hp), seed=seed)
+    bundle = load(model_file)
+    if data is not None:
+        _check_choice(data, DATASETS.names(), "dataset")
+    dataset = api.resolve_dataset(data or bundle.dataset, data_dir, False)
+    api.check_dataset_fits(bundle, dataset)
+    target, modules, result = deposit_bundle(bundle, dataset, sets, settings, device=device,
+                                             progress=True)  # fmt: skip
+    save(target, out)
+    for m, path in zip(modules, module, strict=True):
+        save_module(m, path)
+    taken = [c for r in target.history if r.get("method") == "lirf-deposit" for s in r["classes"] for c in s]
+    x, y = dataset.test.x, dataset.test.y
+    metrics = {"original": lirf_accuracy(bundle.model, x, y, taken),
+               "target": lirf_accuracy(target.model, x, y, taken),
+               "recover (these modules)": lirf_accuracy(withdraw(target, modules).model, x, y, taken)}  # fmt: skip
+    console.print(_lirf_table(f"{dataset.name}: deposited {result.record['classes']} (test %)", metrics))
+    if report is not None:
+        write_json_atomic(report, {"record": result.record, "losses": result.losses, "test": metrics})
+    err_console.print(f"deposited {result.record['classes']} in {result.seconds:.1f} s; wrote {out} and "
+                      f"{', '.join(str(p) for p in module)}")  # fmt: skip
+
+
+@app.command("withdraw")
+def withdraw_cmd(
+    target_file: Annotated[Path, typer.Argument(help="Target network (or a recover net) from 'obliviate deposit'.")],
+    modules: Annotated[Optional[list[Path]], typer.Argument(help="Deposit modules to withdraw (any number, any order).")] = None,
+    out: Annotated[Path, typer.Option("--out", help="Where to write the recover net.")] = Path("recovered.safetensors"),
+    data: Annotated[Optional[str], typer.Option(help="Report test metrics on this dataset (no data is needed to withdraw).")] = None,
+    data_dir: Optional[Path] = None,
+) -> None:
+    """LIRF knowledge withdrawal: put deposited classes back into a target network."""
+    from obliviate.recoverable import deposit_records, lirf_accuracy, load_module, withdraw
+
+    if not out.parent.exists():
+        raise ObliviateError(f"directory {out.parent} does not exist; create it first")
+    bundle = load(target_file)
+    loaded = [load_module(p) for p in modules or []]
+    recovered = withdraw(bundle, loaded)
+    save(recovered, out)
+    if data is not None:
+        _check_choice(data, DATASETS.names(), "dataset")
+        dataset = api.resolve_dataset(data, data_dir, False)
+        api.check_dataset_fits(bundle, dataset)
+        taken = [c for r in deposit_records(bundle) for s in r["classes"] for c in s]
+        x, y = dataset.test.x, dataset.test.y
+        console.print(_lirf_table(f"{dataset.name}: deposited classes {taken} (test %)", {
+            "target": lirf_accuracy(bundle.model, x, y, taken),
+            "recover net": lirf_accuracy(recovered.model, x, y, taken)}))  # fmt: skip
+    back = recovered.history[-1]["classes"]
+    err_console.print(f"withdrew {len(loaded)} module(s), classes {back} back; wrote {out}")
+
+
 @app.command("list")
 def list_cmd() -> None:
     """List the registered datasets, models and unlearning methods (with the data they need)."""
-    for label, registry in (("datasets", DATASETS), ("models", MODELS)):
-        console.print(f"[bold]{label}[/]: {', '.join(registry.names())}")
+    console.print(f"[bold]datasets[/]: {', '.join(DATASETS.names())}")
+    console.print(f"[bold]models[/]: {', '.join(trainable_models())}")
     console.print("[bold]methods[/] (needs: data it cannot run without; uses: data it takes if given):")
     for name in METHODS.names():
         cls = METHODS.get(name)

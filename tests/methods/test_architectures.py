@@ -6,10 +6,10 @@ import torch
 import obliviate
 from obliviate.checkpoint import ModelBundle
 from obliviate.codes import CodeConfig, MnemonicCodes
-from obliviate.models import MODELS, create_model
+from obliviate.models import create_model, trainable_models
 
 
-@pytest.mark.parametrize("arch", MODELS.names())
+@pytest.mark.parametrize("arch", trainable_models())
 def test_forget_changes_parameters_not_buffers_and_keeps_the_architecture(arch):
     torch.manual_seed(0)
     shape = (3, 16, 16)

@@ -1,8 +1,11 @@
-"""Model registry: ``fc`` (the paper's FC net), ``cnn`` (small conv net), ``resnet18`` (CIFAR),
-``hardtanh-mlp`` (Hayase et al.'s 10-layer MLP).
+"""Model registry: ``fc`` (the paper's FC net), ``cnn`` (small conv net), ``convnet`` (a
+three-block VGG-style conv net), ``resnet18`` (CIFAR), ``hardtanh-mlp`` (Hayase et al.'s
+10-layer MLP).
 
 Every model exposes ``features(x)`` (everything up to the penultimate layer) and a final
 ``classifier`` (``nn.Linear``): the relearn probe of the evaluation trains only that layer.
+``blocks()`` lists the feature extractor as consecutive blocks whose composition is
+``features``: recoverable forgetting (LIRF) splits a network between two of them.
 Each model class also carries ``default_lambdas``, the (lambda1, lambda2) the mnemonic method
 uses when the caller gives none.
 """
@@ -20,15 +23,33 @@ from obliviate.registry import Registry
 MODELS: Registry[type[nn.Module]] = Registry("model")
 
 
+class Reshape(nn.Module):
+    """Reshape each sample to ``shape`` (the batch dimension is kept)."""
+
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        super().__init__()
+        self.shape = tuple(shape)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(x.shape[0], *self.shape)
+
+
 class Classifier(nn.Module):
     """Base of all registered models: ``forward = classifier(features(x))``."""
 
     #: (lambda1, lambda2) for the mnemonic method on this architecture.
     default_lambdas: tuple[float, float] = (1e-3, 10.0)
+    #: False for architectures assembled by a command (the LIRF recover net), not trained.
+    trainable: bool = True
     classifier: nn.Linear
 
     def features(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def blocks(self) -> list[nn.Module]:
+        """The feature extractor as consecutive blocks (shared modules, not copies):
+        ``features(x)`` equals applying them in order to the raw input ``x``."""
+        raise NotImplementedError(f"{type(self).__name__} does not list its blocks")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x))
@@ -53,6 +74,9 @@ class FullyConnected(Classifier):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.hidden(x.reshape(x.shape[0], self.input_dim)))
+
+    def blocks(self) -> list[nn.Module]:
+        return [nn.Sequential(Reshape((self.input_dim,)), self.hidden, nn.Sigmoid())]
 
 
 @MODELS.register("cnn")
@@ -83,6 +107,47 @@ class SmallCNN(Classifier):
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x.reshape(x.shape[0], *self.image_shape))
 
+    def blocks(self) -> list[nn.Module]:
+        return [nn.Sequential(Reshape(self.image_shape), *self.body[:3]), self.body[3:]]
+
+
+@MODELS.register("convnet")
+class ConvNet(Classifier):
+    """A three-block conv net without normalisation layers, cheap enough for CPU runs of
+    recoverable forgetting: ``conv-ReLU-maxpool`` (``width``), ``conv-ReLU-maxpool``
+    (``2*width``), ``conv-ReLU-global average pool`` (``4*width``), then a linear head.
+    Convolutions use He initialisation (without norm layers the default init stalls).
+    """
+
+    default_lambdas = (1e-3, 10.0)
+
+    def __init__(
+        self, *, input_shape: tuple[int, ...], num_classes: int, width: int = 16
+    ) -> None:
+        super().__init__()
+        if len(input_shape) not in (2, 3):
+            raise ValueError("convnet needs image inputs of shape (C, H, W) or (H, W)")
+        channels = input_shape[0] if len(input_shape) == 3 else 1
+        self.image_shape = (channels, *input_shape[-2:])
+        w = width
+        self.block1 = nn.Sequential(nn.Conv2d(channels, w, 3, padding=1), nn.ReLU(),
+                                    nn.MaxPool2d(2))  # fmt: skip
+        self.block2 = nn.Sequential(nn.Conv2d(w, 2 * w, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2))
+        self.block3 = nn.Sequential(nn.Conv2d(2 * w, 4 * w, 3, padding=1), nn.ReLU(),
+                                    nn.AdaptiveAvgPool2d(1), nn.Flatten())  # fmt: skip
+        self.classifier = nn.Linear(4 * w, num_classes)
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+                nn.init.zeros_(module.bias)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.reshape(x.shape[0], *self.image_shape)
+        return self.block3(self.block2(self.block1(x)))
+
+    def blocks(self) -> list[nn.Module]:
+        return [nn.Sequential(Reshape(self.image_shape), *self.block1), self.block2, self.block3]
+
 
 @MODELS.register("resnet18")
 class CifarResNet18(Classifier):
@@ -106,6 +171,12 @@ class CifarResNet18(Classifier):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.backbone(x)
+
+    def blocks(self) -> list[nn.Module]:
+        net = self.backbone
+        stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
+        return [stem, net.layer1, net.layer2, net.layer3, net.layer4,
+                nn.Sequential(net.avgpool, nn.Flatten())]  # fmt: skip
 
 
 class NormalisedHardTanh(nn.Module):
@@ -159,6 +230,15 @@ class HardTanhMLP(Classifier):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x.reshape(x.shape[0], self.input_dim))
+
+    def blocks(self) -> list[nn.Module]:
+        pairs = [self.body[i : i + 2] for i in range(0, len(self.body), 2)]
+        return [nn.Sequential(Reshape((self.input_dim,)), *pairs[0]), *pairs[1:]]
+
+
+def trainable_models() -> list[str]:
+    """Names of the registered architectures that ``obliviate train`` can train."""
+    return [n for n in MODELS.names() if getattr(MODELS.get(n), "trainable", True)]
 
 
 def create_model(

@@ -1,0 +1,183 @@
+"""LIRF deposit and withdrawal on digits with the conv net: forgetting, recovery, the module
+files and their provenance checks, bad class sets."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import obliviate
+from obliviate import ObliviateError, TrainConfig
+from obliviate.recoverable import (
+    LIRFSettings,
+    deposit_bundle,
+    lirf_accuracy,
+    load_module,
+    save_module,
+    withdraw,
+)
+
+FAST = LIRFSettings()  # the defaults: 20 epochs
+
+
+@pytest.fixture(scope="module")
+def original(digits):
+    torch.manual_seed(0)
+    return obliviate.train(digits, "convnet", config=TrainConfig(epochs=30, lr=0.01),
+                           codes=None, model_kwargs={"width": 16}, progress=False)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def deposited(original, digits):
+    return deposit_bundle(original, digits, [[0, 1]], FAST)
+
+
+def _metrics(bundle, digits, classes):
+    return lirf_accuracy(bundle.model, digits.test.x, digits.test.y, classes)
+
+
+def test_deposit_forgets_and_withdraw_recovers(original, deposited, digits):
+    target, modules, result = deposited
+    before = _metrics(original, digits, [0, 1])
+    after = _metrics(target, digits, [0, 1])
+    back = _metrics(withdraw(target, modules), digits, [0, 1])
+    assert before["dep_acc"] > 85 and before["pre_acc"] > 85
+    assert after["dep_acc"] < 20
+    assert after["pre_acc"] > before["pre_acc"] - 10
+    assert back["dep_acc"] > before["dep_acc"] - 10
+    assert after["h_mean"] > before["h_mean"]
+    assert target.forgotten_classes == [0, 1]
+    record = target.history[-1]
+    assert record["method"] == "lirf-deposit" and record["modules"] == [modules[0].module_id]
+    assert record["deposit_samples"] == int(torch.isin(digits.train.y, torch.tensor([0, 1])).sum())
+    assert result.seconds > 0 and len(result.losses) == FAST.epochs
+
+
+def test_the_original_is_left_untouched(original, digits):
+    snapshot = {k: v.clone() for k, v in original.model.state_dict().items()}
+    deposit_bundle(original, digits, [[2]], LIRFSettings(epochs=1))
+    for k, v in original.model.state_dict().items():
+        assert torch.equal(v, snapshot[k])
+
+
+def test_withdraw_without_modules_is_the_target(deposited, digits):
+    target, _, _ = deposited
+    recovered = withdraw(target, [])
+    x = digits.test.x
+    assert torch.equal(recovered.model(x), target.model(x))
+    assert recovered.forgotten_classes == target.forgotten_classes
+
+
+def test_metrics_are_the_definitions():
+    class Fixed(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, x):
+            return torch.nn.functional.one_hot(x[:, 0].long(), 3).float()
+
+    # predictions: [0, 1, 1, 2]; labels [0, 1, 2, 2]; deposited class 2
+    x = torch.tensor([[0.0], [1.0], [1.0], [2.0]])
+    y = torch.tensor([0, 1, 2, 2])
+    m = lirf_accuracy(Fixed(), x, y, [2])
+    assert m["pre_acc"] == 100 and m["dep_acc"] == 50 and m["avg_acc"] == 75
+    assert m["h_mean"] == pytest.approx(2 * 100 * 50 / 150)
+
+
+def test_module_files_round_trip_and_recovered_models_load(deposited, digits, tmp_path):
+    target, modules, _ = deposited
+    path = save_module(modules[0], tmp_path / "dep.safetensors")
+    loaded = load_module(path)
+    assert loaded.module_id == modules[0].module_id and loaded.classes == (0, 1)
+    x = digits.test.x[:50]
+    assert torch.equal(loaded(x), modules[0](x))
+    recovered = withdraw(target, [loaded])
+    obliviate.save(recovered, tmp_path / "rec.safetensors")
+    again = obliviate.load(tmp_path / "rec.safetensors")
+    assert torch.equal(again.model(x), recovered.model(x))
+    assert again.forgotten_classes == []
+    obliviate.save(target, tmp_path / "target.safetensors")  # ships without the module
+    assert torch.equal(obliviate.load(tmp_path / "target.safetensors").model(x), target.model(x))
+
+
+def test_an_altered_module_file_is_rejected(deposited, tmp_path):
+    from obliviate.checkpoint import read_safetensors, write_safetensors
+
+    _, modules, _ = deposited
+    path = save_module(modules[0], tmp_path / "dep.safetensors")
+    meta, tensors = read_safetensors(path, "deposit module")
+    key = next(iter(tensors))
+    tensors[key] = tensors[key] + 1
+    write_safetensors(tensors, meta, tmp_path / "bad.safetensors")
+    with pytest.raises(ObliviateError, match="altered"):
+        load_module(tmp_path / "bad.safetensors")
+    with pytest.raises(ObliviateError, match="not a LIRF deposit module"):
+        load_module(obliviate.save(deposited[0], tmp_path / "t.safetensors"))
+
+
+def test_modules_of_another_target_are_rejected(original, deposited, digits):
+    target, modules, _ = deposited
+    other, other_modules, _ = deposit_bundle(original, digits, [[3]], LIRFSettings(epochs=1))
+    with pytest.raises(ObliviateError, match="was not deposited from this target"):
+        withdraw(target, other_modules)
+    with pytest.raises(ObliviateError, match="was not deposited from this target"):
+        withdraw(other, modules)
+    with pytest.raises(ObliviateError, match="holds no LIRF deposit"):
+        withdraw(original, modules)
+    with pytest.raises(ObliviateError, match="twice"):
+        withdraw(target, [modules[0], modules[0]])
+
+
+def test_a_target_changed_after_the_deposit_is_rejected(deposited):
+    target, modules, _ = deposited
+    changed = target.clone()
+    with torch.no_grad():
+        changed.model.classifier.bias += 1.0  # the back part the modules rely on
+    with pytest.raises(ObliviateError, match="another back part"):
+        withdraw(changed, modules)
+
+
+def test_sequence_deposit_and_withdraw_in_any_order(original, digits):
+    t1, (m1,), _ = deposit_bundle(original, digits, [[0]], LIRFSettings(epochs=2))
+    t2, (m2,), _ = deposit_bundle(t1, digits, [[1]], LIRFSettings(epochs=2))
+    assert t2.forgotten_classes == [0, 1]
+    once = withdraw(t2, [m1, m2])
+    forward = withdraw(withdraw(t2, [m1]), [m2])
+    backward = withdraw(withdraw(t2, [m2]), [m1])
+    x = digits.test.x
+    assert torch.allclose(once.model(x), forward.model(x))
+    assert torch.allclose(once.model(x), backward.model(x))
+    assert withdraw(t2, [m1]).forgotten_classes == [1]
+    with pytest.raises(ObliviateError, match="already withdrawn"):
+        withdraw(forward, [m1])
+    with pytest.raises(ObliviateError, match="already deposited"):
+        deposit_bundle(t2, digits, [[1, 2]], LIRFSettings(epochs=1))
+    with pytest.raises(ObliviateError, match="same block"):
+        deposit_bundle(t2, digits, [[4]], LIRFSettings(epochs=1, block=1))
+
+
+def test_deposit_once_into_several_modules(original, digits):
+    target, modules, result = deposit_bundle(original, digits, [[0], [1]], LIRFSettings(epochs=2))
+    assert [m.classes for m in modules] == [(0,), (1,)]
+    assert result.record["classes"] == [[0], [1]]
+    partial = withdraw(target, [modules[1]])
+    assert partial.forgotten_classes == [0]
+
+
+@pytest.mark.parametrize("sets,match", [
+    ([[0], [0, 1]], "overlap"),
+    ([[10]], "out of range"),
+    ([[]], "non-empty"),
+    ([list(range(10))], "nothing to preserve"),
+])
+def test_bad_class_sets(original, digits, sets, match):
+    with pytest.raises(ObliviateError, match=match):
+        deposit_bundle(original, digits, sets, LIRFSettings(epochs=1))
+
+
+def test_bad_settings():
+    with pytest.raises(ObliviateError, match="prune_ratio"):
+        LIRFSettings(prune_ratio=1.0)
+    with pytest.raises(ObliviateError, match="lambda_at"):
+        LIRFSettings(lambda_at=-1)
