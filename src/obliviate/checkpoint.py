@@ -96,9 +96,6 @@ def weights_sha256(model: torch.nn.Module) -> str:
 
 def save(bundle: ModelBundle, path: str | Path) -> Path:
     """Write ``bundle`` to ``path`` atomically (temporary file + rename). Returns the path."""
-    path = Path(path)
-    if path.parent and not path.parent.exists():
-        raise ObliviateError(f"directory {path.parent} does not exist; create it first")
     tensors = {
         WEIGHT_PREFIX + k: v.detach().cpu().contiguous().clone()
         for k, v in bundle.model.state_dict().items()
@@ -159,6 +156,9 @@ def load(path: str | Path, *, map_location: str | torch.device = "cpu") -> Model
     """
     path = Path(path)
     meta, tensors = read_safetensors(path, "model", map_location)
+    if meta.get("format") == "obliviate.deposit-module":
+        raise ObliviateError(f"{path} is a LIRF deposit module, not a model; give it to "
+                             "'obliviate withdraw' with its target")  # fmt: skip
     if meta.get("format") != FORMAT or meta.get("format_version", 0) > FORMAT_VERSION:
         raise ObliviateError(
             f"{path}: unsupported model format {meta.get('format')!r} "

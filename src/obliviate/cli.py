@@ -488,7 +488,13 @@ def deposit_cmd(
     """LIRF knowledge deposit: take classes' knowledge out of a model into deposit modules."""
     import dataclasses as dc
 
-    from obliviate.recoverable import deposit_bundle, lirf_accuracy, save_module, withdraw
+    from obliviate.recoverable import (
+        deposit_bundle,
+        deposit_records,
+        lirf_accuracy,
+        save_module,
+        withdraw,
+    )
 
     sets = [parse_classes(c) for c in classes]
     if len(module) != len(sets):
@@ -510,7 +516,7 @@ def deposit_cmd(
     save(target, out)
     for m, path in zip(modules, module, strict=True):
         save_module(m, path)
-    taken = [c for r in target.history if r.get("method") == "lirf-deposit" for s in r["classes"] for c in s]
+    taken = [c for r in deposit_records(target) for s in r["classes"] for c in s]
     x, y = dataset.test.x, dataset.test.y
     metrics = {"original": lirf_accuracy(bundle.model, x, y, taken),
                "target": lirf_accuracy(target.model, x, y, taken),

@@ -114,6 +114,8 @@ def test_an_altered_module_file_is_rejected(deposited, tmp_path):
         load_module(tmp_path / "bad.safetensors")
     with pytest.raises(ObliviateError, match="not a LIRF deposit module"):
         load_module(obliviate.save(deposited[0], tmp_path / "t.safetensors"))
+    with pytest.raises(ObliviateError, match="is a LIRF deposit module, not a model"):
+        obliviate.load(path)
 
 
 def test_modules_of_another_target_are_rejected(original, deposited, digits):

@@ -13,7 +13,7 @@ modules are trained, on the deposit sets only, with
 
 Withdrawal (Eq. 5): ``T~(x) = g(T(x)) + sum_i g_i(T^(n-)(T_r^i(x)))``.
 
-How we read what the supplement leaves open (docs/recoverable.md says the same):
+How we read what the supplement leaves open (the README points here):
     - composition order: the supplement writes ``T_r o T^(n-)(x)``, but ``T_r`` is a pruned copy
       of the *front*, so it must read the input: the deposit path is ``x -> T_r^i -> T^(n-)``.
       The back ``T^(n-) = T_0^(n-)`` is frozen (Alg. 1 updates only ``T^(-n)`` and ``T_r``), so
