@@ -41,9 +41,8 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     d1 = [int(c) for c in args.d1.split(",")]
     d2 = [int(c) for c in args.d2.split(",")]
-    values = {k: v for k, v in (item.split("=", 1) for item in args.hp)}
-    settings = LIRFSettings(**{k: type(getattr(LIRFSettings(), k) or 0)(v)
-                               for k, v in values.items()}, seed=args.seed)  # fmt: skip
+    values = dict(item.split("=", 1) for item in args.hp)
+    settings = LIRFSettings.from_strings(values, seed=args.seed)
     data = obliviate.load_dataset(args.dataset)
     torch.manual_seed(args.seed)
     original = obliviate.train(data, args.model, codes=None, progress=False,

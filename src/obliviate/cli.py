@@ -446,22 +446,6 @@ def backdoor_cmd(
                       f"wrote {out}")  # fmt: skip
 
 
-def _lirf_settings(hp: list[str] | None):
-    from obliviate.recoverable import LIRFSettings
-
-    known = LIRFSettings.keys()
-    types = {"block": int, "epochs": int, "batch_size": int, "seed": int}
-    values: dict[str, float | int | str] = {}
-    for key, value in parse_hyperparameters(hp or []).items():
-        if key not in known:
-            raise ObliviateError(f"unknown deposit setting {key!r}; known: {', '.join(known)}")
-        try:
-            values[key] = types.get(key, float)(value)
-        except ValueError:
-            raise ObliviateError(f"{key}={value!r} is not a number") from None
-    return LIRFSettings(**values)
-
-
 def _lirf_table(title: str, rows: dict[str, dict[str, float]]) -> Table:
     table = Table(title=title)
     table.add_column("model")
@@ -486,9 +470,8 @@ def deposit_cmd(
     device: Optional[str] = None,
 ) -> None:
     """LIRF knowledge deposit: take classes' knowledge out of a model into deposit modules."""
-    import dataclasses as dc
-
     from obliviate.recoverable import (
+        LIRFSettings,
         deposit_bundle,
         deposit_records,
         lirf_accuracy,
@@ -505,7 +488,7 @@ def deposit_cmd(
             raise ObliviateError(f"directory {path.parent} does not exist; create it first")
     if len({str(p.resolve()) for p in [out, *module]}) != len(module) + 1:
         raise ObliviateError("the target and the module files must be different files")
-    settings = dc.replace(_lirf_settings(hp), seed=seed)
+    settings = LIRFSettings.from_strings(parse_hyperparameters(hp or []), seed=seed)
     bundle = load(model_file)
     if data is not None:
         _check_choice(data, DATASETS.names(), "dataset")

@@ -48,6 +48,9 @@ from obliviate.recoverable.pruning import PrunedFront, apply_pruning, prune_fron
 from obliviate.training import TrainConfig, fit, predict
 
 
+_INT_SETTINGS = ("block", "epochs", "batch_size", "seed")
+
+
 @dataclass(frozen=True)
 class LIRFSettings:
     """Hyperparameters of a knowledge deposit.
@@ -95,6 +98,20 @@ class LIRFSettings:
     def keys(cls) -> list[str]:
         """Names of the settings (what ``--hp`` accepts)."""
         return [f.name for f in fields(cls)]
+
+    @classmethod
+    def from_strings(cls, values: dict[str, str], **overrides: Any) -> LIRFSettings:
+        """Settings from ``KEY=VALUE`` strings (``--hp``), typed per field; ``overrides`` win."""
+        known = cls.keys()
+        typed: dict[str, Any] = {}
+        for key, value in values.items():
+            if key not in known:
+                raise ObliviateError(f"unknown deposit setting {key!r}; known: {', '.join(known)}")
+            try:
+                typed[key] = (int if key in _INT_SETTINGS else float)(value)
+            except ValueError:
+                raise ObliviateError(f"{key}={value!r} is not a number") from None
+        return cls(**{**typed, **overrides})
 
 
 def default_block(model: Classifier) -> int:
