@@ -463,7 +463,7 @@ def deposit_cmd(
     out: Annotated[Path, typer.Option("--out", help="Where to write the target network.")],
     module: Annotated[list[Path], typer.Option("--module", help="Where to write each deposit module (one per --classes).")],
     data: Annotated[Optional[str], typer.Option(help="Dataset holding the deposit samples (default: the model's).")] = None,
-    hp: Annotated[Optional[list[str]], typer.Option("--hp", help="Deposit setting KEY=VALUE: block, prune_ratio, epochs, lr, temperature, lambda_kp, lambda_re, lambda_pt, lambda_at, ...")] = None,
+    hp: Annotated[Optional[list[str]], typer.Option("--hp", help="Deposit setting KEY=VALUE: block, prune_ratio, epochs, lr, lambda_kp, lambda_re, lambda_pt, lambda_at, logit_loss (mse|kd), random_labels (preserved|all), ...")] = None,
     report: Annotated[Optional[Path], typer.Option(help="Write the record and test metrics as JSON here.")] = None,
     data_dir: Optional[Path] = None,
     seed: int = 0,

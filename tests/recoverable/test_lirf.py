@@ -8,6 +8,7 @@ import torch
 
 import obliviate
 from obliviate import ObliviateError, TrainConfig
+from obliviate.recoverable.lirf import distillation, logit_matching
 from obliviate.recoverable import (
     LIRFSettings,
     deposit_bundle,
@@ -17,7 +18,8 @@ from obliviate.recoverable import (
     withdraw,
 )
 
-FAST = LIRFSettings()  # the defaults: 20 epochs
+# digits holds ~360 training images per deposit set, 3 steps per epoch: 100 epochs, not 20
+FAST = LIRFSettings(epochs=100)
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +45,9 @@ def test_deposit_forgets_and_withdraw_recovers(original, deposited, digits):
     back = _metrics(withdraw(target, modules), digits, [0, 1])
     assert before["dep_acc"] > 85 and before["pre_acc"] > 85
     assert after["dep_acc"] < 20
-    assert after["pre_acc"] > before["pre_acc"] - 10
-    assert back["dep_acc"] > before["dep_acc"] - 10
+    assert after["pre_acc"] > before["pre_acc"] - 3
+    assert back["dep_acc"] > before["dep_acc"] - 3
+    assert back["pre_acc"] > before["pre_acc"] - 3
     assert after["h_mean"] > before["h_mean"]
     assert target.forgotten_classes == [0, 1]
     record = target.history[-1]
@@ -183,3 +186,38 @@ def test_bad_settings():
         LIRFSettings(prune_ratio=1.0)
     with pytest.raises(ObliviateError, match="lambda_at"):
         LIRFSettings(lambda_at=-1)
+    with pytest.raises(ObliviateError, match="logit_loss must be one of mse, kd"):
+        LIRFSettings(logit_loss="l1")
+    with pytest.raises(ObliviateError, match="random_labels"):
+        LIRFSettings.from_strings({"random_labels": "deposited"})
+    assert LIRFSettings.from_strings({"logit_loss": "kd", "epochs": "3"}) == LIRFSettings(
+        logit_loss="kd", epochs=3)
+
+
+def test_logit_matching_keeps_the_level_that_softmax_kd_ignores():
+    teacher = torch.tensor([[2.0, 0.0, -1.0]])
+    shifted = teacher - 5.0  # same softmax, every logit 5 lower
+    assert float(distillation(shifted, teacher, 4.0)) < 1e-6
+    assert float(logit_matching(shifted, teacher)) == pytest.approx(25.0)
+    assert float(logit_matching(teacher, teacher)) == 0.0
+
+
+@pytest.mark.parametrize("pool", ["preserved", "all"])
+def test_random_labels_come_from_the_configured_pool(original, digits, pool, monkeypatch):
+    seen: list[torch.Tensor] = []
+    real = torch.nn.functional.cross_entropy
+
+    def spy(logits, labels, *args, **kwargs):
+        if not labels.requires_grad and labels.dtype == torch.long:
+            seen.append(labels.clone())
+        return real(logits, labels, *args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.functional, "cross_entropy", spy)
+    deposit_bundle(original, digits, [[0, 1]], LIRFSettings(epochs=1, random_labels=pool))
+    # each step calls CE twice: random labels (L_kr), then the true labels (L_re)
+    drawn = torch.cat(seen[0::2])
+    assert set(torch.cat(seen[1::2]).tolist()) == {0, 1}
+    if pool == "preserved":
+        assert set(drawn.tolist()) == set(range(2, 10))
+    else:
+        assert {0, 1} <= set(drawn.tolist())
