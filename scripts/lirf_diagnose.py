@@ -1,7 +1,7 @@
 """Why LIRF's recover net can lose the preserved classes (docs/results/recoverable-forgetting.md).
 
 On digits with the convnet (seed 0, 30 epochs, lr 0.01), deposit D = {0, 1} with the defaults
-but for the setting varied, and print:
+but 100 deposit epochs (digits has 3 steps per epoch) and the setting varied, and print:
   1. target and recover-net accuracy for lambda_re in 0, 0.1, 1;
   2. logit levels on the test images: the largest preserved logit of T0 and of the target, and
      the largest deposit logit of T0 and of the module path, for prune_ratio 0 and 0.5
@@ -29,7 +29,7 @@ print(f"original: Pre Acc {o['pre_acc']:.1f}, Dep Acc {o['dep_acc']:.1f}\n")
 print("| lambda_re | target Pre | target Dep | recover Pre | recover Dep |")
 print("|---|---|---|---|---|")
 for lambda_re in (0.0, 0.1, 1.0):
-    target, modules, _ = deposit_bundle(original, data, [dep], LIRFSettings(lambda_re=lambda_re))
+    target, modules, _ = deposit_bundle(original, data, [dep], LIRFSettings(epochs=100, lambda_re=lambda_re))
     t = lirf_accuracy(target.model, x, y, dep)
     r = lirf_accuracy(withdraw(target, modules).model, x, y, dep)
     print(f"| {lambda_re:g} | {t['pre_acc']:.1f} | {t['dep_acc']:.1f} | {r['pre_acc']:.1f} | "
@@ -41,7 +41,7 @@ print("|---|---|---|---|---|")
 is_pre = ~torch.isin(y, torch.tensor(dep))
 for ratio in (0.0, 0.5):
     target, (module,), _ = deposit_bundle(original, data, [dep],
-                                          LIRFSettings(lambda_re=0.0, prune_ratio=ratio))  # fmt: skip
+                                          LIRFSettings(epochs=100, lambda_re=0.0, prune_ratio=ratio))  # fmt: skip
     with torch.no_grad():
         _, back = split_network(target.model, 2)
         z0, zt, zm = original.model(x), target.model(x), back(module(x))

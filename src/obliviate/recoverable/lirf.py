@@ -64,15 +64,13 @@ class LIRFSettings:
     """Hyperparameters of a knowledge deposit.
 
     The supplement fixes 20 epochs; it gives no values for the others, so these are ours,
-    chosen on Fashion-MNIST with the ``convnet``, classes 0,1 and 2,3, training seed 0
-    (docs/results/recoverable-forgetting.md says how): logit matching for ``L_kp``/``L_pt``
-    and random labels from the preserved classes (the module docstring says why);
-    ``lambda_kp`` 3 (at 1 the target's preserved logits sank on preserved images and the
-    recover net lost them to the modules; at 10 the target forgot too slowly);
-    ``prune_ratio`` 0.25 (at 0.5 the module claimed more preserved images); ``lambda_at`` 0.1
-    (at 1 the target lost 1.5 more points of Pre Acc); ``lambda_re`` 0.1 (the recover loss
-    sees deposit samples only; at weight 1 it taught the module to claim preserved images on
-    digits, ``scripts/lirf_diagnose.py``).
+    chosen on Fashion-MNIST with the ``convnet`` (``scripts/lirf_ablation.py``; the table is
+    in docs/results/recoverable-forgetting.md): logit matching for ``L_kp``/``L_pt`` and
+    random labels from the preserved classes (the module docstring says why); ``lambda_kp`` 3
+    (lower, the target's preserved logits sink on preserved images and the recover net loses
+    them to the module; higher, the target forgets slowly); ``prune_ratio`` 0.25 (at 0.5 the
+    module claims more preserved images); ``lambda_at`` 0.1; ``lambda_re`` 0.1. On a small
+    deposit set (digits: 3 steps per epoch) use more epochs (100).
 
     Attributes:
         block: split after this many blocks (``None``: all blocks but the last).
