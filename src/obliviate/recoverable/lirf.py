@@ -344,7 +344,8 @@ def deposit(
     taken = {c for s in sets for c in s}
     preserved = torch.tensor([c for c in range(num_classes) if c not in taken], device=device)
     # random labels: classes the target still serves (neither this deposit's nor earlier ones')
-    served = [c for c in range(num_classes) if c not in taken and c not in set(already_deposited)]
+    out_of_service = taken | {int(c) for c in already_deposited}
+    served = [c for c in range(num_classes) if c not in out_of_service]
     label_pool = torch.tensor(served if settings.random_labels == "preserved"
                               else list(range(num_classes)))  # fmt: skip
     modules = []
