@@ -7,7 +7,8 @@ Trains the original conv net, then deposits two class sets D1 and D2:
   sequence-inv:  T0 -D2-> T1 -D1-> T
 and withdraws from the sequence target at once, M1 then M2, and M2 then M1 (``--no-inverse``
 skips sequence-inv, two deposits fewer).
-Prints a markdown table (test accuracy %) and writes every figure to OUT/results.json.
+Prints a markdown table (test accuracy %) and writes every figure to OUT/results.json and the
+original to OUT/original.safetensors.
 
 Usage: python scripts/lirf_results.py --dataset digits --out runs/lirf-digits [--seed 0]
        [--epochs 30 --lr 0.01] [--d1 0,1 --d2 2,3] [--hp KEY=VALUE ...]
@@ -50,6 +51,7 @@ def main() -> None:
     original = obliviate.train(data, args.model, codes=None, progress=False,
                                config=obliviate.TrainConfig(epochs=args.epochs, lr=args.lr,
                                                             seed=args.seed))  # fmt: skip
+    obliviate.save(original, args.out / "original.safetensors")  # to rerun deposits without training
     x, y = data.test.x, data.test.y
 
     def row(label: str, bundle: obliviate.ModelBundle, deposited: list[int], kind: str) -> dict:
