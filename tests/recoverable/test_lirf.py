@@ -8,7 +8,6 @@ import torch
 
 import obliviate
 from obliviate import ObliviateError, TrainConfig
-from obliviate.recoverable.lirf import distillation, logit_matching
 from obliviate.recoverable import (
     LIRFSettings,
     deposit_bundle,
@@ -17,6 +16,7 @@ from obliviate.recoverable import (
     save_module,
     withdraw,
 )
+from obliviate.recoverable.lirf import distillation, logit_matching
 
 # digits holds ~360 training images per deposit set, 3 steps per epoch: 100 epochs, not 20
 FAST = LIRFSettings(epochs=100)
