@@ -2,7 +2,8 @@
 
 Each variant changes some ``LIRFSettings`` from the defaults; ``paper-literal`` is our first
 reading of the supplement (softmax KD over the selected logits, random labels over every
-class, lambda_kp = lambda_at = 1, prune ratio 0.5). Prints test % for the target and the
+class, lambda_kp = lambda_at = 1, prune ratio 0.5); ``block=2`` splits the ``convnet`` before
+its last conv block instead of at the head. Prints test % for the target and the
 recover net, and the original's, as a markdown table; writes OUT/ablation.json.
 
 Usage: python scripts/lirf_ablation.py --model runs/lirf-fmnist/original.safetensors \
@@ -26,6 +27,7 @@ VARIANTS: dict[str, dict[str, str]] = {
     "lambda_kp=10": {"lambda_kp": "10"},
     "prune_ratio=0.5": {"prune_ratio": "0.5"},
     "lambda_at=1": {"lambda_at": "1"},
+    "block=2": {"block": "2"},  # convnet: the back keeps the last conv block (the old default)
 }
 
 

@@ -43,7 +43,7 @@ for ratio in (0.0, 0.5):
     target, (module,), _ = deposit_bundle(original, data, [dep],
                                           LIRFSettings(epochs=100, lambda_re=0.0, prune_ratio=ratio))  # fmt: skip
     with torch.no_grad():
-        _, back = split_network(target.model, 2)
+        _, back = split_network(target.model, module.info["block"])
         z0, zt, zm = original.model(x), target.model(x), back(module(x))
 
     def level(z: torch.Tensor, cols: list[int]) -> str:

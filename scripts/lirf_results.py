@@ -11,7 +11,8 @@ Prints a markdown table (test accuracy %) and writes every figure to OUT/results
 original to OUT/original.safetensors.
 
 Usage: python scripts/lirf_results.py --dataset digits --out runs/lirf-digits [--seed 0]
-       [--epochs 30 --lr 0.01] [--d1 0,1 --d2 2,3] [--hp KEY=VALUE ...]
+       [--epochs 30 --lr 0.01 | --original OUT/original.safetensors] [--d1 0,1 --d2 2,3]
+       [--hp KEY=VALUE ...]
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-inverse", action="store_true", help="skip sequence-inv")
     parser.add_argument("--hp", action="append", default=[], help="LIRF setting KEY=VALUE")
+    parser.add_argument("--original", type=Path, help="use this original instead of training one")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -47,11 +49,14 @@ def main() -> None:
     values = dict(item.split("=", 1) for item in args.hp)
     settings = LIRFSettings.from_strings(values, seed=args.seed)
     data = obliviate.load_dataset(args.dataset)
-    torch.manual_seed(args.seed)
-    original = obliviate.train(data, args.model, codes=None, progress=False,
-                               config=obliviate.TrainConfig(epochs=args.epochs, lr=args.lr,
-                                                            seed=args.seed))  # fmt: skip
-    obliviate.save(original, args.out / "original.safetensors")  # to rerun deposits without training
+    if args.original:
+        original = obliviate.load(args.original)
+    else:
+        torch.manual_seed(args.seed)
+        original = obliviate.train(data, args.model, codes=None, progress=False,
+                                   config=obliviate.TrainConfig(epochs=args.epochs, lr=args.lr,
+                                                                seed=args.seed))  # fmt: skip
+        obliviate.save(original, args.out / "original.safetensors")  # --original reuses it
     x, y = data.test.x, data.test.y
 
     def row(label: str, bundle: obliviate.ModelBundle, deposited: list[int], kind: str) -> dict:

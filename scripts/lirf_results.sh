@@ -2,7 +2,8 @@
 # LIRF's multi-deposit experiment (scripts/lirf_results.py) over seeds 0 1 2, then a mean ± std
 # table. Usage: scripts/lirf_results.sh DATASET OUTDIR [extra lirf_results.py flags]
 # e.g. scripts/lirf_results.sh digits runs/lirf-digits   (about 1 minute per seed on 2 CPU cores)
-# PARALLEL=1 runs the three seeds at once, one thread each (a seed with results.json is skipped).
+# PARALLEL=1 runs the three seeds at once, one thread each (a seed with results.json is skipped;
+# a seed whose OUTDIR/sN/original.safetensors exists deposits from it instead of training one).
 set -euo pipefail
 dataset=${1:?dataset}; out=${2:?outdir}; shift 2
 pids=()
@@ -10,6 +11,7 @@ for seed in 0 1 2; do
   [ -f "$out/s$seed/results.json" ] && continue
   mkdir -p "$out/s$seed"
   cmd=(python scripts/lirf_results.py --dataset "$dataset" --seed "$seed" --out "$out/s$seed" "$@")
+  [ -f "$out/s$seed/original.safetensors" ] && cmd+=(--original "$out/s$seed/original.safetensors")
   if [ "${PARALLEL:-0}" = 1 ]; then
     OMP_NUM_THREADS=1 "${cmd[@]}" > "$out/s$seed/log.txt" 2>&1 & pids+=($!)
   else

@@ -221,3 +221,22 @@ def test_random_labels_come_from_the_configured_pool(original, digits, pool, mon
         assert set(drawn.tolist()) == set(range(2, 10))
     else:
         assert {0, 1} <= set(drawn.tolist())
+
+
+@pytest.mark.parametrize("arch,shape,block", [("convnet", (1, 8, 8), 3), ("cnn", (1, 8, 8), 2),
+                                              ("resnet18", (3, 8, 8), 5)])  # fmt: skip
+def test_the_default_split_leaves_only_the_head_with_weights_in_the_back(arch, shape, block):
+    from obliviate.models import create_model
+    from obliviate.recoverable.lirf import default_block
+    from obliviate.recoverable.pruning import split_network
+
+    model = create_model(arch, input_shape=shape, num_classes=10)
+    assert default_block(model) == block
+    _, back = split_network(model, block)
+    weighted = {id(p) for p in back.parameters()}
+    assert weighted == {id(p) for p in model.classifier.parameters()}
+
+
+def test_a_deposit_records_the_default_split(deposited):
+    target, modules, result = deposited
+    assert result.record["block"] == 3 and modules[0].info["block"] == 3
