@@ -16,7 +16,9 @@ from obliviate.recoverable import (
     save_module,
     withdraw,
 )
-from obliviate.recoverable.lirf import distillation, logit_matching
+from obliviate.models import create_model
+from obliviate.recoverable.lirf import default_block, distillation, logit_matching
+from obliviate.recoverable.pruning import split_network
 
 # digits holds ~360 training images per deposit set, 3 steps per epoch: 100 epochs, not 20
 FAST = LIRFSettings(epochs=100)
@@ -226,10 +228,6 @@ def test_random_labels_come_from_the_configured_pool(original, digits, pool, mon
 @pytest.mark.parametrize("arch,shape,block", [("convnet", (1, 8, 8), 3), ("cnn", (1, 8, 8), 2),
                                               ("resnet18", (3, 8, 8), 5)])  # fmt: skip
 def test_the_default_split_leaves_only_the_head_with_weights_in_the_back(arch, shape, block):
-    from obliviate.models import create_model
-    from obliviate.recoverable.lirf import default_block
-    from obliviate.recoverable.pruning import split_network
-
     model = create_model(arch, input_shape=shape, num_classes=10)
     assert default_block(model) == block
     _, back = split_network(model, block)
