@@ -8,6 +8,7 @@ import torch
 
 import obliviate
 from obliviate import ObliviateError, TrainConfig
+from obliviate.models import create_model
 from obliviate.recoverable import (
     LIRFSettings,
     deposit_bundle,
@@ -16,7 +17,6 @@ from obliviate.recoverable import (
     save_module,
     withdraw,
 )
-from obliviate.models import create_model
 from obliviate.recoverable.lirf import default_block, distillation, logit_matching
 from obliviate.recoverable.pruning import split_network
 
