@@ -42,7 +42,7 @@ def main() -> None:
               f"{base.forget_err:6.2f} {fmt(base.relearn_err)}")
         for l1 in map(float, args.lambda1.split(",")):
             for l2 in map(float, args.lambda2.split(",")):
-                out = obliviate.forget(bundle, classes, lambda1=l1, lambda2=l2)
+                out = obliviate.forget(bundle, classes, lambda1=l1, lambda2=l2, force=True)
                 r = obliviate.evaluate(out, data, classes, relearn_steps=args.relearn_steps)
                 print(f"{seed:<4} {l1:<8g} {l2:<8g} {r.retain_acc:6.2f} "
                       f"{r.retain_acc - base.retain_acc:+6.2f} {r.forget_err:6.2f} "

@@ -52,7 +52,7 @@ def main() -> None:
         hyper = json.loads(text) if text else {}
         free = "codes" in METHODS.get(name).needs
         out = obliviate.forget(bundle, classes, method=name, data=None if free else data,
-                               seed=args.seed, progress=False, **hyper)
+                               seed=args.seed, progress=False, force=True, **hyper)
         r = obliviate.evaluate(out, data, classes, relearn_steps=args.relearn_steps)
         print(f"| {name} | {json.dumps(hyper) if hyper else 'defaults'} | {r.retain_acc:.2f} | "
               f"{r.forget_err:.2f} | {r.relearn_err:.2f} | {r.score:.2f} | "

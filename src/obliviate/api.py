@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 import time
@@ -15,11 +16,12 @@ import torch
 from obliviate.checkpoint import ModelBundle, weights_sha256
 from obliviate.codes import CodeConfig, MnemonicCodes
 from obliviate.data import Dataset, Split, load_dataset
-from obliviate.errors import ObliviateError
+from obliviate.errors import NotVerifiedError, ObliviateError
 from obliviate.methods import METHODS, ForgetRequest, UnlearnContext, UnlearningMethod
 from obliviate.methods.base import hyperparameter_defaults
 from obliviate.metrics import EvalReport, RelearnConfig, evaluate_model
 from obliviate.models import MODELS, create_model, trainable_models
+from obliviate.stats import record_statistics
 from obliviate.training import TrainConfig, default_device, fit
 
 log = logging.getLogger(__name__)
@@ -109,6 +111,7 @@ def train(
         description=f"training {model} on {data.name}",
         progress=progress,
     )
+    stats = record_statistics(net, data.train)
     return ModelBundle(
         model=net.cpu().eval(),
         arch=model,
@@ -118,6 +121,7 @@ def train(
         codes=mnemonic,
         arch_kwargs=dict(model_kwargs or {}),
         train_config=dataclasses.asdict(config),
+        stats=stats,
     )
 
 
@@ -230,6 +234,7 @@ def forget(
     seed: int = 0,
     device: str | torch.device | None = None,
     progress: bool = True,
+    force: bool = False,
     **hyperparameters: Any,
 ) -> ModelBundle:
     """Make ``bundle``'s model forget ``classes``; return a new bundle (the input is untouched).
@@ -253,11 +258,16 @@ def forget(
         seed: seed for any randomness of the method.
         device: where to run; default CUDA when available.
         progress: let methods that train show a progress bar.
+        force: return the result even when the method could not verify it (the record then
+            says ``verified: false``). Without it such a request raises
+            :class:`~obliviate.errors.NotVerifiedError`.
         **hyperparameters: the method's keyword-only hyperparameters (e.g. ``lambda1``).
 
     Raises:
         ObliviateError: unknown method or hyperparameter, data the method needs was not given,
             forget classes absent from the data, or a model without the codes a method needs.
+        NotVerifiedError: the method checked its result and it failed its goal (the classes
+            are not provably forgotten, or kept classes were harmed), unless ``force``.
 
     Example:
         >>> forgotten = forget(bundle, [0])                                # doctest: +SKIP
@@ -276,12 +286,15 @@ def forget(
         data = resolve_dataset(data)
     forget_set, retain_set = _method_data(method_cls, bundle, request, data)
     device = torch.device(device) if device is not None else default_device()
-    source = bundle.clone()
-    source.model.to(device).eval()
+    # Methods never modify the model they are given (the contract tests check it), so the
+    # caller's model is lent as it is when it already sits on ``device`` in eval mode.
+    lent = bundle.model
+    if lent.training or any(p.device != device for p in lent.parameters()):
+        lent = copy.deepcopy(lent).to(device).eval()
     context = UnlearnContext(
         num_classes=bundle.num_classes,
         previously_forgotten=tuple(bundle.forgotten_classes),
-        codes=source.codes if "codes" in method_cls.needs | method_cls.uses else None,
+        codes=bundle.codes if "codes" in method_cls.needs | method_cls.uses else None,
         forget_data=forget_set,
         retain_data=retain_set,
         train_config=_train_config(bundle),
@@ -292,6 +305,7 @@ def forget(
         augment=data.train_augment if isinstance(data, Dataset) else None,
         seed=seed,
         progress=progress,
+        stats=bundle.stats,
     )
     input_sha = weights_sha256(bundle.model)
     unlearner.prepare()
@@ -299,15 +313,31 @@ def forget(
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     start = time.perf_counter()
-    output = unlearner.unlearn(source.model, request, context)
+    output = unlearner.unlearn(lent, request, context)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start
-    result = source
-    result.model = output.model.cpu().eval()
+    verified = output.details.get("verified")
+    if verified is False and not force:
+        reason = output.details.get("verification", {}).get("reason") or "its checks failed"
+        raise NotVerifiedError(
+            f"did not forget classes {list(request.classes)} with {method}: {reason}; nothing "
+            "was written (force=True / --force keeps the unverified result)",
+            record=output.details,
+        )
+    keeps_stats = output.details.pop("keeps_statistics", False)
+    model = output.model if output.model is not bundle.model else copy.deepcopy(output.model)
+    result = dataclasses.replace(
+        bundle,
+        model=model.cpu().eval(),
+        arch_kwargs=copy.deepcopy(bundle.arch_kwargs),
+        train_config=copy.deepcopy(bundle.train_config),
+        stats=bundle.stats if keeps_stats else None,
+    )
     record = {
         "classes": list(request.classes),
         "method": method,
+        "verified": verified,
         "hyperparameters": unlearner.hyperparameters(),
         **output.details,
         "data": {

@@ -3,6 +3,8 @@
 Layout
     tensors ``weights.<state-dict key>``  the model's state dict (parameters and buffers)
     tensor  ``codes``                     the mnemonic codes, ``[num_classes, *input_shape]``
+    tensors ``stats.margin``, ``stats.feature_min``  training statistics (see obliviate.stats),
+                                          when recorded
     metadata ``obliviate``                JSON: format version, architecture and kwargs,
                                           num_classes, input shape, dataset, code config,
                                           training config, forgotten classes, forget history
@@ -30,6 +32,7 @@ from safetensors.torch import save_file
 from obliviate.codes import CodeConfig, MnemonicCodes
 from obliviate.errors import ObliviateError
 from obliviate.models import Classifier, create_model
+from obliviate.stats import TrainingStatistics
 
 FORMAT = "obliviate.model"
 FORMAT_VERSION = 1
@@ -50,6 +53,8 @@ class ModelBundle:
         train_config: the training settings, for the record.
         forgotten_classes: every class forgotten so far.
         history: one audit record per forget request, oldest first.
+        stats: training statistics (per-class logit margins, feature minima) that let the
+            data-free forget verify its result; ``None`` when not recorded or stale.
     """
 
     model: Classifier
@@ -62,6 +67,7 @@ class ModelBundle:
     train_config: dict[str, Any] = field(default_factory=dict)
     forgotten_classes: list[int] = field(default_factory=list)
     history: list[dict[str, Any]] = field(default_factory=list)
+    stats: TrainingStatistics | None = None
 
     def clone(self) -> ModelBundle:
         """A deep copy: the new bundle shares no tensor with this one."""
@@ -81,6 +87,7 @@ class ModelBundle:
             "train_config": self.train_config,
             "forgotten_classes": sorted(self.forgotten_classes),
             "history": self.history,
+            "stats_samples": self.stats.samples if self.stats is not None else None,
         }
 
 
@@ -90,7 +97,8 @@ def weights_sha256(model: torch.nn.Module) -> str:
     for name, tensor in sorted(model.state_dict().items()):
         t = tensor.detach().cpu().contiguous()
         digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        if t.numel():  # the raw bytes, through the buffer protocol (no copy)
+            digest.update(memoryview(t.reshape(-1).view(torch.uint8).numpy()))
     return digest.hexdigest()
 
 
@@ -102,6 +110,8 @@ def save(bundle: ModelBundle, path: str | Path) -> Path:
     }
     if bundle.codes is not None:
         tensors[CODES_KEY] = bundle.codes.tensor.cpu().contiguous()
+    if bundle.stats is not None:
+        tensors.update(bundle.stats.tensors())
     return write_safetensors(tensors, bundle.metadata(), path)
 
 
@@ -198,4 +208,5 @@ def load(path: str | Path, *, map_location: str | torch.device = "cpu") -> Model
         train_config=meta.get("train_config", {}),
         forgotten_classes=list(meta.get("forgotten_classes", [])),
         history=list(meta.get("history", [])),
+        stats=TrainingStatistics.from_tensors(tensors, int(meta.get("stats_samples") or 0)),
     )

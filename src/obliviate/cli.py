@@ -16,7 +16,7 @@ from rich.table import Table
 
 from obliviate import api
 from obliviate.checkpoint import load, save
-from obliviate.codes import CODE_MODES, CodeConfig
+from obliviate.codes import CODE_DISTRIBUTIONS, CODE_MODES, CodeConfig
 from obliviate.data import DATASETS
 from obliviate.errors import ObliviateError
 from obliviate.methods import METHODS
@@ -114,6 +114,7 @@ def train_cmd(
     code_mode: Annotated[str, typer.Option(help="replace (v2) or mix (v1).")] = "replace",
     t_mix: Annotated[float, typer.Option(help="Code replacement probability.")] = 0.1,
     code_strength: Annotated[float, typer.Option(help="Mixing weight for --code-mode mix.")] = 0.99,
+    code_distribution: Annotated[str, typer.Option(help="uniform (U[0,1), official code) or normal (N(0,1), v2 Alg. 1).")] = "uniform",
     data_dir: Annotated[Optional[Path], typer.Option(help="Where the dataset files are.")] = None,
     download: Annotated[bool, typer.Option(help="Let torchvision download the data.")] = False,
     device: Annotated[Optional[str], typer.Option(help="cpu or cuda (default: auto).")] = None,
@@ -122,12 +123,14 @@ def train_cmd(
     _check_choice(dataset, DATASETS.names(), "dataset")
     _check_choice(model, trainable_models(), "model")
     _check_choice(code_mode, list(CODE_MODES), "code mode")
+    _check_choice(code_distribution, list(CODE_DISTRIBUTIONS), "code distribution")
     config = TrainConfig(
         epochs=epochs, lr=lr, batch_size=batch_size, optimizer=optimizer, momentum=momentum,
         weight_decay=weight_decay, schedule=schedule, seed=seed,
     )  # fmt: skip
     code_config = (
-        CodeConfig(mode=code_mode, t_mix=t_mix, strength=code_strength, seed=seed)
+        CodeConfig(mode=code_mode, t_mix=t_mix, strength=code_strength, seed=seed,
+                   distribution=code_distribution)
         if codes
         else None
     )
@@ -164,8 +167,12 @@ def forget_cmd(
     report: Annotated[Optional[Path], typer.Option(help="Write the audit record as JSON here.")] = None,
     seed: int = 0,
     device: Optional[str] = None,
+    force: Annotated[bool, typer.Option("--force", help="Write the result even if the method could not verify it (recorded as verified: false).")] = False,
 ) -> None:
-    """Make a model forget classes with any registered method; write the new model."""
+    """Make a model forget classes with any registered method; write the new model.
+
+    The default (mnemonic, no lambda) finds the strength for each request and verifies the
+    result; a request it cannot verify exits 2 and writes nothing, unless --force."""
     _check_choice(method, METHODS.names(), "method")
     method_cls = METHODS.get(method)
     class_list = parse_classes(classes)
@@ -183,17 +190,58 @@ def forget_cmd(
         _check_choice(data, DATASETS.names(), "dataset")
         dataset = api.resolve_dataset(data, data_dir, False)
     result = api.forget(
-        bundle, class_list, method=method, data=dataset, seed=seed, device=device, **hyper
-    )
+        bundle, class_list, method=method, data=dataset, seed=seed, device=device,
+        force=force, **hyper,
+    )  # fmt: skip
     save(result, out)
     record = result.history[-1]
     if report is not None:
         write_json_atomic(report, record)
-    sign = f", sign {record['sign']}" if "sign" in record else ""
-    err_console.print(
-        f"forgot classes {record['classes']} with {method} in {record['seconds']:.4f} s"
-        f"{sign}; wrote {out}"
-    )
+    for line in describe_forget(record):
+        err_console.print(line, highlight=False, soft_wrap=True)
+    err_console.print(f"wrote {out}", highlight=False)
+
+
+def describe_forget(record: dict) -> list[str]:
+    """The terminal lines of a forget record: what was done, how strong, verified on what."""
+    how = f"with {record['method']} in {record['seconds'] * 1000:.1f} ms"
+    if record.get("mode") == "calibrated":
+        needed = ", ".join(f"{k.replace('_', ' ')} {v:.3g}"
+                           for k, v in record.get("strength_needed", {}).items())  # fmt: skip
+        how += f", strength {record['strength']:.3g} (needed: {needed})"
+    elif "lambda1" in record:
+        how += f", paper mode lambda1={record['lambda1']:g} lambda2={record['lambda2']:g}"
+        how += f", sign {record['sign']}"
+    lines = [f"forgot classes {record['classes']} {how}"]
+    verification = record.get("verification")
+    verified = record.get("verified")
+    if verification is None:
+        lines.append("verified: not checked (this method does not check its result; "
+                     "measure it with 'obliviate evaluate')")  # fmt: skip
+        return lines
+    parts = []
+    for name, check in verification.get("checks", {}).items():
+        state = "passed" if check.get("passed") else "FAILED"
+        if name == "codes":
+            parts.append(f"codes {state} (worst forget-code margin "
+                         f"{check['forget_margin_max']:.2f}, target <= {check['target']:g})")  # fmt: skip
+        elif name == "training_statistics":
+            parts.append(f"training statistics {state} (every training sample of the forget "
+                         "classes provably below a kept class)")  # fmt: skip
+        elif name == "data":
+            detail = []
+            if "forget_error" in check:
+                detail.append(f"forget error {check['forget_error']:.2f}% on "
+                              f"{check['forget_samples']} samples")  # fmt: skip
+            if "retain_accuracy" in check:
+                detail.append(f"retain accuracy {check['retain_accuracy']:.2f}% vs oracle "
+                              f"{check['oracle_retain_accuracy']:.2f}%")  # fmt: skip
+            parts.append(f"data {state} ({', '.join(detail)})")
+    lines.append(f"verified: {str(bool(verified)).lower()} — " + "; ".join(parts))
+    if not verified:
+        lines.append(f"WARNING: written with --force although not verified: "
+                     f"{verification.get('reason')}")  # fmt: skip
+    return lines
 
 
 @app.command("evaluate")
@@ -243,10 +291,8 @@ def demo_cmd(
             title="digits: forget class 0 with mnemonic codes (no data used)",
         )
     )
-    console.print(
-        f"lambda1={record['lambda1']:g} lambda2={record['lambda2']:g} sign={record['sign']} "
-        f"forget time {record['seconds'] * 1000:.1f} ms"
-    )
+    for line in describe_forget(record):
+        console.print(line, highlight=False, soft_wrap=True)
 
 
 def _csv_ints(text: str | None, what: str) -> tuple[int, ...] | None:

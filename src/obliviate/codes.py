@@ -1,7 +1,8 @@
 """Mnemonic codes: one class-specific random pattern per class (Shibata et al. 2021).
 
-A code has the shape of one model input and is drawn uniformly from [0, 1), as in the authors'
-code (``torch.rand``). Codes live in the *model input space*: for datasets that are normalised
+A code has the shape of one model input. It is drawn uniformly from [0, 1) by default, as in
+the authors' code (``torch.rand``), or from a standard normal, as the v2 paper's Algorithm 1
+writes it (``CodeConfig(distribution="normal")``). Codes live in the *model input space*: for datasets that are normalised
 the code replaces or is mixed into the normalised tensor, exactly as the official implementation
 does.
 
@@ -24,6 +25,8 @@ from obliviate.errors import ObliviateError
 
 CodeMode = Literal["replace", "mix"]
 CODE_MODES: tuple[str, ...] = ("replace", "mix")
+CodeDistribution = Literal["uniform", "normal"]
+CODE_DISTRIBUTIONS: tuple[str, ...] = ("uniform", "normal")
 
 
 @dataclass(frozen=True)
@@ -36,12 +39,15 @@ class CodeConfig:
             0.3 for CIFAR-10/ResNet-18).
         strength: the mixing weight lambda of Eq. 7 for ``mix`` (paper: 0.99 MNIST, 0.9 others).
         seed: seed from which the codes are drawn.
+        distribution: ``"uniform"`` (U[0, 1), the official code) or ``"normal"`` (N(0, 1), the
+            v2 paper's Algorithm 1).
     """
 
     mode: CodeMode = "replace"
     t_mix: float = 0.1
     strength: float = 0.99
     seed: int = 0
+    distribution: CodeDistribution = "uniform"
 
     def __post_init__(self) -> None:
         if self.mode not in CODE_MODES:
@@ -50,6 +56,10 @@ class CodeConfig:
             raise ObliviateError(f"t_mix must lie in [0, 1], got {self.t_mix}")
         if not 0.0 <= self.strength <= 1.0:
             raise ObliviateError(f"code strength must lie in [0, 1], got {self.strength}")
+        if self.distribution not in CODE_DISTRIBUTIONS:
+            raise ObliviateError(
+                f"code distribution must be one of {CODE_DISTRIBUTIONS}, got {self.distribution!r}"
+            )
 
 
 class MnemonicCodes:
@@ -71,10 +81,12 @@ class MnemonicCodes:
     def generate(
         cls, num_classes: int, input_shape: tuple[int, ...], config: CodeConfig | None = None
     ) -> MnemonicCodes:
-        """Draw one uniform [0, 1) pattern per class from ``config.seed`` (deterministic)."""
+        """Draw one pattern per class from ``config.seed`` (deterministic), uniform [0, 1) or
+        standard normal as ``config.distribution`` says."""
         config = config or CodeConfig()
         generator = torch.Generator().manual_seed(config.seed)
-        tensor = torch.rand((num_classes, *input_shape), generator=generator)
+        draw = torch.randn if config.distribution == "normal" else torch.rand
+        tensor = draw((num_classes, *input_shape), generator=generator)
         return cls(tensor, config)
 
     @property

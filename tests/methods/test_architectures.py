@@ -6,7 +6,10 @@ import torch
 import obliviate
 from obliviate.checkpoint import ModelBundle
 from obliviate.codes import CodeConfig, MnemonicCodes
+from obliviate.data import Split
+from obliviate.errors import NotVerifiedError
 from obliviate.models import create_model, trainable_models
+from obliviate.stats import record_statistics
 
 
 @pytest.mark.parametrize("arch", trainable_models())
@@ -17,7 +20,8 @@ def test_forget_changes_parameters_not_buffers_and_keeps_the_architecture(arch):
     codes = MnemonicCodes.generate(4, shape, CodeConfig(seed=1))
     bundle = ModelBundle(model, arch, 4, shape, "synthetic", codes=codes)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    out = obliviate.forget(bundle, [1], device="cpu")
+    l1, l2 = model.default_lambdas
+    out = obliviate.forget(bundle, [1], device="cpu", lambda1=l1, lambda2=l2, force=True)
     assert type(out.model) is type(model)
     params = dict(model.named_parameters())
     changed = 0
@@ -31,3 +35,29 @@ def test_forget_changes_parameters_not_buffers_and_keeps_the_architecture(arch):
     assert changed == len(params)
     assert (out.history[-1]["lambda1"], out.history[-1]["lambda2"]) == model.default_lambdas
     assert out.model(torch.rand(2, *shape)).shape == (2, 4)
+
+
+@pytest.mark.parametrize("arch", trainable_models())
+def test_calibrated_forget_moves_only_the_forget_row_on_every_architecture(arch):
+    torch.manual_seed(0)
+    shape = (3, 16, 16)
+    model = create_model(arch, input_shape=shape, num_classes=4).eval()
+    codes = MnemonicCodes.generate(4, shape, CodeConfig(seed=1))
+    x, y = torch.rand(64, *shape), torch.arange(4).repeat(16)
+    bundle = ModelBundle(model, arch, 4, shape, "synthetic", codes=codes,
+                         stats=record_statistics(model, Split(x, y)))  # fmt: skip
+    try:
+        out = obliviate.forget(bundle, [1], device="cpu")
+    except NotVerifiedError as exc:  # hardtanh: features below zero, no guarantee
+        assert bool((bundle.stats.feature_min[1] < 0).any())
+        assert "below zero" in str(exc) and "--data" in str(exc)
+        return
+    assert out.history[-1]["verified"] is True
+    assert not (out.model(x).argmax(1)[y == 1] == 1).any()  # the statistics' guarantee
+    for (name, before), (_, after) in zip(model.state_dict().items(),
+                                          out.model.state_dict().items()):  # fmt: skip
+        if name.startswith("classifier."):
+            kept = [0, 2, 3]
+            assert torch.equal(before[kept], after[kept]) and not torch.equal(before, after)
+        else:
+            assert torch.equal(before, after), name

@@ -7,14 +7,15 @@ import torch
 import obliviate
 from obliviate import ObliviateError
 from obliviate.checkpoint import weights_sha256
-from obliviate.demo import DEMO_LAMBDAS
 from obliviate.metrics import forget_error
 from obliviate.methods.base import class_scores
 from obliviate.methods.mnemonic import apply_noise, forgetting_noise
 from obliviate.fisher import diagonal_fisher
 from obliviate.training import predict
 
-L1, L2 = DEMO_LAMBDAS
+#: The demo's former fixed lambdas: these tests exercise paper mode (force=True keeps the
+#: result, which paper mode cannot verify without data).
+L1, L2 = 3e-3, 10.0
 
 
 def quick_eval(bundle, data, classes):
@@ -23,7 +24,7 @@ def quick_eval(bundle, data, classes):
 
 def test_forgets_class_and_keeps_the_rest(digits, digits_bundle):
     before = quick_eval(digits_bundle, digits, [0])
-    out = obliviate.forget(digits_bundle, [0], lambda1=L1, lambda2=L2)
+    out = obliviate.forget(digits_bundle, [0], lambda1=L1, lambda2=L2, force=True)
     after = quick_eval(out, digits, [0])
     assert before.forget_err < 10
     assert after.forget_err >= 95
@@ -33,14 +34,14 @@ def test_forgets_class_and_keeps_the_rest(digits, digits_bundle):
 def test_input_bundle_is_never_modified(digits_bundle):
     sha = weights_sha256(digits_bundle.model)
     history = list(digits_bundle.history)
-    obliviate.forget(digits_bundle, [3], lambda1=L1, lambda2=L2)
+    obliviate.forget(digits_bundle, [3], lambda1=L1, lambda2=L2, force=True)
     assert weights_sha256(digits_bundle.model) == sha
     assert digits_bundle.history == history and digits_bundle.forgotten_classes == []
 
 
 def test_same_seed_gives_identical_forgotten_weights(digits_bundle):
-    a = obliviate.forget(digits_bundle, [2], lambda1=L1, lambda2=L2, seed=0)
-    b = obliviate.forget(digits_bundle, [2], lambda1=L1, lambda2=L2, seed=0)
+    a = obliviate.forget(digits_bundle, [2], lambda1=L1, lambda2=L2, seed=0, force=True)
+    b = obliviate.forget(digits_bundle, [2], lambda1=L1, lambda2=L2, seed=0, force=True)
     for (ka, va), (kb, vb) in zip(a.model.state_dict().items(), b.model.state_dict().items()):
         assert ka == kb and torch.equal(va, vb)
     assert a.history[-1]["output_sha256"] == b.history[-1]["output_sha256"]
@@ -54,7 +55,7 @@ def test_training_is_deterministic_under_a_seed(tiny_dataset):
 
 
 def test_audit_record(digits_bundle):
-    out = obliviate.forget(digits_bundle, [4], lambda1=L1, lambda2=L2)
+    out = obliviate.forget(digits_bundle, [4], lambda1=L1, lambda2=L2, force=True)
     record = out.history[-1]
     assert record["classes"] == [4] and record["method"] == "mnemonic"
     assert record["lambda1"] == L1 and record["lambda2"] == L2
@@ -67,14 +68,15 @@ def test_audit_record(digits_bundle):
     assert out.forgotten_classes == [4]
 
 
-def test_default_lambdas_come_from_the_architecture(tiny_bundle):
-    out = obliviate.forget(tiny_bundle, [0])
+def test_a_missing_lambda_comes_from_the_architecture(tiny_bundle):
+    out = obliviate.forget(tiny_bundle, [0], lambda2=10.0, force=True)
+    assert out.history[-1]["mode"] == "paper"
     assert (out.history[-1]["lambda1"], out.history[-1]["lambda2"]) == (1e-3, 10.0)
 
 
 def test_sign_is_the_better_candidate_on_the_given_data(digits, digits_bundle):
     """With data passed, the kept candidate has the higher A_R + FE on that data."""
-    out = obliviate.forget(digits_bundle, [5], lambda1=L1, lambda2=L2, data=digits)
+    out = obliviate.forget(digits_bundle, [5], lambda1=L1, lambda2=L2, data=digits, force=True)
     record = out.history[-1]
     assert record["selected_on"] == "data"
     assert record["data"]["forget_samples"] == int((digits.train.y == 5).sum())
@@ -97,15 +99,15 @@ def test_sign_is_the_better_candidate_on_the_given_data(digits, digits_bundle):
 def test_several_classes_at_once(digits, digits_bundle):
     # f_F averages over the forget classes, so each class's peak is diluted: two classes
     # need a larger lambda1 than one (at the demo's 3e-3 class 7 keeps ~40 % accuracy).
-    out = obliviate.forget(digits_bundle, [1, 7], lambda1=2 * L1, lambda2=L2)
+    out = obliviate.forget(digits_bundle, [1, 7], lambda1=2 * L1, lambda2=L2, force=True)
     report = quick_eval(out, digits, [1, 7])
     assert report.forget_err >= 90
     assert report.per_class_acc[1] <= 10 and report.per_class_acc[7] <= 10
 
 
 def test_sequential_requests(digits, digits_bundle):
-    first = obliviate.forget(digits_bundle, [0], lambda1=L1, lambda2=L2)
-    second = obliviate.forget(first, [6], lambda1=L1, lambda2=L2)
+    first = obliviate.forget(digits_bundle, [0], lambda1=L1, lambda2=L2, force=True)
+    second = obliviate.forget(first, [6], lambda1=L1, lambda2=L2, force=True)
     assert second.forgotten_classes == [0, 6]
     assert [r["classes"] for r in second.history] == [[0], [6]]
     assert second.history[1]["input_sha256"] == first.history[0]["output_sha256"]
@@ -139,7 +141,7 @@ def test_empty_request(tiny_bundle):
 def test_forgetting_every_class(tiny_bundle):
     with pytest.raises(ObliviateError, match="every class"):
         obliviate.forget(tiny_bundle, [0, 1, 2, 3])
-    partial = obliviate.forget(tiny_bundle, [0, 1, 2], lambda1=0.1, lambda2=10)
+    partial = obliviate.forget(tiny_bundle, [0, 1, 2])
     with pytest.raises(ObliviateError, match="every class"):
         obliviate.forget(partial, [3])
 

@@ -12,7 +12,7 @@ def test_forgets_on_a_model_trained_without_codes(digits):
     )
     before = obliviate.evaluate(plain, digits, [0], relearn_steps=0)
     out = obliviate.forget(plain, [0], method="mnemonic-data", data=digits, lambda1=1e-2,
-                           lambda2=10, per_class=50)
+                           lambda2=10, per_class=50, force=True)
     after = obliviate.evaluate(out, digits, [0], relearn_steps=0)
     record = out.history[-1]
     assert record["method"] == "mnemonic-data"

@@ -25,7 +25,7 @@ def test_round_trip_keeps_weights_codes_and_metadata(tmp_path, tiny_bundle):
 
 
 def test_history_survives_a_round_trip(tmp_path, tiny_bundle):
-    forgotten = obliviate.forget(tiny_bundle, [1], lambda1=0.1, lambda2=10)
+    forgotten = obliviate.forget(tiny_bundle, [1], lambda1=0.1, lambda2=10, force=True)
     loaded = obliviate.load(obliviate.save(forgotten, tmp_path / "f.safetensors"))
     assert loaded.forgotten_classes == [1]
     assert loaded.history == json.loads(json.dumps(forgotten.history))

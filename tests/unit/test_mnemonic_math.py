@@ -37,7 +37,7 @@ def test_eta_and_alpha_by_hand():
     # lambda = (0.1, 10): alpha_W = min(0.1, 10 / 2.5e15) = 4e-15, alpha_b = min(0.1, 10/1) = 0.1
     codes = MnemonicCodes(torch.tensor([[1.0, 0.0], [0.0, 2.0]]), CodeConfig())
     bundle = ModelBundle(Linear2(), "linear2", 2, (2,), "hand", codes=codes)
-    out = obliviate.forget(bundle, [0], lambda1=0.1, lambda2=10.0, device="cpu")
+    out = obliviate.forget(bundle, [0], lambda1=0.1, lambda2=10.0, device="cpu", force=True)
     record = out.history[-1]
     big = (0.25 + 1e-16) / 1e-16
     assert record["alphas"]["classifier.weight"] == pytest.approx(10.0 / big, rel=1e-9)

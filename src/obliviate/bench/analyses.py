@@ -48,7 +48,7 @@ def lambda_sweep(
     rows = []
     for varied, value, l1, l2 in runs:
         out = api.forget(bundle, forget_classes, lambda1=l1, lambda2=l2, seed=seed,
-                         progress=False)  # fmt: skip
+                         progress=False, force=True)  # fmt: skip  (the sweep measures it)
         report = api.evaluate(out, data, forget_classes, relearn_steps=relearn_steps, seed=seed)
         rows.append({"varied": varied, "value": value, "lambda1": l1, "lambda2": l2,
                      "retain_acc": report.retain_acc, "forget_err": report.forget_err,

@@ -185,10 +185,12 @@ class BenchRunner:
                     data = self.data if needs & {"forget", "retain"} else None
                     bundle = api.forget(
                         trained, config.forget_classes, method=method, data=data, seed=seed,
-                        device=self.device, progress=False,
+                        device=self.device, progress=False, force=True,
                         **config.hyperparameters.get(method, {}),
                     )  # fmt: skip
                 row = self.evaluate_row(method, seed, bundle, reference, trained)
+                if method != "original":
+                    row["verified"] = bundle.history[-1].get("verified")
                 row.update(
                     row_key=config.row_key(method, seed),
                     model_key=config.model_key(seed),

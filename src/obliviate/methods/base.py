@@ -25,6 +25,7 @@ from obliviate.data import BatchAugment, Split
 from obliviate.errors import ObliviateError
 from obliviate.models import Classifier
 from obliviate.registry import Registry
+from obliviate.stats import TrainingStatistics
 from obliviate.training import (
     BatchTransform,
     Objective,
@@ -66,6 +67,7 @@ class UnlearnContext:
         augment: the dataset's training-time augmentation (for methods that train on images).
         seed: seed for any randomness in the method.
         progress: whether methods that train may show a progress bar.
+        stats: the training statistics stored in the model file, if any (no sample).
     """
 
     num_classes: int
@@ -78,6 +80,7 @@ class UnlearnContext:
     augment: BatchAugment | None = None
     seed: int = 0
     progress: bool = True
+    stats: TrainingStatistics | None = None
 
     def retain_classes(self, request: ForgetRequest) -> list[int]:
         """Classes to keep: all but the requested and the previously forgotten ones."""

@@ -1,29 +1,59 @@
-"""One-shot forgetting with mnemonic codes (Yamashita, Yamada & Shibata, ACML 2024; Alg. 2).
+"""One-shot forgetting with mnemonic codes (Yamashita, Yamada & Shibata, ACML 2024; Alg. 2),
+calibrated and verified per request.
 
-Per-class diagonal Fisher information is computed from the mnemonic codes only. For every
-parameter, ``eta = f_F / f_R`` (forget-classes Fisher over retain-classes Fisher, computed as
-``exp(log f_F - log f_R)`` with NaN -> 0 and +-inf -> the largest finite value, as the official
-code does). Each parameter tensor ``l`` is moved by ``alpha_l * eta`` with
-``alpha_l = min(lambda1, lambda2 / max(eta_l))``; both signs are tried and the candidate with
-the higher retain accuracy + forget error is kept, measured on the codes (data-free) or, if
-the caller passes data, on that data.
+Per-class diagonal Fisher information is computed from the mnemonic codes only, and
+``eta = f_F / f_R`` (forget-classes Fisher over retain-classes Fisher) says which parameters
+matter to the forget classes and not to the others. Two modes use it.
 
-Defaults (official code): FC/MNIST lambda = (1e-3, 10); CIFAR-10/ResNet-18 (1e-5, 1e4);
-the paper's text also lists CUB (1e-4, 1.0) and STN (1e-5, 100). When no lambdas are given,
-the architecture's ``default_lambdas`` are used.
+**Calibrated (the default, no lambda given).** The perturbation is confined to where eta
+concentrates: the classifier rows of the forget classes. Each forget row ``c`` is lowered by
+``strength * (eta_c / max eta_c)`` (weights) and ``strength`` (bias), so on an input with
+penultimate features ``h`` the forget logit drops by ``strength * (1 + eta_hat_c . h)`` and
+no kept class's logit moves. The strength is found for each request, in closed form, as the
+smallest value that pushes
 
-Our decision where the paper is silent: when both signs score the same accuracy criterion
-(common on codes, where both often reach 100 %), the tie is broken by the continuous margin
-``CE(forget samples) - CE(retain samples)``; the official code always takes the minus sign on
-ties.
+* every forget class's code at least ``margin`` nats below the best kept class (codes),
+* every *training* sample of the forget classes at least ``margin`` below, by the bound that
+  the training statistics stored in the model file give (:mod:`obliviate.stats`; no sample is
+  kept), and
+* when the caller passes data, every given forget sample at least ``margin`` below.
+
+The result is then measured (codes, and data when given) and recorded with ``verified``.
+Because kept classes' rows are untouched, a kept-class sample's prediction can only stay or
+move from a forget class to its best kept class: accuracy on kept classes lies between the
+model's before and the truncation oracle's. Without statistics and without data the request
+cannot be verified (the codes alone do not predict real data) and is refused.
+
+**Paper mode (lambda1 and/or lambda2 given).** Alg. 2 exactly: every parameter tensor ``l``
+moves by ``alpha_l * eta`` with ``alpha_l = min(lambda1, lambda2 / max(eta_l))`` (``eta``
+computed as ``exp(log f_F - log f_R)``, NaN -> 0, +-inf -> the largest finite value, as the
+official code does); both signs are tried and the candidate with the higher retain accuracy +
+forget error is kept, measured on the codes or, if the caller passes data, on that data; ties
+are broken by ``CE(forget) - CE(retain)`` (the official code takes the minus sign on ties).
+It changes the feature extractor, so only data can verify it.
+
+Paper defaults (official code): FC/MNIST lambda = (1e-3, 10); CIFAR-10/ResNet-18 (1e-5, 1e4);
+the paper's text also lists CUB (1e-4, 1.0) and STN (1e-5, 100). A missing lambda in paper mode
+is the architecture's ``default_lambdas`` value.
 """
 
 from __future__ import annotations
 
 import copy
+import math
+from dataclasses import dataclass
 
 import torch
 
+from obliviate.calibration import (
+    apply_head,
+    data_check,
+    forget_margins,
+    head_direction,
+    required_strength,
+    statistics_strength,
+    truncated_predictions,
+)
 from obliviate.errors import ObliviateError
 from obliviate.fisher import diagonal_fisher, warm_up
 from obliviate.methods.base import (
@@ -32,10 +62,12 @@ from obliviate.methods.base import (
     MethodOutput,
     UnlearnContext,
     UnlearningMethod,
+    check_non_negative,
     check_positive,
     class_scores,
 )
 from obliviate.models import Classifier
+from obliviate.training import batched_eval, extract_features
 
 
 def noise_ratio(f_forget: torch.Tensor, f_retain: torch.Tensor) -> torch.Tensor:
@@ -87,31 +119,60 @@ class MnemonicForgetting(UnlearningMethod):
     """One-shot, data-free forgetting with mnemonic codes (the core method).
 
     Args:
-        lambda1: cap on alpha (noise scale in layers insensitive to the forget classes).
-        lambda2: the largest perturbation of any parameter of a layer.
-            ``None`` for either takes the architecture's ``default_lambdas``.
-        chunk_size: codes per vectorised Fisher pass.
+        lambda1, lambda2: give either to run the paper's Alg. 2 with fixed lambdas (paper
+            mode; the other takes the architecture's ``default_lambdas``). Leave both unset
+            for the calibrated default.
+        margin: nats below the best kept class that the codes, the training-statistics bound
+            and any given forget samples must reach (calibrated mode; paper mode checks the
+            codes and data against it).
+        max_strength: the largest strength the calibrated mode may use; a request that needs
+            more is refused.
+        min_forget_error: forget error (%) that given forget samples must show to verify.
+        max_retain_drop: points of retain accuracy below the truncation oracle that given
+            retain samples may lose to verify.
+        retain_per_class: given retain samples per class used to verify (drawn with the seed).
+        chunk_size: codes per vectorised Fisher pass (paper mode).
     """
 
     name = "mnemonic"
     needs = frozenset({"codes"})
     uses = frozenset({"forget", "retain"})
-    summary = "one-shot Fisher-guided noise from mnemonic codes (data-free)"
+    summary = "one-shot Fisher-guided forgetting from mnemonic codes, calibrated and verified"
 
     def __init__(
         self,
         *,
         lambda1: float | None = None,
         lambda2: float | None = None,
+        margin: float = 2.0,
+        max_strength: float = 1000.0,
+        min_forget_error: float = 99.5,
+        max_retain_drop: float = 1.0,
+        retain_per_class: int = 500,
         chunk_size: int = 64,
     ) -> None:
-        check_positive(lambda1=lambda1, lambda2=lambda2, chunk_size=chunk_size)
+        check_positive(lambda1=lambda1, lambda2=lambda2, chunk_size=chunk_size,
+                       max_strength=max_strength, retain_per_class=retain_per_class)  # fmt: skip
+        check_non_negative(margin=margin, max_retain_drop=max_retain_drop)
+        if not 0.0 <= min_forget_error <= 100.0:
+            raise ObliviateError(f"min_forget_error must lie in [0, 100], got {min_forget_error}")
         self.lambda1 = lambda1
         self.lambda2 = lambda2
+        self.margin = margin
+        self.max_strength = max_strength
+        self.min_forget_error = min_forget_error
+        self.max_retain_drop = max_retain_drop
+        self.retain_per_class = retain_per_class
         self.chunk_size = chunk_size
 
+    @property
+    def paper_mode(self) -> bool:
+        """True when a lambda was given: the paper's fixed-lambda Alg. 2."""
+        return self.lambda1 is not None or self.lambda2 is not None
+
     def prepare(self) -> None:
-        warm_up()
+        if self.paper_mode:
+            warm_up()
 
     def fisher_samples(
         self, context: UnlearnContext, classes: list[int]
@@ -130,21 +191,136 @@ class MnemonicForgetting(UnlearningMethod):
     def unlearn(
         self, model: Classifier, request: ForgetRequest, context: UnlearnContext
     ) -> MethodOutput:
-        lambda1 = self.lambda1 if self.lambda1 is not None else model.default_lambdas[0]
-        lambda2 = self.lambda2 if self.lambda2 is not None else model.default_lambdas[1]
         forget = sorted(request.classes)
         retain = context.retain_classes(request)
         device = next(model.parameters()).device
         inputs, labels = self.fisher_samples(context, forget + retain)
         inputs, labels = inputs.to(device), labels.to(device)
+        given = _GivenData.of(context, model, forget, retain, self.retain_per_class, device)
+        if self.paper_mode:
+            return self._paper(model, inputs, labels, forget, retain, given, context)
+        return self._calibrated(model, inputs, labels, forget, retain, given, context)
+
+    # -- calibrated mode --------------------------------------------------------------------
+
+    def _calibrated(self, model, inputs, labels, forget, retain, given, context) -> MethodOutput:
+        with torch.no_grad():
+            feats = model.features(inputs)
+            logits = model.classifier(feats)
+        if not bool(torch.isfinite(logits).all()):
+            raise ObliviateError(
+                "the model's outputs on its codes are NaN/inf: the weights contain NaN/inf; "
+                "check the model file (was training diverging?)"
+            )
+        direction = head_direction(feats, logits, labels, forget, retain)
+        needed: dict[str, float] = {}
+        rows = range(len(forget))
+        is_code = [labels == c for c in forget]
+        needed["codes"] = max(
+            required_strength(direction, r, feats[is_code[r]], logits[is_code[r]], retain,
+                              self.margin) for r in rows
+        )  # fmt: skip
+        stats = context.stats
+        bounds = []
+        if stats is not None:
+            per_class = [statistics_strength(direction, r, stats, retain, self.margin)
+                         for r in rows]  # fmt: skip
+            needed["training_statistics"] = max(p[0] for p in per_class)
+            bounds = [{"class": c, "margin_bound": p[1], "guaranteed_drop_per_unit": p[2]}
+                      for c, p in zip(forget, per_class)]  # fmt: skip
+        if given.forget_features is not None:
+            needed["data"] = max(
+                required_strength(direction, r, given.forget_features[given.forget_y == c],
+                                  given.forget_logits[given.forget_y == c], retain, self.margin)
+                for r, c in enumerate(forget)
+            )  # fmt: skip
+        usable = {k: v for k, v in needed.items() if k != "training_statistics" or
+                  math.isfinite(v) or "data" not in needed}  # fmt: skip
+        want = max(usable.values())  # codes always count, so never empty
+        strength = min(want, self.max_strength)
+        out = copy.deepcopy(model)
+        apply_head(out.classifier, direction, strength)
+
+        with torch.no_grad():
+            new_logits = out.classifier(feats)
+        code_margins = forget_margins(new_logits, labels, retain)
+        is_f = torch.isin(labels, torch.tensor(forget, device=labels.device))
+        kept_same = bool(torch.equal(  # the kept classes' ranking of every retain code is as before
+            truncated_predictions(new_logits[~is_f], retain),
+            truncated_predictions(logits[~is_f], retain),
+        ))  # fmt: skip
+        checks: dict[str, dict] = {
+            "codes": {
+                "forget_margin_max": float(code_margins[is_f].max()),
+                "target": -self.margin,
+                "retain_codes_unchanged": kept_same,
+                "passed": float(code_margins[is_f].max()) <= -self.margin + 1e-4 and kept_same,
+            }
+        }
+        if stats is not None:
+            checks["training_statistics"] = {
+                "classes": bounds,
+                "strength_needed": needed["training_statistics"],
+                "passed": strength >= needed["training_statistics"],
+            }
+        if given.any:
+            checks["data"] = given.check(
+                out.classifier(given.forget_features) if given.forget_features is not None else None,
+                out.classifier(given.retain_features) if given.retain_features is not None else None,
+                retain, self.min_forget_error, self.max_retain_drop,
+            )  # fmt: skip
+        reason = None
+        if not math.isfinite(want):
+            reason = (
+                "no strength can guarantee it: this model's penultimate features go below zero "
+                "on the forget classes' samples, so lowering the forget rows' weights may raise "
+                "the forget logit on some of them"
+                + ("" if given.any else "; pass the training data (--data DATASET) to calibrate "
+                   "and verify on it")
+            )  # fmt: skip
+        elif want > self.max_strength:
+            reason = (f"the request needs strength {want:.3g}, above max_strength "
+                      f"{self.max_strength:g}")  # fmt: skip
+        elif "training_statistics" not in checks and "data" not in checks:
+            reason = (
+                "this model file has no training statistics (trained before they were "
+                "recorded, or changed by another method since), and the codes alone do not "
+                "predict real data; pass the training data (--data DATASET) to verify on it"
+            )
+        evidence = [k for k in ("training_statistics", "data") if checks.get(k, {}).get("passed")]
+        verified = (reason is None and checks["codes"]["passed"] and bool(evidence)
+                    and checks.get("data", {"passed": True})["passed"])  # fmt: skip
+        if reason is None and not verified:
+            failed = [k for k, ch in checks.items() if not ch["passed"]]
+            reason = f"the check(s) on {', '.join(failed)} failed after strength {strength:.3g}"
+        return MethodOutput(
+            model=out,
+            details={
+                "mode": "calibrated",
+                "scope": "forget-class rows of the classifier",
+                "strength": strength,
+                "strength_needed": needed,
+                "sign": "-",
+                "eta_max": direction.eta_max,
+                "verified": verified,
+                "verification": {"on": list(checks), "checks": checks, "reason": reason},
+                "keeps_statistics": True,
+            },
+        )
+
+    # -- paper mode -------------------------------------------------------------------------
+
+    def _paper(self, model, inputs, labels, forget, retain, given, context) -> MethodOutput:
+        lambda1 = self.lambda1 if self.lambda1 is not None else model.default_lambdas[0]
+        lambda2 = self.lambda2 if self.lambda2 is not None else model.default_lambdas[1]
         f_forget, f_retain = diagonal_fisher(
             model, inputs, labels, [forget, retain], chunk_size=self.chunk_size
         )
         deltas, alphas = forgetting_noise(f_forget, f_retain, lambda1, lambda2)
         candidates = {"+": apply_noise(model, deltas, +1), "-": apply_noise(model, deltas, -1)}
-        given = context.given_data()
-        if given is not None:
-            judge_x, judge_y, judged_on = given.x, given.y, "data"
+        every = context.given_data()
+        if every is not None:
+            judge_x, judge_y, judged_on = every.x, every.y, "data"
         else:
             judge_x, judge_y, judged_on = inputs, labels, "codes"
         scores = {}
@@ -154,9 +330,35 @@ class MnemonicForgetting(UnlearningMethod):
             )
             scores[sign] = (round(criterion, 9), forget_ce - retain_ce)
         chosen = max(("-", "+"), key=lambda s: scores[s])  # ties on both keys: minus, as authors
+        out = candidates[chosen]
+        with torch.no_grad():
+            code_margins = forget_margins(out(inputs), labels, retain)
+        is_f = torch.isin(labels, torch.tensor(forget, device=labels.device))
+        checks: dict[str, dict] = {
+            "codes": {
+                "forget_margin_max": float(code_margins[is_f].max()),
+                "target": -self.margin,
+                "passed": float(code_margins[is_f].max()) <= -self.margin,
+            }
+        }
+        reason = None
+        if given.any:
+            checks["data"] = given.check(
+                given.logits_of(out, "forget"), given.logits_of(out, "retain"), retain,
+                self.min_forget_error, self.max_retain_drop,
+            )  # fmt: skip
+        else:
+            reason = ("paper mode changes the feature extractor, which the codes alone cannot "
+                      "vouch for; pass the training data (--data DATASET) to verify on it")  # fmt: skip
+        verified = reason is None and all(ch["passed"] for ch in checks.values())
+        if reason is None and not verified:
+            failed = [k for k, ch in checks.items() if not ch["passed"]]
+            reason = (f"the check(s) on {', '.join(failed)} failed at lambda1={lambda1:g}, "
+                      f"lambda2={lambda2:g}")  # fmt: skip
         return MethodOutput(
-            model=candidates[chosen],
+            model=out,
             details={
+                "mode": "paper",
                 "lambda1": lambda1,
                 "lambda2": lambda2,
                 "sign": chosen,
@@ -164,8 +366,69 @@ class MnemonicForgetting(UnlearningMethod):
                 "selection_scores": {s: {"acc_criterion": v[0], "ce_margin": v[1]}
                                      for s, v in scores.items()},
                 "alphas": alphas,
+                "verified": verified,
+                "verification": {"on": list(checks), "checks": checks, "reason": reason},
             },
         )
+
+
+@dataclass
+class _GivenData:
+    """The forget and retain samples a caller gave, with the unchanged model's outputs."""
+
+    forget_x: torch.Tensor | None = None
+    forget_y: torch.Tensor | None = None
+    forget_features: torch.Tensor | None = None
+    forget_logits: torch.Tensor | None = None
+    retain_x: torch.Tensor | None = None
+    retain_y: torch.Tensor | None = None
+    retain_features: torch.Tensor | None = None
+    oracle_retain: torch.Tensor | None = None
+
+    @property
+    def any(self) -> bool:
+        return self.forget_x is not None or self.retain_x is not None
+
+    @property
+    def x(self) -> torch.Tensor:
+        return torch.cat([t for t in (self.forget_x, self.retain_x) if t is not None])
+
+    @property
+    def y(self) -> torch.Tensor:
+        return torch.cat([t for t in (self.forget_y, self.retain_y) if t is not None])
+
+    @classmethod
+    def of(cls, context: UnlearnContext, model: Classifier, forget: list[int],
+           retain: list[int], retain_per_class: int, device: torch.device) -> _GivenData:  # fmt: skip
+        out = cls()
+        if context.forget_data is not None and len(context.forget_data):
+            out.forget_x = context.forget_data.x
+            out.forget_y = context.forget_data.y.to(device)
+            out.forget_features = extract_features(model, out.forget_x)
+            with torch.no_grad():
+                out.forget_logits = model.classifier(out.forget_features)
+        if context.retain_data is not None and len(context.retain_data):
+            subset = context.retain_data.per_class_subset(retain_per_class, seed=context.seed)
+            out.retain_x = subset.x
+            out.retain_y = subset.y.to(device)
+            out.retain_features = extract_features(model, out.retain_x)
+            with torch.no_grad():
+                out.oracle_retain = truncated_predictions(
+                    model.classifier(out.retain_features), retain
+                )
+        return out
+
+    def logits_of(self, model: Classifier, which: str) -> torch.Tensor | None:
+        x = self.forget_x if which == "forget" else self.retain_x
+        if x is None:
+            return None
+        return torch.cat(batched_eval(model, model, x, 1024))
+
+    def check(self, logits_forget, logits_retain, retain, min_forget_error, max_retain_drop):
+        return data_check(
+            logits_forget, self.forget_y, logits_retain, self.retain_y, self.oracle_retain,
+            retain, min_forget_error=min_forget_error, max_retain_drop=max_retain_drop,
+        )  # fmt: skip
 
 
 @METHODS.register("mnemonic-data")
@@ -197,6 +460,11 @@ class MnemonicDataForgetting(MnemonicForgetting):
         super().__init__(lambda1=lambda1, lambda2=lambda2, chunk_size=chunk_size)
         check_positive(per_class=per_class)
         self.per_class = per_class
+
+    @property
+    def paper_mode(self) -> bool:
+        """Always: this is the paper's Alg. 2 (default lambdas: the architecture's)."""
+        return True
 
     def fisher_samples(
         self, context: UnlearnContext, classes: list[int]

@@ -1,0 +1,134 @@
+"""How long a calibrated `obliviate.forget` takes, against the floor, SSD and retraining.
+
+    python scripts/speed.py --models runs/reliability/fc-s0.safetensors,runs/reliability/convnet-s0.safetensors
+
+For each model (forgetting class 0) it prints:
+
+floor       one forward+backward pass over the model's codes plus two forward passes (the least
+            any Fisher-from-codes method must do), median of warm repetitions
+forget      `obliviate.forget(bundle, [0])` as a caller waits for it: validation, cloning, the
+            calibrated method, verification, weight hashes and the audit record (warm, median)
+method      the method's own part of that call (the audit record's `seconds`)
+cli         a fresh `obliviate forget` process: its wall time, and the record's `seconds`
+ssd         `obliviate.forget(..., method="ssd", data=...)` once (the method's own time)
+retrain     `obliviate.forget(..., method="retrain", data=...)` once (the method's own time);
+            `--retrain-epochs` shortens it, and the table says how many epochs ran
+
+and each time as a multiple of the floor and of the calibrated forget. It prints a Markdown
+table; `--out` also writes it to a file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+import obliviate
+
+
+def median_time(fn, repeats: int) -> float:
+    fn()  # warm
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def floor(bundle: obliviate.ModelBundle) -> float:
+    model = bundle.model
+    codes = bundle.codes.tensor
+    labels = bundle.codes.labels()
+
+    def once() -> None:
+        model.zero_grad(set_to_none=True)
+        loss = torch.nn.functional.cross_entropy(model(codes), labels)
+        loss.backward()
+        with torch.no_grad():
+            model(codes)
+            model(codes)
+
+    return once
+
+
+def cli_time(path: Path) -> tuple[float, float]:
+    exe = Path(sys.executable).with_name("obliviate")
+    with tempfile.TemporaryDirectory() as tmp:
+        out, report = Path(tmp) / "f.safetensors", Path(tmp) / "r.json"
+        start = time.perf_counter()
+        subprocess.run([str(exe), "forget", str(path), "--classes", "0", "--out", str(out),
+                        "--report", str(report)], check=True, capture_output=True)  # fmt: skip
+        wall = time.perf_counter() - start
+        return wall, json.loads(report.read_text())["seconds"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default="runs/reliability/fc-s0.safetensors,"
+                        "runs/reliability/convnet-s0.safetensors")  # fmt: skip
+    parser.add_argument("--repeats", type=int, default=50)
+    parser.add_argument("--retrain-epochs", type=int, default=None)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    torch.set_num_threads(int(os.environ.get("OBLIVIATE_THREADS", torch.get_num_threads())))
+    lines = [
+        "# Speed of the calibrated forget",
+        "",
+        f"Produced by `python scripts/speed.py --models {args.models}"
+        + (f" --retrain-epochs {args.retrain_epochs}" if args.retrain_epochs else "") + "`; "
+        "each column is defined in the script's docstring. Forget class 0. The goal: a warm "
+        "`obliviate.forget` within 3x the floor.",
+        "",
+        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU. "
+        f"Median of {args.repeats} warm repetitions unless said otherwise.",
+        "",
+        "| model | floor ms | forget ms (x floor) | method ms | cli wall ms | cli method ms |"
+        " ssd s (x forget) | retrain s (x forget) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for path in [Path(p) for p in args.models.split(",") if p]:
+        bundle = obliviate.load(path)
+        data = obliviate.load_dataset(bundle.dataset)
+        t_floor = median_time(floor(bundle), args.repeats)
+        records = []
+
+        def forget_once() -> None:
+            records.append(obliviate.forget(bundle, [0], device="cpu", progress=False))
+
+        t_forget = median_time(forget_once, args.repeats)
+        t_method = statistics.median(r.history[-1]["seconds"] for r in records)
+        cli_wall, cli_method = cli_time(path)
+        ssd = obliviate.forget(bundle, [0], method="ssd", data=data, device="cpu",
+                               progress=False, force=True).history[-1]["seconds"]  # fmt: skip
+        hp = {"epochs": args.retrain_epochs} if args.retrain_epochs else {}
+        retrained = obliviate.forget(bundle, [0], method="retrain", data=data, device="cpu",
+                                     progress=False, force=True, **hp)  # fmt: skip
+        retrain = retrained.history[-1]["seconds"]
+        epochs = retrained.history[-1]["hyperparameters"].get("epochs") or "model's"
+        lines.append(
+            f"| {path.name} ({bundle.arch}) | {t_floor * 1e3:.2f} | {t_forget * 1e3:.2f} "
+            f"({t_forget / t_floor:.1f}x) | {t_method * 1e3:.2f} | {cli_wall * 1e3:.0f} | "
+            f"{cli_method * 1e3:.1f} | {ssd:.2f} ({ssd / t_forget:.0f}x) | {retrain:.1f} "
+            f"({retrain / t_forget:.0f}x; {epochs} epochs) |"
+        )
+        print(lines[-1], flush=True)
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.out:
+        args.out.write_text(text)
+
+
+if __name__ == "__main__":
+    main()

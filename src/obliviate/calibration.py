@@ -1,0 +1,174 @@
+"""The calibrated forget step: a Fisher-weighted lowering of the forget classes' classifier rows
+whose strength is solved per request, and the checks that verify it.
+
+Everything here works on the penultimate features ``h`` and the classifier ``z = W h + b`` of a
+:class:`~obliviate.models.Classifier`. The direction lowers each forget row ``c`` by
+``eta_hat_c = eta_c / max(eta_c)`` (weights) and ``1`` (bias), so at strength ``s`` the forget
+logit of an input drops by ``s * (1 + eta_hat_c . h)`` and nothing else changes. Because that
+is linear in ``s``, the smallest strength that puts an input ``margin`` nats below the best kept
+class is a closed form (:func:`required_strength`): no search, no candidate models.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from obliviate.fisher import FISHER_FLOOR
+from obliviate.stats import TrainingStatistics
+
+
+@dataclass
+class HeadDirection:
+    """How a unit of strength changes the classifier rows of the forget classes.
+
+    Attributes:
+        classes: the forget classes, in row order of ``weight``.
+        weight: ``[len(classes), d]``, each row ``eta_c / max(eta_c)`` (in ``[0, 1]``).
+        eta_max: ``max(eta_c)`` per class, for the record.
+    """
+
+    classes: list[int]
+    weight: torch.Tensor
+    eta_max: list[float]
+
+    def drop(self, features: torch.Tensor, row: int) -> torch.Tensor:
+        """Logit decrease per unit strength of forget class ``classes[row]`` on ``features``."""
+        return 1.0 + features @ self.weight[row]
+
+
+def head_direction(
+    features: torch.Tensor,
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    forget: list[int],
+    retain: list[int],
+) -> HeadDirection:
+    """The Fisher ratio ``eta`` of the forget rows' weights, from the codes' features.
+
+    A classifier row's per-sample gradient is ``(p_c - [y = c]) h``, so its diagonal Fisher is
+    the mean of ``(p_c - [y = c])^2 h^2`` over the samples: over the forget classes' codes for
+    ``f_F``, over the kept classes' codes for ``f_R`` (each sum starting at the authors'
+    floor of 1e-16, as in :func:`obliviate.fisher.diagonal_fisher`).
+    """
+    prob = torch.softmax(logits.float(), dim=1)
+    h2 = features.float().pow(2)
+    is_forget = torch.isin(labels, torch.tensor(forget, device=labels.device))
+    is_retain = torch.isin(labels, torch.tensor(retain, device=labels.device))
+    rows, maxima = [], []
+    for c in forget:
+        g2 = (prob[:, c] - (labels == c).float()).pow(2)
+        f_f = (FISHER_FLOOR + (g2[is_forget, None] * h2[is_forget]).sum(0)) / int(is_forget.sum())
+        f_r = (FISHER_FLOOR + (g2[is_retain, None] * h2[is_retain]).sum(0)) / int(is_retain.sum())
+        eta = torch.nan_to_num(f_f / f_r, nan=0.0, posinf=torch.finfo(torch.float32).max)
+        peak = float(eta.max()) if eta.numel() else 0.0
+        rows.append(eta / peak if peak > 0 else torch.zeros_like(eta))
+        maxima.append(peak)
+    return HeadDirection(list(forget), torch.stack(rows), maxima)
+
+
+def required_strength(
+    direction: HeadDirection,
+    row: int,
+    features: torch.Tensor,
+    logits: torch.Tensor,
+    retain: list[int],
+    margin: float,
+) -> float:
+    """Smallest strength that puts every given input ``margin`` nats below its best kept class.
+
+    ``features``/``logits`` are inputs of class ``direction.classes[row]``. Returns ``inf`` when
+    some input cannot be pushed down by this direction (its logit would not drop).
+    """
+    if features.shape[0] == 0:
+        return 0.0
+    c = direction.classes[row]
+    gap = logits[:, c] - logits[:, retain].max(dim=1).values + margin
+    drop = direction.drop(features, row)
+    needed = gap > 0
+    if not bool(needed.any()):
+        return 0.0
+    if bool((drop[needed] <= 0).any()):
+        return math.inf
+    return float((gap[needed] / drop[needed]).max())
+
+
+def statistics_strength(
+    direction: HeadDirection, row: int, stats: TrainingStatistics, retain: list[int], margin: float
+) -> tuple[float, float, float]:
+    """``(strength, margin bound, guaranteed drop per unit)`` from the training statistics.
+
+    Every training sample of the class sits at most ``bound`` nats above its best kept class;
+    at strength ``s`` its logit drops by at least ``s * guaranteed`` with ``guaranteed = 1 +
+    eta_hat . feature_min[c]`` (the bias, plus the least the weights take off on that class's
+    samples). ``strength`` is ``inf`` when nothing is guaranteed (``guaranteed <= 0``).
+    """
+    c = direction.classes[row]
+    bound = stats.retained_margin(c, retain)
+    floor = stats.feature_min[c].to(direction.weight.device, direction.weight.dtype)
+    guaranteed = 1.0 + float(direction.weight[row] @ floor)
+    if bound + margin <= 0:
+        return 0.0, bound, guaranteed
+    if guaranteed <= 0:
+        return math.inf, bound, guaranteed
+    return (bound + margin) / guaranteed, bound, guaranteed
+
+
+@torch.no_grad()
+def apply_head(classifier: torch.nn.Linear, direction: HeadDirection, strength: float) -> None:
+    """Lower the forget rows of ``classifier`` in place by ``strength`` along ``direction``."""
+    weight = direction.weight.to(classifier.weight.device, classifier.weight.dtype)
+    for row, c in enumerate(direction.classes):
+        classifier.weight[c].sub_(weight[row], alpha=strength)
+        if classifier.bias is not None:
+            classifier.bias[c] -= strength
+
+
+def forget_margins(logits: torch.Tensor, labels: torch.Tensor, retain: list[int]) -> torch.Tensor:
+    """``z_y - max_{k in retain} z_k`` per sample (negative: classified as a kept class)."""
+    own = logits.gather(1, labels[:, None]).squeeze(1)
+    return own - logits[:, retain].max(dim=1).values
+
+
+def data_check(
+    logits_forget: torch.Tensor | None,
+    y_forget: torch.Tensor | None,
+    logits_retain: torch.Tensor | None,
+    y_retain: torch.Tensor | None,
+    oracle_retain: torch.Tensor | None,
+    retain: list[int],
+    *,
+    min_forget_error: float,
+    max_retain_drop: float,
+) -> dict[str, float | bool | int | None]:
+    """The goal measured on the data the caller gave (percentages).
+
+    Forget error counts a forget sample as forgotten when its prediction is not its class.
+    Retain accuracy is compared with ``oracle_retain`` (the unchanged model's predictions
+    restricted to the kept classes, i.e. the truncation oracle) and may fall at most
+    ``max_retain_drop`` points below it.
+    """
+    out: dict[str, float | bool | int | None] = {"passed": True}
+    if logits_forget is not None and y_forget is not None and len(y_forget):
+        error = 100.0 * float((logits_forget.argmax(1) != y_forget).float().mean())
+        out.update(forget_samples=len(y_forget), forget_error=error,
+                   forget_error_goal=min_forget_error)  # fmt: skip
+        out["passed"] = out["passed"] and error >= min_forget_error
+    if logits_retain is not None and y_retain is not None and len(y_retain):
+        acc = 100.0 * float((logits_retain.argmax(1) == y_retain).float().mean())
+        oracle = (
+            100.0 * float((oracle_retain == y_retain).float().mean())
+            if oracle_retain is not None else math.nan
+        )  # fmt: skip
+        out.update(retain_samples=len(y_retain), retain_accuracy=acc, oracle_retain_accuracy=oracle,
+                   max_retain_drop=max_retain_drop)  # fmt: skip
+        out["passed"] = out["passed"] and acc >= oracle - max_retain_drop
+    return out
+
+
+def truncated_predictions(logits: torch.Tensor, retain: list[int]) -> torch.Tensor:
+    """The truncation oracle's predictions: the best kept class of each row of ``logits``."""
+    index = torch.tensor(retain, device=logits.device)
+    return index[logits[:, retain].argmax(dim=1)]
