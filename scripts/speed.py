@@ -8,6 +8,7 @@ floor       one forward+backward pass over the model's codes plus two forward pa
             any Fisher-from-codes method must do), median of warm repetitions
 forget      `obliviate.forget(bundle, [0])` as a caller waits for it: validation, cloning, the
             calibrated method, verification, weight hashes and the audit record (warm, median)
+sha256      one SHA-256 of the model's weights (`weights_sha256`); the audit record takes two
 method      the method's own part of that call (the audit record's `seconds`)
 cli         a fresh `obliviate forget` process: its wall time, and the record's `seconds`
 ssd         `obliviate.forget(..., method="ssd", data=...)` once (the method's own time)
@@ -34,6 +35,7 @@ from pathlib import Path
 import torch
 
 import obliviate
+from obliviate.checkpoint import weights_sha256
 
 
 def median_time(fn, repeats: int) -> float:
@@ -94,9 +96,9 @@ def main() -> None:
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU. "
         f"Median of {args.repeats} warm repetitions unless said otherwise.",
         "",
-        "| model | floor ms | forget ms (x floor) | method ms | cli wall ms | cli method ms |"
-        " ssd s (x forget) | retrain s (x forget) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| model | floor ms | forget ms (x floor) | method ms (x floor) | sha256 ms | cli wall ms |"
+        " cli method ms | ssd s (x forget) | retrain s (x forget) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for path in [Path(p) for p in args.models.split(",") if p]:
         bundle = obliviate.load(path)
@@ -109,6 +111,7 @@ def main() -> None:
 
         t_forget = median_time(forget_once, args.repeats)
         t_method = statistics.median(r.history[-1]["seconds"] for r in records)
+        t_hash = median_time(lambda: weights_sha256(bundle.model), args.repeats)
         cli_wall, cli_method = cli_time(path)
         ssd = obliviate.forget(bundle, [0], method="ssd", data=data, device="cpu",
                                progress=False, force=True).history[-1]["seconds"]  # fmt: skip
@@ -119,7 +122,8 @@ def main() -> None:
         epochs = retrained.history[-1]["hyperparameters"].get("epochs") or "model's"
         lines.append(
             f"| {path.name} ({bundle.arch}) | {t_floor * 1e3:.2f} | {t_forget * 1e3:.2f} "
-            f"({t_forget / t_floor:.1f}x) | {t_method * 1e3:.2f} | {cli_wall * 1e3:.0f} | "
+            f"({t_forget / t_floor:.1f}x) | {t_method * 1e3:.2f} ({t_method / t_floor:.1f}x) | "
+            f"{t_hash * 1e3:.2f} | {cli_wall * 1e3:.0f} | "
             f"{cli_method * 1e3:.1f} | {ssd:.2f} ({ssd / t_forget:.0f}x) | {retrain:.1f} "
             f"({retrain / t_forget:.0f}x; {epochs} epochs) |"
         )

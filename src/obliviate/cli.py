@@ -206,7 +206,7 @@ def describe_forget(record: dict) -> list[str]:
     """The terminal lines of a forget record: what was done, how strong, verified on what."""
     how = f"with {record['method']} in {record['seconds'] * 1000:.1f} ms"
     if record.get("mode") == "calibrated":
-        needed = ", ".join(f"{k.replace('_', ' ')} {v:.3g}"
+        needed = ", ".join(f"{k.replace('_', ' ')} {'none suffices' if v is None else f'{v:.3g}'}"
                            for k, v in record.get("strength_needed", {}).items())  # fmt: skip
         how += f", strength {record['strength']:.3g} (needed: {needed})"
     elif "lambda1" in record:

@@ -12,13 +12,21 @@ from obliviate.models import create_model, trainable_models
 from obliviate.stats import record_statistics
 
 
+SHAPE = (3, 16, 16)
+
+
+def untrained_bundle(arch: str) -> ModelBundle:
+    """An untrained 4-class model of ``arch`` on 3x16x16 inputs, with codes."""
+    torch.manual_seed(0)
+    model = create_model(arch, input_shape=SHAPE, num_classes=4).eval()
+    codes = MnemonicCodes.generate(4, SHAPE, CodeConfig(seed=1))
+    return ModelBundle(model, arch, 4, SHAPE, "synthetic", codes=codes)
+
+
 @pytest.mark.parametrize("arch", trainable_models())
 def test_forget_changes_parameters_not_buffers_and_keeps_the_architecture(arch):
-    torch.manual_seed(0)
-    shape = (3, 16, 16)
-    model = create_model(arch, input_shape=shape, num_classes=4).eval()
-    codes = MnemonicCodes.generate(4, shape, CodeConfig(seed=1))
-    bundle = ModelBundle(model, arch, 4, shape, "synthetic", codes=codes)
+    bundle = untrained_bundle(arch)
+    model, shape = bundle.model, SHAPE
     before = {k: v.clone() for k, v in model.state_dict().items()}
     l1, l2 = model.default_lambdas
     out = obliviate.forget(bundle, [1], device="cpu", lambda1=l1, lambda2=l2, force=True)
@@ -39,13 +47,10 @@ def test_forget_changes_parameters_not_buffers_and_keeps_the_architecture(arch):
 
 @pytest.mark.parametrize("arch", trainable_models())
 def test_calibrated_forget_moves_only_the_forget_row_on_every_architecture(arch):
-    torch.manual_seed(0)
-    shape = (3, 16, 16)
-    model = create_model(arch, input_shape=shape, num_classes=4).eval()
-    codes = MnemonicCodes.generate(4, shape, CodeConfig(seed=1))
-    x, y = torch.rand(64, *shape), torch.arange(4).repeat(16)
-    bundle = ModelBundle(model, arch, 4, shape, "synthetic", codes=codes,
-                         stats=record_statistics(model, Split(x, y)))  # fmt: skip
+    bundle = untrained_bundle(arch)
+    model = bundle.model
+    x, y = torch.rand(64, *SHAPE), torch.arange(4).repeat(16)
+    bundle.stats = record_statistics(model, Split(x, y))
     try:
         out = obliviate.forget(bundle, [1], device="cpu")
     except NotVerifiedError as exc:  # hardtanh: features below zero, no guarantee

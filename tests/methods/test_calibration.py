@@ -171,3 +171,16 @@ def test_cli_refusal_writes_nothing(cli, seed1_file, tmp_path):
                        "--hp", "max_strength=1e-4")  # fmt: skip
     assert code == 2 and not out.exists() and not report.exists()
     assert "max_strength" in err and "--force" in err
+
+
+def test_a_bound_that_guarantees_nothing_refuses_unless_data_verifies(digits_bundle, digits):
+    """Features far below zero on the forget class: the statistics cannot vouch for any
+    strength, so the data-free request is refused; with data, the data calibrate and verify."""
+    odd = digits_bundle.clone()
+    odd.stats.feature_min[6] = -10.0
+    with pytest.raises(NotVerifiedError, match="below zero.*--data"):
+        obliviate.forget(odd, [6], device="cpu")
+    out = obliviate.forget(odd, [6], data=digits, device="cpu")
+    record = out.history[-1]
+    assert record["verified"] is True and record["verification"]["on"] == ["codes", "data"]
+    assert record["strength_needed"]["training_statistics"] is None  # no finite strength

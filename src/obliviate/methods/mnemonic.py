@@ -241,7 +241,7 @@ class MnemonicForgetting(UnlearningMethod):
         out = copy.deepcopy(model)
         apply_head(out.classifier, direction, strength)
 
-        with torch.no_grad():
+        with torch.no_grad():  # the feature extractor is the input's, unchanged: reuse its features
             new_logits = out.classifier(feats)
         code_margins = forget_margins(new_logits, labels, retain)
         is_f = torch.isin(labels, torch.tensor(forget, device=labels.device))
@@ -257,13 +257,13 @@ class MnemonicForgetting(UnlearningMethod):
                 "passed": float(code_margins[is_f].max()) <= -self.margin + 1e-4 and kept_same,
             }
         }
-        if stats is not None:
+        if "training_statistics" in usable:  # with data, a bound that guarantees nothing is moot
             checks["training_statistics"] = {
                 "classes": bounds,
-                "strength_needed": needed["training_statistics"],
+                "strength_needed": needed["training_statistics"],  # finite here
                 "passed": strength >= needed["training_statistics"],
             }
-        if given.any:
+        if given.any:  # the feature extractor is the input's, unchanged: its features are exact
             checks["data"] = given.check(
                 out.classifier(given.forget_features) if given.forget_features is not None else None,
                 out.classifier(given.retain_features) if given.retain_features is not None else None,
@@ -287,19 +287,15 @@ class MnemonicForgetting(UnlearningMethod):
                 "recorded, or changed by another method since), and the codes alone do not "
                 "predict real data; pass the training data (--data DATASET) to verify on it"
             )
-        evidence = [k for k in ("training_statistics", "data") if checks.get(k, {}).get("passed")]
-        verified = (reason is None and checks["codes"]["passed"] and bool(evidence)
-                    and checks.get("data", {"passed": True})["passed"])  # fmt: skip
-        if reason is None and not verified:
-            failed = [k for k, ch in checks.items() if not ch["passed"]]
-            reason = f"the check(s) on {', '.join(failed)} failed after strength {strength:.3g}"
+        verified, reason = _verdict(checks, reason, f"after strength {strength:.3g}")
         return MethodOutput(
             model=out,
             details={
                 "mode": "calibrated",
                 "scope": "forget-class rows of the classifier",
                 "strength": strength,
-                "strength_needed": needed,
+                # None: no finite strength guarantees it (JSON has no infinity)
+                "strength_needed": {k: v if math.isfinite(v) else None for k, v in needed.items()},
                 "sign": "-",
                 "eta_max": direction.eta_max,
                 "verified": verified,
@@ -350,11 +346,7 @@ class MnemonicForgetting(UnlearningMethod):
         else:
             reason = ("paper mode changes the feature extractor, which the codes alone cannot "
                       "vouch for; pass the training data (--data DATASET) to verify on it")  # fmt: skip
-        verified = reason is None and all(ch["passed"] for ch in checks.values())
-        if reason is None and not verified:
-            failed = [k for k, ch in checks.items() if not ch["passed"]]
-            reason = (f"the check(s) on {', '.join(failed)} failed at lambda1={lambda1:g}, "
-                      f"lambda2={lambda2:g}")  # fmt: skip
+        verified, reason = _verdict(checks, reason, f"at lambda1={lambda1:g}, lambda2={lambda2:g}")
         return MethodOutput(
             model=out,
             details={
@@ -370,6 +362,18 @@ class MnemonicForgetting(UnlearningMethod):
                 "verification": {"on": list(checks), "checks": checks, "reason": reason},
             },
         )
+
+
+def _verdict(checks: dict[str, dict], reason: str | None, setting: str) -> tuple[bool, str | None]:
+    """``(verified, reason)``: verified when nothing ruled it out (``reason``), the codes and
+    every check passed, and at least one check on real samples (training statistics or data)
+    vouches for it; otherwise the reason names what failed."""
+    real = [k for k in ("training_statistics", "data") if k in checks]
+    verified = reason is None and bool(real) and all(ch["passed"] for ch in checks.values())
+    if reason is None and not verified:
+        failed = [k for k, ch in checks.items() if not ch["passed"]]
+        reason = f"the check(s) on {', '.join(failed)} failed {setting}"
+    return verified, reason
 
 
 @dataclass
