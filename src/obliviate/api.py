@@ -327,12 +327,13 @@ def forget(
         )
     keeps_stats = output.details.pop("keeps_statistics", False)
     model = output.model if output.model is not bundle.model else copy.deepcopy(output.model)
-    result = dataclasses.replace(
+    result = dataclasses.replace(  # shares no tensor with the input (like ModelBundle.clone)
         bundle,
         model=model.cpu().eval(),
+        codes=copy.deepcopy(bundle.codes),
         arch_kwargs=copy.deepcopy(bundle.arch_kwargs),
         train_config=copy.deepcopy(bundle.train_config),
-        stats=bundle.stats if keeps_stats else None,
+        stats=copy.deepcopy(bundle.stats) if keeps_stats else None,
     )
     record = {
         "classes": list(request.classes),

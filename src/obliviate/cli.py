@@ -222,8 +222,8 @@ def describe_forget(record: dict) -> list[str]:
     parts = []
     for name, check in verification.get("checks", {}).items():
         state = "passed" if check.get("passed") else "FAILED"
-        if name == "codes":
-            parts.append(f"codes {state} (worst forget-code margin "
+        if name in ("codes", "fisher_samples"):
+            parts.append(f"{name.replace('_', ' ')} {state} (worst forget-class margin "
                          f"{check['forget_margin_max']:.2f}, target <= {check['target']:g})")  # fmt: skip
         elif name == "training_statistics":
             parts.append(f"training statistics {state} (every training sample of the forget "

@@ -184,3 +184,14 @@ def test_a_bound_that_guarantees_nothing_refuses_unless_data_verifies(digits_bun
     record = out.history[-1]
     assert record["verified"] is True and record["verification"]["on"] == ["codes", "data"]
     assert record["strength_needed"]["training_statistics"] is None  # no finite strength
+
+
+def test_result_shares_no_tensor_with_the_input(digits_bundle):
+    out = obliviate.forget(digits_bundle, [3], device="cpu")
+
+    def pointers(bundle):
+        tensors = [*bundle.model.state_dict().values(), bundle.codes.tensor,
+                   bundle.stats.margin, bundle.stats.feature_min]  # fmt: skip
+        return {t.data_ptr() for t in tensors}
+
+    assert not pointers(digits_bundle) & pointers(out)

@@ -330,8 +330,9 @@ class MnemonicForgetting(UnlearningMethod):
         with torch.no_grad():
             code_margins = forget_margins(out(inputs), labels, retain)
         is_f = torch.isin(labels, torch.tensor(forget, device=labels.device))
+        samples = "codes" if context.codes is not None else "fisher_samples"  # mnemonic-data
         checks: dict[str, dict] = {
-            "codes": {
+            samples: {
                 "forget_margin_max": float(code_margins[is_f].max()),
                 "target": -self.margin,
                 "passed": float(code_margins[is_f].max()) <= -self.margin,
