@@ -22,9 +22,16 @@ from obliviate.methods.base import hyperparameter_defaults
 from obliviate.metrics import EvalReport, RelearnConfig, evaluate_model
 from obliviate.models import MODELS, create_model, trainable_models
 from obliviate.stats import record_statistics
-from obliviate.training import TrainConfig, default_device, fit
+from obliviate.training import TrainConfig, fit, resolve_device
 
 log = logging.getLogger(__name__)
+
+
+def non_finite_tensors(model: torch.nn.Module) -> list[str]:
+    """Names of the floating-point weights and buffers of ``model`` that hold NaN or inf
+    (a sum is non-finite iff an element is, or the values are ~1e38 and equally broken)."""
+    return [name for name, t in model.state_dict().items()
+            if t.is_floating_point() and not bool(torch.isfinite(t.sum()))]  # fmt: skip
 
 
 def resolve_dataset(
@@ -85,7 +92,7 @@ def train(
         raise ObliviateError(f"model {model!r} is assembled by a command, not trained; "
                              f"trainable: {', '.join(trainable_models())}")  # fmt: skip
     data = resolve_dataset(dataset, data_dir, download)
-    device = torch.device(device) if device is not None else default_device()
+    device = resolve_device(device)
     torch.manual_seed(config.seed)
     net = create_model(
         model, input_shape=data.input_shape, num_classes=data.num_classes, **(model_kwargs or {})
@@ -111,6 +118,12 @@ def train(
         description=f"training {model} on {data.name}",
         progress=progress,
     )
+    broken = non_finite_tensors(net)
+    if broken:
+        raise ObliviateError(
+            f"training diverged: non-finite weights in {', '.join(broken[:3])}; nothing was "
+            "written. Lower the learning rate (--lr) and try again"
+        )
     stats = record_statistics(net, data.train)
     return ModelBundle(
         model=net.cpu().eval(),
@@ -285,7 +298,7 @@ def forget(
     if isinstance(data, str):
         data = resolve_dataset(data)
     forget_set, retain_set = _method_data(method_cls, bundle, request, data)
-    device = torch.device(device) if device is not None else default_device()
+    device = resolve_device(device)
     # Methods never modify the model they are given (the contract tests check it), so the
     # caller's model is lent as it is when it already sits on ``device`` in eval mode.
     lent = bundle.model
@@ -317,6 +330,12 @@ def forget(
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start
+    broken = non_finite_tensors(output.model)
+    if broken:
+        raise ObliviateError(
+            f"{method} produced non-finite weights ({', '.join(broken[:3])}); nothing was "
+            "written. Lower the method's step sizes (--hp) and try again"
+        )
     verified = output.details.get("verified")
     if verified is False and not force:
         reason = output.details.get("verification", {}).get("reason") or "its checks failed"
@@ -388,7 +407,7 @@ def evaluate(
     classes = list(forget_classes) if forget_classes is not None else bundle.forgotten_classes
     if not classes:
         raise ObliviateError("no forget classes given and the model has forgotten none")
-    device = torch.device(device) if device is not None else default_device()
+    device = resolve_device(device)
     model = bundle.clone().model.to(device)
     relearn = RelearnConfig(
         steps=relearn_steps, lr=relearn_lr, batch_size=relearn_batch_size, seed=seed

@@ -34,6 +34,22 @@ console = Console()
 err_console = Console(stderr=True)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from obliviate import __version__
+
+        print(f"obliviate {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,  # fmt: skip
+) -> None:
+    """Data-free, one-shot machine unlearning for PyTorch classifiers."""
+
+
 def parse_classes(text: str) -> list[int]:
     """``"0,3, 5"`` -> ``[0, 3, 5]``; a bad token is a user error."""
     out = []
@@ -604,23 +620,48 @@ def list_cmd() -> None:
         )
 
 
+def _usage_message(exc: BaseException) -> str | None:
+    """The one-line message of a command-line usage error, or ``None`` for any other error.
+
+    Typer raises click-style exceptions (its vendored copy of click, or click itself in older
+    versions); they are recognised by their class names, so no particular click is imported.
+    """
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    if "ClickException" not in names:
+        return None
+    format_message = getattr(exc, "format_message", None)
+    message = format_message() if callable(format_message) else str(exc)
+    ctx = getattr(exc, "ctx", None)
+    path = getattr(ctx, "command_path", None) or "obliviate"
+    return f"{message} (see '{path} --help')"
+
+
 def main() -> None:
-    """Entry point: run the app, turning user errors into one line on stderr and exit 2."""
+    """Entry point: run the app. A user error (bad input, a usage mistake) prints one line on
+    stderr and exits 2; Ctrl-C prints one line and exits 130."""
     logging.basicConfig(level=logging.WARNING)
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
     except ObliviateError as exc:
         err_console.print(f"error: {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)
-    except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
-            sys.exit(1)
-        raise
+    except KeyboardInterrupt:
+        err_console.print("interrupted", highlight=False)
+        sys.exit(130)
+    except Exception as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # bare `obliviate`: help was printed
+            sys.exit(0)
+        message = _usage_message(exc)
+        if message is None:
+            if type(exc).__name__ == "Abort":
+                err_console.print("interrupted", highlight=False)
+                sys.exit(130)
+            raise
+        err_console.print(f"error: {message}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    if code == 130:  # typer turns Ctrl-C inside a command into exit code 130
+        err_console.print("interrupted", highlight=False)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import time
 from collections.abc import Callable, Iterator
 
 
@@ -14,12 +15,15 @@ def progress_bar(
 ) -> Iterator[Callable[[int], None]]:
     """Yield an ``advance(n)`` callable; draws a rich bar on a terminal when ``enabled``.
 
-    The bar is written to stderr and is silent when stderr is not a terminal or when
-    ``OBLIVIATE_NO_PROGRESS`` is set, so that logs and JSON output stay clean.
+    The bar is written to stderr. When stderr is not a terminal (a log, a pipe), one plain line
+    is written at every tenth of the way instead, so that long runs are not silent there. Nothing
+    is shown when ``OBLIVIATE_NO_PROGRESS`` is set or ``enabled`` is false.
     """
-    show = enabled and sys.stderr.isatty() and not os.environ.get("OBLIVIATE_NO_PROGRESS")
-    if not show:
+    if not enabled or os.environ.get("OBLIVIATE_NO_PROGRESS"):
         yield lambda n: None
+        return
+    if not sys.stderr.isatty():
+        yield _plain_lines(description, total)
         return
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
@@ -34,3 +38,21 @@ def progress_bar(
     ) as bar:
         task = bar.add_task(description, total=total)
         yield lambda n: bar.advance(task, n)
+
+
+def _plain_lines(description: str, total: int) -> Callable[[int], None]:
+    """An ``advance(n)`` that prints ``description: done/total (seconds)`` at the start and at
+    each tenth."""
+    start = time.perf_counter()
+    state = {"done": 0, "shown": 0}
+    print(f"{description}: 0/{total}", file=sys.stderr, flush=True)
+
+    def advance(n: int) -> None:
+        state["done"] += n
+        tenth = min(10, state["done"] * 10 // max(total, 1))
+        if tenth > state["shown"]:
+            state["shown"] = tenth
+            print(f"{description}: {state['done']}/{total} "
+                  f"({time.perf_counter() - start:.0f} s)", file=sys.stderr, flush=True)  # fmt: skip
+
+    return advance

@@ -79,6 +79,28 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``device`` as a :class:`torch.device` (``None``: :func:`default_device`).
+
+    Raises:
+        ObliviateError: a name torch does not know, or CUDA asked for where there is none.
+    """
+    if device is None:
+        return default_device()
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ObliviateError(
+            f"unknown device {device!r}; use cpu or cuda (cuda:N for one GPU)"
+        ) from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ObliviateError(f"device {device!r} asked for, but CUDA is not available here; "
+                             "use --device cpu")  # fmt: skip
+    if resolved.type not in ("cpu", "cuda"):
+        raise ObliviateError(f"device {device!r} is not supported; use cpu or cuda")
+    return resolved
+
+
 def fit(
     model: nn.Module,
     x: torch.Tensor,

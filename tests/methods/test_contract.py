@@ -134,3 +134,14 @@ def test_methods_see_only_the_data_they_declared(monkeypatch, digits, digits_bun
     kept = set(torch.unique(context.retain_data.y).tolist())
     assert kept == set(range(2, 10))  # neither the forget class nor the forgotten one
     assert len(context.retain_data) == int((digits.train.y >= 2).sum())
+
+
+def test_a_method_that_writes_non_finite_weights_is_refused(digits, digits_bundle, cli, tmp_path):
+    """sfdn's alpha at 1e300 overflows the weights: the front door refuses, nothing written."""
+    with pytest.raises(obliviate.ObliviateError, match="non-finite weights"):
+        obliviate.forget(digits_bundle, [0], method="sfdn", data=digits, alpha=1e300)
+    model, out = tmp_path / "m.safetensors", tmp_path / "f.safetensors"
+    obliviate.save(digits_bundle, model)
+    code, _, err = cli("forget", model, "--classes", "0", "--method", "sfdn", "--data", "digits",
+                       "--hp", "alpha=1e300", "--out", out)  # fmt: skip
+    assert code == 2 and not out.exists() and "non-finite weights" in err

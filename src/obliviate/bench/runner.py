@@ -32,7 +32,7 @@ from obliviate.metrics import (
     true_class_confidence,
 )
 from obliviate.progress import progress_bar
-from obliviate.training import default_device, predict
+from obliviate.training import predict, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ class BenchRunner:
         _check_methods(config)
         self.config = config
         self.out = Path(out_dir)
-        self.device = torch.device(device) if device else default_device()
+        self.device = resolve_device(device)
         self.progress = progress
         self._data: Dataset | None = None
         self._models: dict[tuple[str, int], ModelBundle] = {}  # (kind, seed) -> loaded once

@@ -33,7 +33,7 @@ from obliviate.recoverable.lirf import (
     deposit,
 )
 from obliviate.recoverable.pruning import apply_pruning, split_network
-from obliviate.training import default_device
+from obliviate.training import resolve_device
 
 MODULE_FORMAT = "obliviate.deposit-module"
 MODULE_FORMAT_VERSION = 1
@@ -88,7 +88,7 @@ def deposit_bundle(
         raise ObliviateError(f"data of shape {tuple(data.input_shape)} does not fit the model "
                              f"(input shape {tuple(bundle.input_shape)})")  # fmt: skip
     already = [c for r in records for s in r["classes"] for c in s]
-    device = torch.device(device) if device is not None else default_device()
+    device = resolve_device(device)
     model = bundle.clone().model.to(device)
     result = deposit(model, data.train.x, data.train.y, class_sets, settings, arch=bundle.arch,
                      arch_kwargs=bundle.arch_kwargs, already_deposited=already,

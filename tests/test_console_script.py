@@ -1,0 +1,88 @@
+"""The installed `obliviate` console script, run as a user runs it: in a subprocess.
+
+Every usage mistake must give one line on stderr, exit code 2, no traceback and no file.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+import obliviate
+
+SCRIPT = Path(sys.executable).with_name("obliviate")
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(SCRIPT), *args], capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory, tiny_bundle) -> Path:
+    return obliviate.save(tiny_bundle, tmp_path_factory.mktemp("script") / "m.safetensors")
+
+
+def mistakes(model: Path, out: Path) -> dict[str, list[str]]:
+    m, o = str(model), str(out)
+    return {
+        "missing --classes": ["forget", m, "--out", o],
+        "lambda not a number": ["forget", m, "--classes", "0", "--out", o, "--lambda1", "abc"],
+        "unknown device": ["forget", m, "--classes", "0", "--out", o, "--device", "tpu"],
+        "unknown option": ["forget", m, "--classes", "0", "--out", o, "--bogus"],
+        "unknown command": ["forgett", m],
+        "epochs not an integer": ["train", "--epochs", "1.5", "--out", o],
+        "unknown dataset": ["train", "--dataset", "nosuch", "--out", o],
+        "model file missing": ["forget", str(out.with_name("nosuch.safetensors")), "--classes",
+                               "0", "--out", o],  # fmt: skip
+        "classes not integers": ["forget", m, "--classes", "a,b", "--out", o],
+        "class out of range": ["forget", m, "--classes", "9", "--out", o],
+        "bad --hp": ["forget", m, "--classes", "0", "--out", o, "--hp", "margin"],
+        "unknown method": ["forget", m, "--classes", "0", "--out", o, "--method", "magic"],
+        "relearn steps not a number": ["evaluate", m, "--relearn-steps", "many"],
+        "missing argument": ["evaluate"],
+    }
+
+
+def test_every_usage_mistake_is_one_line_exit_2_and_writes_nothing(model_file, tmp_path):
+    out = tmp_path / "out.safetensors"
+    cases = mistakes(model_file, out)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = dict(zip(cases, pool.map(lambda args: run(*args), cases.values())))
+    assert len(results) >= 10
+    for name, proc in results.items():
+        assert proc.returncode == 2, (name, proc.stderr)
+        assert "Traceback" not in proc.stderr, name
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), (name, proc.stderr)
+        assert proc.stdout == "", name
+        assert not out.exists(), name
+
+
+def test_version_and_help_exit_0():
+    version = run("--version")
+    assert version.returncode == 0 and version.stdout.strip() == f"obliviate {obliviate.__version__}"
+    bare = run()
+    assert bare.returncode == 0 and "Usage" in bare.stdout
+
+
+def test_ctrl_c_exits_130_with_one_line_and_no_file(tmp_path):
+    import os
+    import signal
+
+    out = tmp_path / "m.safetensors"
+    env = {k: v for k, v in os.environ.items() if k != "OBLIVIATE_NO_PROGRESS"}
+    proc = subprocess.Popen(
+        [str(SCRIPT), "train", "--dataset", "digits", "--epochs", "100000", "--out", str(out)],
+        stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    first = proc.stderr.readline()  # the plain progress line: training has started
+    assert first.startswith("training fc on digits: 0/"), first
+    proc.send_signal(signal.SIGINT)
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=60) == 130
+    assert rest.strip().splitlines()[-1] == "interrupted" and "Traceback" not in rest
+    assert list(tmp_path.iterdir()) == []  # no model, no temporary file
