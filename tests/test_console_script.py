@@ -62,6 +62,42 @@ def test_every_usage_mistake_is_one_line_exit_2_and_writes_nothing(model_file, t
         assert not out.exists(), name
 
 
+def test_no_command_overwrites_an_input_or_a_special_file(model_file, tmp_path):
+    before = model_file.read_bytes()
+    alias = tmp_path / "alias.safetensors"
+    alias.hardlink_to(model_file)  # the same file under another name
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    m, new = str(model_file), str(tmp_path / "new.safetensors")
+    cases = {
+        "--out is the input": ["forget", m, "--classes", "0", "--out", m],
+        "--out is the input by inode": ["forget", m, "--classes", "0", "--out", str(alias)],
+        "--report is the input": ["forget", m, "--classes", "0", "--out", new, "--report", m],
+        "--out and --report the same": ["forget", m, "--classes", "0", "--out", new,
+                                        "--report", new],  # fmt: skip
+        "--out a directory": ["forget", m, "--classes", "0", "--out", str(folder)],
+        "--out a device": ["forget", m, "--classes", "0", "--out", "/dev/null"],
+        "withdraw onto its target": ["withdraw", m, "--out", m],
+        "train into a directory": ["train", "--epochs", "1", "--out", str(folder)],
+    }
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = dict(zip(cases, pool.map(lambda args: run(*args), cases.values())))
+    for name, proc in results.items():
+        assert proc.returncode == 2, (name, proc.stderr)
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), (name, proc.stderr)
+    assert model_file.read_bytes() == before
+    assert not Path(new).exists() and list(folder.iterdir()) == []
+    assert Path("/dev/null").is_char_device()
+
+
+def test_written_files_get_the_umask_mode(model_file, tmp_path):
+    out = tmp_path / "f.safetensors"
+    proc = run("forget", str(model_file), "--classes", "0", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert out.stat().st_mode & 0o777 == obliviate.checkpoint.file_mode()
+
+
 def test_version_and_help_exit_0():
     version = run("--version")
     assert version.returncode == 0 and version.stdout.strip() == f"obliviate {obliviate.__version__}"

@@ -115,6 +115,14 @@ def save(bundle: ModelBundle, path: str | Path) -> Path:
     return write_safetensors(tensors, bundle.metadata(), path)
 
 
+def file_mode() -> int:
+    """The mode a new file gets from ``open()`` under the current umask (``mkstemp`` would
+    leave 0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def write_safetensors(tensors: dict[str, torch.Tensor], metadata: dict[str, Any],
                       path: str | Path) -> Path:  # fmt: skip
     """Write ``tensors`` with JSON ``metadata`` (under the key ``obliviate``) to ``path``
@@ -122,10 +130,13 @@ def write_safetensors(tensors: dict[str, torch.Tensor], metadata: dict[str, Any]
     path = Path(path)
     if path.parent and not path.parent.exists():
         raise ObliviateError(f"directory {path.parent} does not exist; create it first")
+    if (path.exists() or path.is_symlink()) and not path.is_file():
+        raise ObliviateError(f"{path} exists and is not a regular file; give a file path")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
     os.close(fd)
     try:
         save_file(tensors, tmp, metadata={"obliviate": json.dumps(metadata)})
+        os.chmod(tmp, file_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

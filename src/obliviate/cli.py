@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from obliviate import api
-from obliviate.checkpoint import load, save
+from obliviate.checkpoint import file_mode, load, save
 from obliviate.codes import CODE_DISTRIBUTIONS, CODE_MODES, CodeConfig
 from obliviate.data import DATASETS
 from obliviate.errors import ObliviateError
@@ -71,15 +71,36 @@ def _check_choice(value: str, choices: list[str], what: str) -> str:
     return value
 
 
+def check_outputs(outputs: list[Path | None], inputs: list[Path | None] = ()) -> None:
+    """Refuse, before any work, output paths that cannot or must not be written: a missing
+    directory, an existing directory or special file (only regular files are replaced), an
+    output that is one of the inputs (same file, by inode), or two outputs on one file."""
+    given = [p for p in outputs if p is not None]
+    existing_inputs = [p for p in inputs if p is not None and p.exists()]
+    for path in given:
+        if not path.parent.exists():
+            raise ObliviateError(f"directory {path.parent} does not exist; create it first")
+        if path.exists() or path.is_symlink():
+            if not path.is_file():
+                raise ObliviateError(f"{path} exists and is not a regular file; give a file path")
+            for source in existing_inputs:
+                if path.samefile(source):
+                    raise ObliviateError(f"{path} is an input of this command ({source}); "
+                                         "write the result to another file")  # fmt: skip
+    resolved = [p.resolve() for p in given]
+    if len(set(resolved)) != len(resolved):
+        raise ObliviateError("two outputs of this command name the same file; give each its own")
+
+
 def write_json_atomic(path: Path, payload: dict) -> None:
     """Write JSON to ``path`` through a temporary file and a rename."""
-    if not path.parent.exists():
-        raise ObliviateError(f"directory {path.parent} does not exist; create it first")
+    check_outputs([path])
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as fh:
             json.dump(payload, fh, indent=2)
             fh.write("\n")
+        os.chmod(tmp, file_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -138,6 +159,7 @@ def train_cmd(
     """Train a model with mnemonic codes and write it to one .safetensors file."""
     _check_choice(dataset, DATASETS.names(), "dataset")
     _check_choice(model, trainable_models(), "model")
+    check_outputs([out])
     _check_choice(code_mode, list(CODE_MODES), "code mode")
     _check_choice(code_distribution, list(CODE_DISTRIBUTIONS), "code distribution")
     config = TrainConfig(
@@ -196,10 +218,7 @@ def forget_cmd(
     for key, value in (("lambda1", lambda1), ("lambda2", lambda2)):
         if value is not None:
             hyper.update(coerce_hyperparameters(method_cls, {key: repr(value)}))
-    if report is not None and not report.parent.exists():
-        raise ObliviateError(f"directory {report.parent} does not exist; create it first")
-    if not out.parent.exists():
-        raise ObliviateError(f"directory {out.parent} does not exist; create it first")
+    check_outputs([out, report], [model_file])
     bundle = load(model_file)
     dataset = None
     if data is not None:
@@ -357,6 +376,8 @@ def bench_cmd(
         reference=reference, data_dir=str(data_dir) if data_dir else None, train=train,
     )  # fmt: skip
     grid = load_config(config, **overrides)
+    if out.exists() and not out.is_dir():
+        raise ObliviateError(f"{out} exists and is not a directory; --out names the run directory")
     run_bench(grid, out, device=device)
     console.print((out / "table.md").read_text(), soft_wrap=True, highlight=False)
     err_console.print(f"wrote {out / 'results.jsonl'}, table.md/.csv, per_class.png, report.html")
@@ -479,8 +500,7 @@ def backdoor_cmd(
     _check_choice(transform, TRANSFORMS.names(), "transform")
     _check_choice(term, ["rld", "rnd"], "forgetting term")
     _check_choice(model, trainable_models(), "model")
-    if not out.parent.exists():
-        raise ObliviateError(f"directory {out.parent} does not exist; create it first")
+    check_outputs([out])
     settings: dict[str, float] = {}
     for key, value in parse_hyperparameters(hp or []).items():
         if key not in ("lr", "lambda_kl", "lambda_f", "epochs"):
@@ -545,11 +565,7 @@ def deposit_cmd(
     if len(module) != len(sets):
         raise ObliviateError(f"give one --module file per --classes set: {len(sets)} sets, "
                              f"{len(module)} module files")  # fmt: skip
-    for path in [out, *module, *([report] if report else [])]:
-        if not path.parent.exists():
-            raise ObliviateError(f"directory {path.parent} does not exist; create it first")
-    if len({str(p.resolve()) for p in [out, *module]}) != len(module) + 1:
-        raise ObliviateError("the target and the module files must be different files")
+    check_outputs([out, *module, report], [model_file])
     settings = LIRFSettings.from_strings(parse_hyperparameters(hp or []), seed=seed)
     bundle = load(model_file)
     if data is not None:
@@ -584,16 +600,17 @@ def withdraw_cmd(
     """LIRF knowledge withdrawal: put deposited classes back into a target network."""
     from obliviate.recoverable import deposit_records, lirf_accuracy, load_module, withdraw
 
-    if not out.parent.exists():
-        raise ObliviateError(f"directory {out.parent} does not exist; create it first")
+    check_outputs([out], [target_file, *(modules or [])])
+    if data is not None:
+        _check_choice(data, DATASETS.names(), "dataset")
     bundle = load(target_file)
     loaded = [load_module(p) for p in modules or []]
     recovered = withdraw(bundle, loaded)
-    save(recovered, out)
-    if data is not None:
-        _check_choice(data, DATASETS.names(), "dataset")
-        dataset = api.resolve_dataset(data, data_dir, False)
+    dataset = api.resolve_dataset(data, data_dir, False) if data is not None else None
+    if dataset is not None:
         api.check_dataset_fits(bundle, dataset)
+    save(recovered, out)
+    if dataset is not None:
         taken = [c for r in deposit_records(bundle) for s in r["classes"] for c in s]
         x, y = dataset.test.x, dataset.test.y
         console.print(_lirf_table(f"{dataset.name}: deposited classes {taken} (test %)", {
