@@ -19,6 +19,7 @@ import copy
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -180,44 +181,144 @@ def load(path: str | Path, *, map_location: str | torch.device = "cpu") -> Model
     if meta.get("format") == "obliviate.deposit-module":
         raise ObliviateError(f"{path} is a LIRF deposit module, not a model; give it to "
                              "'obliviate withdraw' with its target")  # fmt: skip
-    if meta.get("format") != FORMAT or meta.get("format_version", 0) > FORMAT_VERSION:
+    if not isinstance(meta, dict):
+        raise ObliviateError(f"{path}: the obliviate metadata is not a JSON object")
+    version = meta.get("format_version", 0)
+    if meta.get("format") != FORMAT or not 0 <= _int_or(version, -1) <= FORMAT_VERSION:
         raise ObliviateError(
             f"{path}: unsupported model format {meta.get('format')!r} "
             f"version {meta.get('format_version')!r}; upgrade obliviate"
         )
-    input_shape = tuple(int(s) for s in meta["input_shape"])
-    model = create_model(
-        meta["arch"],
-        input_shape=input_shape,
-        num_classes=int(meta["num_classes"]),
-        **meta.get("arch_kwargs", {}),
-    )
+    arch, num_classes, input_shape, arch_kwargs = _checked_architecture(path, meta)
+    forgotten, history = _checked_history(path, meta, num_classes)
     state = {k[len(WEIGHT_PREFIX) :]: v for k, v in tensors.items() if k.startswith(WEIGHT_PREFIX)}
     try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        first = str(exc).splitlines()[0]
-        raise ObliviateError(f"{path}: weights do not fit {meta['arch']}: {first}") from None
+        with torch.device("meta"):  # shapes only: nothing is allocated before they are checked
+            model = create_model(arch, input_shape=input_shape, num_classes=num_classes,
+                                 **arch_kwargs)  # fmt: skip
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise ObliviateError(f"{path}: cannot build {arch} from the file's settings: {exc}") from None
+    expected = {k: (tuple(v.shape), v.dtype) for k, v in model.state_dict().items()}
+    found = {k: (tuple(v.shape), v.dtype) for k, v in state.items()}
+    if expected != found:
+        wrong = sorted(set(expected) ^ set(found)) or sorted(
+            k for k in expected if expected[k] != found[k]
+        )
+        raise ObliviateError(f"{path}: weights do not fit {arch} (first mismatch: {wrong[0]}); "
+                             "the file is damaged or was edited")  # fmt: skip
+    model.load_state_dict(state, strict=True, assign=True)
     model.eval()
+    broken = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if broken:
+        raise ObliviateError(f"{path}: non-finite weights in {', '.join(broken[:3])}; the file "
+                             "is damaged or training diverged")  # fmt: skip
     codes = None
     if meta.get("codes") is not None and CODES_KEY in tensors:
-        expected = (int(meta["num_classes"]), *input_shape)
-        if tuple(tensors[CODES_KEY].shape) != expected:
+        expected_codes = (num_classes, *input_shape)
+        if tuple(tensors[CODES_KEY].shape) != expected_codes:
             raise ObliviateError(
-                f"{path}: codes have shape {tuple(tensors[CODES_KEY].shape)}, expected {expected}"
-                "; the file is inconsistent, re-create it with 'obliviate train'"
+                f"{path}: codes have shape {tuple(tensors[CODES_KEY].shape)}, expected "
+                f"{expected_codes}; the file is inconsistent, re-create it with 'obliviate train'"
             )
-        codes = MnemonicCodes(tensors[CODES_KEY], CodeConfig(**meta["codes"]))
+        if not tensors[CODES_KEY].is_floating_point() or not bool(torch.isfinite(tensors[CODES_KEY]).all()):
+            raise ObliviateError(f"{path}: the codes are not finite numbers; the file is damaged")
+        if not isinstance(meta["codes"], dict):
+            raise ObliviateError(f"{path}: the code settings are not a JSON object")
+        try:
+            config = CodeConfig(**meta["codes"])
+        except TypeError as exc:
+            raise ObliviateError(f"{path}: bad code settings: {exc}") from None
+        codes = MnemonicCodes(tensors[CODES_KEY], config)
+    stats = TrainingStatistics.from_tensors(tensors, _int_or(meta.get("stats_samples"), 0))
+    if stats is not None and (
+        tuple(stats.margin.shape) != (num_classes, num_classes)
+        or stats.feature_min.shape[0] != num_classes
+        or torch.isnan(stats.margin).any() or not bool(torch.isfinite(stats.feature_min).all())
+    ):
+        raise ObliviateError(f"{path}: the training statistics do not fit the model; the file "
+                             "is damaged")  # fmt: skip
     return ModelBundle(
         model=model,
-        arch=meta["arch"],
-        num_classes=int(meta["num_classes"]),
+        arch=arch,
+        num_classes=num_classes,
         input_shape=input_shape,
-        dataset=meta.get("dataset", ""),
+        dataset=str(meta.get("dataset", "")),
         codes=codes,
-        arch_kwargs=meta.get("arch_kwargs", {}),
-        train_config=meta.get("train_config", {}),
-        forgotten_classes=list(meta.get("forgotten_classes", [])),
-        history=list(meta.get("history", [])),
-        stats=TrainingStatistics.from_tensors(tensors, int(meta.get("stats_samples") or 0)),
+        arch_kwargs=arch_kwargs,
+        train_config=_dict_or_empty(path, meta, "train_config"),
+        forgotten_classes=forgotten,
+        history=history,
+        stats=stats,
     )
+
+
+#: Sanity limits on what a model file may ask for before anything is allocated.
+MAX_CLASSES = 100_000
+MAX_INPUT_VALUES = 50_000_000
+MAX_ARCH_INT = 1_000_000
+
+
+def _int_or(value: Any, default: int) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+
+def _dict_or_empty(path: Path, meta: dict, key: str) -> dict:
+    value = meta.get(key) or {}
+    if not isinstance(value, dict):
+        raise ObliviateError(f"{path}: '{key}' must be a JSON object; the file is damaged")
+    return value
+
+
+def _checked_architecture(path: Path, meta: dict) -> tuple[str, int, tuple[int, ...], dict]:
+    """``arch``, ``num_classes``, ``input_shape`` and ``arch_kwargs``, type- and size-checked."""
+    from obliviate.models import MODELS
+
+    arch = meta.get("arch")
+    if not isinstance(arch, str) or arch not in MODELS.names():
+        raise ObliviateError(f"{path}: unknown architecture {arch!r}; known: "
+                             f"{', '.join(MODELS.names())}")  # fmt: skip
+    num_classes = meta.get("num_classes")
+    if _int_or(num_classes, -1) < 2 or num_classes > MAX_CLASSES:
+        raise ObliviateError(f"{path}: num_classes must be an integer in 2..{MAX_CLASSES}, got "
+                             f"{num_classes!r}")  # fmt: skip
+    shape = meta.get("input_shape")
+    if (not isinstance(shape, list) or not 1 <= len(shape) <= 4
+            or any(_int_or(d, 0) < 1 for d in shape) or math.prod(shape) > MAX_INPUT_VALUES):
+        raise ObliviateError(f"{path}: input_shape must be 1 to 4 positive integers with at most "
+                             f"{MAX_INPUT_VALUES} values, got {shape!r}")  # fmt: skip
+    kwargs = _dict_or_empty(path, meta, "arch_kwargs")
+    for key, value in kwargs.items():
+        if not _sane_setting(value):
+            raise ObliviateError(f"{path}: architecture setting {key}={value!r} holds a value "
+                                 f"that is not a number within +-{MAX_ARCH_INT}, a string, a "
+                                 "list or an object")  # fmt: skip
+    return arch, num_classes, tuple(shape), kwargs
+
+
+def _sane_setting(value: Any, depth: int = 0) -> bool:
+    """JSON made of strings, booleans, null and numbers within ``MAX_ARCH_INT``, nested at most
+    four deep (a recover net's settings nest its base model's)."""
+    if depth > 4:
+        return False
+    if value is None or isinstance(value, (bool, str)):
+        return True
+    if isinstance(value, (int, float)):
+        return abs(value) <= MAX_ARCH_INT
+    if isinstance(value, list):
+        return all(_sane_setting(v, depth + 1) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _sane_setting(v, depth + 1) for k, v in value.items())
+    return False
+
+
+def _checked_history(path: Path, meta: dict, num_classes: int) -> tuple[list[int], list[dict]]:
+    """``forgotten_classes`` (distinct, in range, not all) and ``history`` (a list of objects)."""
+    forgotten = meta.get("forgotten_classes", [])
+    if (not isinstance(forgotten, list) or any(not 0 <= _int_or(c, -1) < num_classes for c in forgotten)
+            or len(set(forgotten)) != len(forgotten) or len(forgotten) >= num_classes):
+        raise ObliviateError(f"{path}: forgotten_classes must be distinct classes of "
+                             f"0..{num_classes - 1}, not all of them; got {forgotten!r}")  # fmt: skip
+    history = meta.get("history", [])
+    if not isinstance(history, list) or any(not isinstance(r, dict) for r in history):
+        raise ObliviateError(f"{path}: the history must be a list of records; the file is damaged")
+    return list(forgotten), list(history)
