@@ -165,3 +165,34 @@ def test_list_shows_every_method_and_its_needs(monkeypatch, cli):
     for name in METHODS.names():
         assert name in stdout
     assert "forget, retain" in stdout  # ssd needs both sets
+
+
+def test_train_uses_the_datasets_defaults_and_reports_its_accuracy(cli, tmp_path):
+    out = tmp_path / "d.safetensors"
+    code, _, err = cli("train", "--out", out)  # digits: 40 epochs at lr 0.1
+    assert code == 0, err
+    assert obliviate.load(out).train_config["epochs"] == 40
+    assert "trained fc on digits (40 epochs, lr 0.1): test accuracy" in err
+    assert "warning" not in err
+    weak = tmp_path / "w.safetensors"
+    code, _, err = cli("train", "--epochs", "1", "--lr", "0.001", "--out", weak)
+    assert code == 0 and "warning: class" in err and "the model is weak" in err
+
+
+def test_evaluate_a_model_that_forgot_nothing(cli, model_file):
+    code, stdout, err = cli("evaluate", model_file, "--relearn-steps", "0", "--json")
+    assert code == 0, err
+    report = json.loads(stdout)
+    assert report["forget_err"] is None and report["retain_acc"] > 90
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--data-dir", "/nonexistent"], "data directory /nonexistent does not exist"),
+        (["--relearn-lr", "0"], "relearn learning rate"),
+    ],
+)
+def test_evaluate_settings_are_checked(cli, model_file, args, message):
+    code, _, err = cli("evaluate", model_file, "--relearn-steps", "5", *args)
+    assert code == 2 and message in err

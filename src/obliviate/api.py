@@ -22,7 +22,7 @@ from obliviate.methods.base import hyperparameter_defaults
 from obliviate.metrics import EvalReport, RelearnConfig, evaluate_model
 from obliviate.models import MODELS, create_model, trainable_models
 from obliviate.stats import record_statistics
-from obliviate.training import TrainConfig, fit, resolve_device
+from obliviate.training import TrainConfig, dataset_train_config, fit, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +70,9 @@ def train(
     Args:
         dataset: a registered dataset name or a :class:`~obliviate.data.Dataset`.
         model: a registered model name (``fc``, ``cnn``, ``resnet18``).
-        config: optimiser settings; defaults to the paper's FC protocol (SGD lr 0.01,
-            momentum 0.9, weight decay 5e-4, batch 128, 10 epochs, seed 0).
+        config: optimiser settings; default: the dataset's
+            (:data:`~obliviate.training.DATASET_TRAIN_DEFAULTS`), else the paper's FC protocol
+            (SGD lr 0.01, momentum 0.9, weight decay 5e-4, batch 128, 10 epochs, seed 0).
         codes: how codes are made and mixed in (default ``replace`` with ``t_mix`` 0.1);
             ``None`` trains a plain model without codes.
         model_kwargs: extra constructor arguments of the model.
@@ -87,11 +88,11 @@ def train(
         >>> bundle.codes.tensor.shape
         torch.Size([10, 1, 8, 8])
     """
-    config = config or TrainConfig()
+    data = resolve_dataset(dataset, data_dir, download)
+    config = config or dataset_train_config(data.name)
     if model in MODELS and not getattr(MODELS.get(model), "trainable", True):
         raise ObliviateError(f"model {model!r} is assembled by a command, not trained; "
                              f"trainable: {', '.join(trainable_models())}")  # fmt: skip
-    data = resolve_dataset(dataset, data_dir, download)
     device = resolve_device(device)
     torch.manual_seed(config.seed)
     net = create_model(
@@ -393,7 +394,8 @@ def evaluate(
     Args:
         bundle: the model to evaluate.
         dataset: dataset name or object; default: the dataset the model was trained on.
-        forget_classes: default: the classes the model has forgotten.
+        forget_classes: default: the classes the model has forgotten; with none, the report
+            is the test accuracy over every class (FE, RE and S are ``None``).
         relearn_steps: steps of the relearn probe (0 skips RE and S).
         relearn_lr, relearn_batch_size: the probe's SGD settings.
         seed: seed of the probe's shuffling.
@@ -405,8 +407,6 @@ def evaluate(
     data = resolve_dataset(dataset or bundle.dataset, data_dir, download)
     check_dataset_fits(bundle, data)
     classes = list(forget_classes) if forget_classes is not None else bundle.forgotten_classes
-    if not classes:
-        raise ObliviateError("no forget classes given and the model has forgotten none")
     device = resolve_device(device)
     model = bundle.clone().model.to(device)
     relearn = RelearnConfig(

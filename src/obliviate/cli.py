@@ -23,7 +23,7 @@ from obliviate.methods import METHODS
 from obliviate.methods.base import coerce_hyperparameters, hyperparameter_defaults
 from obliviate.metrics import EvalReport
 from obliviate.models import trainable_models
-from obliviate.training import TrainConfig
+from obliviate.training import TrainConfig, dataset_train_config
 
 app = typer.Typer(
     add_completion=False,
@@ -139,14 +139,14 @@ def train_cmd(
     out: Annotated[Path, typer.Option("--out", help="Model file to write (.safetensors).")],
     dataset: Annotated[str, typer.Option(help=f"One of: {', '.join(DATASETS.names())}.")] = "digits",
     model: Annotated[str, typer.Option(help=f"One of: {', '.join(trainable_models())}.")] = "fc",
-    epochs: int = 10,
+    epochs: Annotated[Optional[int], typer.Option(help="Default per dataset: digits 40, cifar10 200, others 10.")] = None,
     seed: int = 0,
-    lr: float = 0.01,
+    lr: Annotated[Optional[float], typer.Option(help="Default per dataset: digits and cifar10 0.1, others 0.01.")] = None,
     batch_size: int = 128,
     optimizer: Annotated[str, typer.Option(help="sgd or adam.")] = "sgd",
     momentum: float = 0.9,
     weight_decay: float = 5e-4,
-    schedule: Annotated[str, typer.Option(help="none or cosine.")] = "none",
+    schedule: Annotated[Optional[str], typer.Option(help="none or cosine (default: cosine for cifar10, else none).")] = None,
     codes: Annotated[bool, typer.Option(help="Train with mnemonic codes.")] = True,
     code_mode: Annotated[str, typer.Option(help="replace (v2) or mix (v1).")] = "replace",
     t_mix: Annotated[float, typer.Option(help="Code replacement probability.")] = 0.1,
@@ -162,22 +162,32 @@ def train_cmd(
     check_outputs([out])
     _check_choice(code_mode, list(CODE_MODES), "code mode")
     _check_choice(code_distribution, list(CODE_DISTRIBUTIONS), "code distribution")
-    config = TrainConfig(
-        epochs=epochs, lr=lr, batch_size=batch_size, optimizer=optimizer, momentum=momentum,
-        weight_decay=weight_decay, schedule=schedule, seed=seed,
+    config = dataset_train_config(
+        dataset, epochs=epochs, lr=lr, batch_size=batch_size, optimizer=optimizer,
+        momentum=momentum, weight_decay=weight_decay, schedule=schedule, seed=seed,
     )  # fmt: skip
+    data = api.resolve_dataset(dataset, data_dir, download)
     code_config = (
         CodeConfig(mode=code_mode, t_mix=t_mix, strength=code_strength, seed=seed,
                    distribution=code_distribution)
         if codes
         else None
     )
-    bundle = api.train(
-        dataset, model, config=config, codes=code_config, data_dir=data_dir,
-        download=download, device=device,
-    )  # fmt: skip
+    bundle = api.train(data, model, config=config, codes=code_config, device=device)
     save(bundle, out)
-    err_console.print(f"wrote {out}")
+    report = api.evaluate(bundle, data, [], device=device)
+    worst = min((a, c) for c, a in report.per_class_acc.items() if a is not None)
+    err_console.print(
+        f"trained {model} on {data.name} ({config.epochs} epochs, lr {config.lr:g}): test "
+        f"accuracy {report.retain_acc:.1f} %, lowest class {worst[1]} at {worst[0]:.1f} %; "
+        f"wrote {out}", highlight=False, soft_wrap=True,
+    )  # fmt: skip
+    if worst[0] < 50.0:
+        err_console.print(
+            f"warning: class {worst[1]} reaches only {worst[0]:.1f} % on the test split; "
+            "the model is weak (more --epochs or another --lr may help)", highlight=False,
+            soft_wrap=True,
+        )  # fmt: skip
 
 
 def parse_hyperparameters(items: list[str]) -> dict[str, str]:
@@ -479,7 +489,7 @@ def backdoor_cmd(
     out: Annotated[Path, typer.Option("--out", help="JSON report to write.")],
     dataset: Annotated[str, typer.Option(help="Dataset.")] = "fashion-mnist",
     forget_class: Annotated[str, typer.Option("--class", help="Class(es) carrying the transform, e.g. 0.")] = "0",
-    transform: Annotated[str, typer.Option(help="line, tile or color.")] = "tile",
+    transform: Annotated[str, typer.Option(help="line, tile, color, or none (plain sample forgetting).")] = "tile",
     pattern: Annotated[str, typer.Option(help="A (forget samples), B (backdoor), C (leakage).")] = "B",
     term: Annotated[str, typer.Option(help="Forgetting term: rld or rnd.")] = "rld",
     tune: Annotated[int, typer.Option("--tune", help="Optuna trials (0: the paper's Table S1 values).")] = 0,

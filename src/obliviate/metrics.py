@@ -71,6 +71,13 @@ class RelearnConfig:
     batch_size: int = 128
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ObliviateError(f"the relearn learning rate (--relearn-lr) must be a positive "
+                                 f"number, got {self.lr}")  # fmt: skip
+        if self.batch_size < 1:
+            raise ObliviateError(f"the relearn batch size must be >= 1, got {self.batch_size}")
+
 
 def relearn_probe(model: Classifier, train: Split, config: RelearnConfig) -> Classifier:
     """A copy of ``model`` whose final classifier layer was retrained on ``train``.
@@ -105,7 +112,7 @@ class EvalReport:
     """The paper's metrics for one model. ``to_dict`` gives the JSON keys of the CLI."""
 
     retain_acc: float
-    forget_err: float
+    forget_err: float | None
     relearn_err: float | None
     score: float | None
     forget_seconds: float | None
@@ -125,10 +132,20 @@ def evaluate_model(
     relearn: RelearnConfig | None = RelearnConfig(),
     forget_seconds: float | None = None,
 ) -> EvalReport:
-    """Per-class test accuracy, A_R, FE, RE (when ``relearn`` is given) and S of ``model``."""
+    """Per-class test accuracy, A_R, FE, RE (when ``relearn`` is given) and S of ``model``.
+
+    With no forget classes (a model that has forgotten nothing), ``retain_acc`` is the test
+    accuracy over every class and FE, RE and S are ``None``.
+    """
     forget_classes = sorted(set(int(c) for c in forget_classes))
     if not forget_classes:
-        raise ObliviateError("give at least one forget class to evaluate against")
+        preds = predict(model, dataset.test.x)
+        everything = torch.ones_like(dataset.test.y, dtype=torch.bool)
+        return EvalReport(
+            retain_acc=_accuracy(preds, dataset.test.y, everything), forget_err=None,
+            relearn_err=None, score=None, forget_seconds=forget_seconds,
+            per_class_acc=per_class_accuracy(preds, dataset.test.y, dataset.num_classes),
+        )  # fmt: skip
     dataset.check_classes(forget_classes)
     if len(forget_classes) >= dataset.num_classes:
         raise ObliviateError("cannot evaluate with every class forgotten: no retain class left")

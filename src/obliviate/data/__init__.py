@@ -103,6 +103,9 @@ def load_dataset(
         ((1, 8, 8), 10)
     """
     loader = DATASETS.get(name)
+    if data_dir is not None and not download and not Path(data_dir).is_dir():
+        raise ObliviateError(f"data directory {data_dir} does not exist; give the folder that "
+                             "holds the dataset's files (or --download to fetch them there)")  # fmt: skip
     return loader(data_dir=Path(data_dir) if data_dir else None, download=download)
 
 
