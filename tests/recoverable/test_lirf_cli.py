@@ -22,6 +22,9 @@ def test_deposit_and_withdraw_from_the_cli(cli, digits, tmp_path):
     assert "Pre Acc" in out and "deposited [[0, 1], [2]]" in err
     report = json.loads((tmp_path / "r.json").read_text())
     assert set(report["test"]) == {"original", "target", "recover (these modules)"}
+    target, original = report["test"]["target"], report["test"]["original"]
+    met = target["dep_acc"] < 20 and target["pre_acc"] >= original["pre_acc"] - 3
+    assert report["goal_met"] is met and ("missed its goal" in err) is (not met)
     code, out, err = cli("withdraw", tmp_path / "t.safetensors", tmp_path / "d2.safetensors",
                          tmp_path / "d1.safetensors", "--out", tmp_path / "rec.safetensors",
                          "--data", "digits")  # fmt: skip

@@ -25,6 +25,7 @@ from obliviate.bench.results import ResultsFile
 from obliviate.checkpoint import ModelBundle, load, save
 from obliviate.codes import CodeConfig
 from obliviate.data import Dataset
+from obliviate.errors import ObliviateError
 from obliviate.methods import METHODS
 from obliviate.metrics import (
     mean_kl_divergence,
@@ -50,8 +51,14 @@ def split_accuracies(model: torch.nn.Module, data: Dataset, forget: list[int]) -
 
 
 def _check_methods(config: BenchConfig) -> None:
+    """Unknown methods and hyperparameters a method does not take or accept raise here."""
     for name in config.methods:
-        METHODS.get(name)  # unknown names raise with the list of known ones
+        method = METHODS.get(name)  # unknown names raise with the list of known ones
+        hyper = config.hyperparameters.get(name, {})
+        try:
+            method(**hyper)
+        except TypeError as exc:
+            raise ObliviateError(f"bad hyperparameters for {name!r} in the grid: {exc}") from None
 
 
 class BenchRunner:
@@ -161,6 +168,12 @@ class BenchRunner:
     def run(self) -> ResultsFile:
         """Run every unfinished row; return the results file."""
         config = self.config
+        # every setting that can be checked is checked before anything is written
+        for seed in config.seeds:
+            config.train_config(seed)
+        self.data.check_classes(config.forget_classes)
+        if len(set(config.forget_classes)) >= self.data.num_classes:
+            raise ObliviateError("the grid forgets every class: keep at least one")
         self.out.mkdir(parents=True, exist_ok=True)
         (self.out / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
         results = ResultsFile.read(self.out / "results.jsonl")
