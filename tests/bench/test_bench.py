@@ -38,7 +38,11 @@ def test_every_method_two_seeds(tmp_path):
     grid = small_grid(methods=METHODS.names(), seeds=(0, 1))
     results = run_bench(grid, tmp_path, progress=False)
     assert len(results.rows) == 2 * (len(METHODS.names()) + 1)
-    table = (tmp_path / "table.md").read_text().splitlines()
+    page = (tmp_path / "table.md").read_text().splitlines()
+    table = [line for line in page if line.startswith("|")]
+    legend = [line for line in page if line.startswith("- **")]
+    assert len(legend) == 9 and all("is better" in line for line in legend)  # every column
+    assert "± " in table[2]  # two seeds: a spread
     names = [line.split("|")[1].strip() for line in table[2:]]
     assert names == ["original", *METHODS.names()]
     assert all("| 2 |" in line for line in table[2:])  # two seeds each
@@ -149,3 +153,13 @@ def test_mia_efficacy_by_construction():
 def test_unknown_method_in_the_grid(tmp_path):
     with pytest.raises(ObliviateError, match="known: "):
         run_bench(small_grid(methods=("mnemonic", "magic")), tmp_path, progress=False)
+
+
+def test_one_seed_shows_no_spread_and_the_legend_gives_directions():
+    from obliviate.bench.report import COLUMNS, markdown_table
+
+    entry = {"method": "m", "n": 1, **{key: (12.5, 0.0) for key, *_ in COLUMNS}}
+    page = markdown_table([entry])
+    assert "±" not in page and "| 12.5 |" in page
+    assert "- **A_R**: test accuracy on the retained classes, in %; higher is better" in page
+    assert "- **Time (s)**: the method's own time, in seconds; lower is better" in page

@@ -13,18 +13,28 @@ from typing import Any
 from obliviate.bench.config import BenchConfig
 from obliviate.bench.results import ResultsFile
 
-#: (row key, column title, lower is better) of the summary table, in the paper's order first.
-COLUMNS: tuple[tuple[str, str, bool], ...] = (
-    ("score", "S", False),
-    ("retain_acc", "A_R", False),
-    ("forget_err", "FE", False),
-    ("relearn_err", "RE", False),
-    ("seconds", "Time (s)", True),
-    ("mia_efficacy", "MIA-eff.", False),
-    ("kl_to_retrained", "KL to retrained", True),
-    ("gap_retain_test_acc", "gap A_R", True),
-    ("gap_forget_train_acc", "gap forget-train acc", True),
-)
+#: (row key, column title, lower is better, definition) of the summary table, paper's order first.
+COLUMNS: tuple[tuple[str, str, bool, str], ...] = (
+    ("score", "S", False, "the paper's unlearning score (A_R + (FE + RE) / 2) / 2, in %"),
+    ("retain_acc", "A_R", False, "test accuracy on the retained classes, in %"),
+    ("forget_err", "FE", False, "test error on the forget classes, in % (100: all forgotten)"),
+    ("relearn_err", "RE", False, "forget-class test error after the relearn probe (the final "
+     "layer retrained on the frozen features), in %"),
+    ("seconds", "Time (s)", True, "the method's own time, in seconds"),
+    ("mia_efficacy", "MIA-eff.", False, "share of forget-class training samples that a "
+     "membership attack calls non-members, in %"),
+    ("kl_to_retrained", "KL to retrained", True, "mean KL divergence from the model retrained "
+     "without the forget classes on forget-class test samples, in nats"),
+    ("gap_retain_test_acc", "gap A_R", True, "|A_R - the retrained model's A_R|, in points"),
+    ("gap_forget_train_acc", "gap forget-train acc", True, "|forget-class training accuracy - "
+     "the retrained model's|, in points"),
+)  # fmt: skip
+
+
+def legend() -> list[tuple[str, str]]:
+    """``(column title, definition and which way is better)`` for every summary column."""
+    return [(title, f"{text}; {'lower' if lower else 'higher'} is better")
+            for _, title, lower, text in COLUMNS]  # fmt: skip
 
 
 def current_rows(config: BenchConfig, results: ResultsFile) -> dict[str, list[dict[str, Any]]]:
@@ -51,7 +61,7 @@ def summary(config: BenchConfig, results: ResultsFile) -> list[dict[str, Any]]:
     out = []
     for method, rows in current_rows(config, results).items():
         entry: dict[str, Any] = {"method": method, "n": len(rows)}
-        for key, _, _ in COLUMNS:
+        for key, *_ in COLUMNS:
             entry[key] = mean_std([r.get(key) for r in rows])
         out.append(entry)
     return out
@@ -65,24 +75,30 @@ def _best(entries: list[dict[str, Any]], key: str, lower: bool) -> str | None:
     return (min if lower else max)(scored)[1]
 
 
-def _fmt(stat: tuple[float, float] | None, key: str) -> str:
+def _fmt(stat: tuple[float, float] | None, key: str, seeds: int) -> str:
+    """``mean ± std`` over seeds; the mean alone for one seed (its spread is unknown)."""
     if stat is None:
         return "-"
     digits = 3 if key in ("seconds", "kl_to_retrained") else 1
+    if seeds < 2:
+        return f"{stat[0]:.{digits}f}"
     return f"{stat[0]:.{digits}f} ± {stat[1]:.{digits}f}"
 
 
 def markdown_table(entries: list[dict[str, Any]]) -> str:
-    """The paper's layout: S, A_R, FE, RE, time as mean ± std; best S and time in bold."""
+    """The paper's layout: S, A_R, FE, RE, time as mean ± std over seeds (the mean alone for
+    one seed); best S and time in bold; a legend of every column below."""
     bold = {"score": _best(entries, "score", False), "seconds": _best(entries, "seconds", True)}
-    lines = ["| Method | seeds | " + " | ".join(title for _, title, _ in COLUMNS) + " |",
+    lines = ["| Method | seeds | " + " | ".join(title for _, title, *_ in COLUMNS) + " |",
              "|---|---|" + "---|" * len(COLUMNS)]  # fmt: skip
     for e in entries:
         cells = []
-        for key, _, _ in COLUMNS:
-            text = _fmt(e[key], key)
+        for key, *_ in COLUMNS:
+            text = _fmt(e[key], key, e["n"])
             cells.append(f"**{text}**" if bold.get(key) == e["method"] else text)
         lines.append(f"| {e['method']} | {e['n']} | " + " | ".join(cells) + " |")
+    lines.append("")
+    lines += [f"- **{title}**: {text}" for title, text in legend()]
     return "\n".join(lines) + "\n"
 
 
@@ -90,11 +106,11 @@ def write_csv(entries: list[dict[str, Any]], path: Path) -> None:
     """The summary as CSV: ``<key>_mean`` and ``<key>_std`` columns."""
     with path.open("w", newline="") as fh:
         writer = csv.writer(fh)
-        writer.writerow(["method", "seeds", *[f"{k}_{s}" for k, _, _ in COLUMNS
+        writer.writerow(["method", "seeds", *[f"{k}_{s}" for k, *_ in COLUMNS
                                               for s in ("mean", "std")]])  # fmt: skip
         for e in entries:
             cells: list[Any] = [e["method"], e["n"]]
-            for key, _, _ in COLUMNS:
+            for key, *_ in COLUMNS:
                 cells += list(e[key]) if e[key] is not None else ["", ""]
             writer.writerow(cells)
 
@@ -148,7 +164,8 @@ def write_per_class_csv(table: dict[str, dict[int, float]], path: Path) -> None:
 
 
 def _markdown_to_html_table(markdown: str) -> str:
-    lines = [line for line in markdown.strip().splitlines() if not set(line) <= set("|-")]
+    lines = [line for line in markdown.strip().splitlines()
+             if line.startswith("|") and not set(line) <= set("|-")]  # the table, not the legend
     out = ["<table>"]
     for i, line in enumerate(lines):
         tag = "th" if i == 0 else "td"
@@ -175,6 +192,8 @@ def write_report(config: BenchConfig, table_md: str, images: list[Path], path: P
         f"forget {html.escape(str(list(config.forget_classes)))}</h1>",
         f"<p>seeds {html.escape(str(list(config.seeds)))}; measured on {html.escape(machine)}</p>",
         _markdown_to_html_table(table_md),
+        "<ul>" + "".join(f"<li><b>{html.escape(t)}</b>: {html.escape(d)}</li>"
+                         for t, d in legend()) + "</ul>",
     ]
     for image in images:
         data = base64.b64encode(image.read_bytes()).decode()
