@@ -536,6 +536,11 @@ def backdoor_cmd(
     s = report["settings"]
     err_console.print(f"settings lr={s['lr']:g} lambda_kl={s['lambda_kl']:g} lambda_f={s['lambda_f']:g}; "
                       f"wrote {out}")  # fmt: skip
+    goal = report["goal"]
+    if not goal["met"]:
+        err_console.print(f"warning: {goal['variant']} missed its goal ({goal['criterion']}, as "
+                          "fractions); try other settings (--hp, --tune N)",
+                          highlight=False, soft_wrap=True)  # fmt: skip
 
 
 def _lirf_table(title: str, rows: dict[str, dict[str, float]]) -> Table:

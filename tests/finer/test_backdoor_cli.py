@@ -24,6 +24,11 @@ def test_backdoor_pattern_b_with_two_optuna_trials(cli, tmp_path):
     assert report["tuning"]["best_score"] == best
     assert report["settings"]["lr"] in [t["lr"] for t in report["tuning"]["trials"]]
     assert "D_r,extra" in stdout and "CE+Fisher+RLD" in stdout
+    before, after = report["accuracy"]["pretrained"], report["accuracy"]["CE+Fisher+RLD"]
+    half = before["D_r,extra"] + 0.5 * (before["D_r"] - before["D_r,extra"])
+    met = after["D_r,extra"] >= half and after["D_r"] >= before["D_r"] - 0.10
+    assert report["goal"]["variant"] == "CE+Fisher+RLD" and report["goal"]["met"] is met
+    assert ("missed its goal" in err) is (not met)
 
 
 def test_pattern_a_reports_rld_rnd_and_truncation(digits):
