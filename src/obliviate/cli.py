@@ -271,8 +271,8 @@ def describe_forget(record: dict) -> list[str]:
             parts.append(f"{name.replace('_', ' ')} {state} (worst forget-class margin "
                          f"{check['forget_margin_max']:.2f}, target <= {check['target']:g})")  # fmt: skip
         elif name == "training_statistics":
-            parts.append(f"training statistics {state} (every training sample of the forget "
-                         "classes provably below a kept class)")  # fmt: skip
+            parts.append(f"training statistics {state} (the bound that puts every training "
+                         "sample of the forget classes below a kept class)")  # fmt: skip
         elif name == "data":
             detail = []
             if "forget_error" in check:
