@@ -353,7 +353,7 @@ def forget(
         codes=copy.deepcopy(bundle.codes),
         arch_kwargs=copy.deepcopy(bundle.arch_kwargs),
         train_config=copy.deepcopy(bundle.train_config),
-        stats=copy.deepcopy(bundle.stats) if keeps_stats else None,
+        stats=bundle.stats.without(request.classes) if keeps_stats and bundle.stats else None,
     )
     record = {
         "classes": list(request.classes),

@@ -65,6 +65,18 @@ class TrainingStatistics:
             return None
         return cls(tensors[MARGIN_KEY].float(), tensors[FEATURE_MIN_KEY].float(), samples)
 
+    def without(self, classes: list[int] | tuple[int, ...]) -> TrainingStatistics:
+        """A copy with what the statistics say about ``classes`` cleared (their margins to
+        ``-inf``, their feature minima to 0): a forgotten class's training data leaves no trace
+        in the file, and no later request reads those entries (a forgotten class is neither
+        forgotten again nor kept)."""
+        margin, feature_min = self.margin.clone(), self.feature_min.clone()
+        index = torch.tensor(list(classes), dtype=torch.long)
+        margin[index, :] = float("-inf")
+        margin[:, index] = float("-inf")
+        feature_min[index] = 0.0
+        return TrainingStatistics(margin, feature_min, self.samples)
+
     def retained_margin(self, cls_: int, retain: list[int]) -> float:
         """Upper bound of ``z_c - max_{k in retain} z_k`` over the training samples of ``cls_``."""
         return float(self.margin[cls_, retain].min())

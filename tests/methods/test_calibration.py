@@ -72,6 +72,9 @@ def test_default_forgets_every_training_sample_and_keeps_retained_rows(digits_bu
         digits_bundle.model.named_parameters(), out.model.named_parameters()
     ) if not n.startswith("classifier"))  # fmt: skip
     assert out.stats is not None  # still describes the model: a second request can verify
+    for c in (2, 5):  # but says nothing more about the forgotten classes' training data
+        assert torch.isneginf(out.stats.margin[c]).all() and torch.isneginf(out.stats.margin[:, c]).all()
+        assert not out.stats.feature_min[c].any()
     again = obliviate.forget(out, [7], device="cpu")
     assert again.history[-1]["verified"] is True
 
