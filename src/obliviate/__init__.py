@@ -9,16 +9,35 @@ The front door::
     obliviate.save(forgotten, "digits-forgot-0.safetensors")
 """
 
-from obliviate.api import evaluate, forget, train
-from obliviate.checkpoint import ModelBundle, load, save
-from obliviate.codes import CodeConfig, MnemonicCodes
-from obliviate.data import DATASETS, Dataset, Split, load_dataset
-from obliviate.errors import ObliviateError
-from obliviate.methods import METHODS
-from obliviate.metrics import EvalReport
-from obliviate.models import MODELS, create_model
-import obliviate.recoverable  # noqa: F401  (registers the "lirf-recover" model)
-from obliviate.training import TrainConfig
+import importlib
+from typing import Any
+
+#: Where each public name lives. They are imported on first use (PEP 562), so that
+#: ``import obliviate.cli`` and ``obliviate --help`` do not import torch.
+_PUBLIC = {
+    "evaluate": "obliviate.api", "forget": "obliviate.api", "train": "obliviate.api",
+    "ModelBundle": "obliviate.checkpoint", "load": "obliviate.checkpoint",
+    "save": "obliviate.checkpoint", "CodeConfig": "obliviate.codes",
+    "MnemonicCodes": "obliviate.codes", "DATASETS": "obliviate.data", "Dataset": "obliviate.data",
+    "Split": "obliviate.data", "load_dataset": "obliviate.data",
+    "ObliviateError": "obliviate.errors", "METHODS": "obliviate.methods",
+    "EvalReport": "obliviate.metrics", "MODELS": "obliviate.models",
+    "create_model": "obliviate.models", "TrainConfig": "obliviate.training",
+}  # fmt: skip
+
+
+def __getattr__(name: str) -> Any:
+    if name in _PUBLIC:
+        importlib.import_module("obliviate.recoverable")  # registers the "lirf-recover" model
+        value = getattr(importlib.import_module(_PUBLIC[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'obliviate' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_PUBLIC])
+
 
 __version__ = "0.1.0"
 

@@ -176,6 +176,8 @@ def load(path: str | Path, *, map_location: str | torch.device = "cpu") -> Model
         ObliviateError: the file is missing, not a safetensors file, truncated, or not an
             obliviate model.
     """
+    import obliviate.recoverable  # noqa: F401  (registers "lirf-recover", which files may hold)
+
     path = Path(path)
     meta, tensors = read_safetensors(path, "model", map_location)
     if meta.get("format") == "obliviate.deposit-module":

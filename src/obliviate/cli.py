@@ -2,28 +2,57 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from obliviate import api
-from obliviate.checkpoint import file_mode, load, save
-from obliviate.codes import CODE_DISTRIBUTIONS, CODE_MODES, CodeConfig
-from obliviate.data import DATASETS
 from obliviate.errors import ObliviateError
-from obliviate.methods import METHODS
-from obliviate.methods.base import coerce_hyperparameters, hyperparameter_defaults
-from obliviate.metrics import EvalReport
-from obliviate.models import trainable_models
-from obliviate.training import TrainConfig, dataset_train_config
+from obliviate.names import CODE_DISTRIBUTIONS, CODE_MODES, DATASET_NAMES, TRAINABLE_MODEL_NAMES
+
+if TYPE_CHECKING:
+    from obliviate.metrics import EvalReport
+
+
+class _Lazy:
+    """A module or a name of the library, imported when first used. The command line imports
+    torch only once a command runs, so `obliviate --help` and usage errors stay fast."""
+
+    def __init__(self, module: str, name: str | None = None) -> None:
+        self._module, self._name = module, name
+
+    def _target(self) -> Any:
+        importlib.import_module("obliviate.recoverable")  # registers "lirf-recover"
+        module = importlib.import_module(self._module)
+        return module if self._name is None else getattr(module, self._name)
+
+    def __getattr__(self, attribute: str) -> Any:
+        return getattr(self._target(), attribute)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._target()(*args, **kwargs)
+
+
+api = _Lazy("obliviate.api")
+file_mode = _Lazy("obliviate.checkpoint", "file_mode")
+load = _Lazy("obliviate.checkpoint", "load")
+save = _Lazy("obliviate.checkpoint", "save")
+CodeConfig = _Lazy("obliviate.codes", "CodeConfig")
+DATASETS = _Lazy("obliviate.data", "DATASETS")
+METHODS = _Lazy("obliviate.methods", "METHODS")
+coerce_hyperparameters = _Lazy("obliviate.methods.base", "coerce_hyperparameters")
+hyperparameter_defaults = _Lazy("obliviate.methods.base", "hyperparameter_defaults")
+trainable_models = _Lazy("obliviate.models", "trainable_models")
+TrainConfig = _Lazy("obliviate.training", "TrainConfig")
+dataset_train_config = _Lazy("obliviate.training", "dataset_train_config")
 
 app = typer.Typer(
     add_completion=False,
@@ -137,8 +166,8 @@ def report_table(reports: dict[str, EvalReport], title: str) -> Table:
 @app.command("train")
 def train_cmd(
     out: Annotated[Path, typer.Option("--out", help="Model file to write (.safetensors).")],
-    dataset: Annotated[str, typer.Option(help=f"One of: {', '.join(DATASETS.names())}.")] = "digits",
-    model: Annotated[str, typer.Option(help=f"One of: {', '.join(trainable_models())}.")] = "fc",
+    dataset: Annotated[str, typer.Option(help=f"One of: {', '.join(DATASET_NAMES)}.")] = "digits",
+    model: Annotated[str, typer.Option(help=f"One of: {', '.join(TRAINABLE_MODEL_NAMES)}.")] = "fc",
     epochs: Annotated[Optional[int], typer.Option(help="Default per dataset: digits 40, cifar10 200, others 10.")] = None,
     seed: int = 0,
     lr: Annotated[Optional[float], typer.Option(help="Default per dataset: digits and cifar10 0.1, others 0.01.")] = None,

@@ -22,11 +22,10 @@ from typing import Literal
 import torch
 
 from obliviate.errors import ObliviateError
+from obliviate.names import CODE_DISTRIBUTIONS, CODE_MODES
 
 CodeMode = Literal["replace", "mix"]
-CODE_MODES: tuple[str, ...] = ("replace", "mix")
 CodeDistribution = Literal["uniform", "normal"]
-CODE_DISTRIBUTIONS: tuple[str, ...] = ("uniform", "normal")
 
 
 @dataclass(frozen=True)
