@@ -23,12 +23,14 @@ out = sys.argv[1]
 sets = ["D_r", "D_f", "D_f,clean", "D_r,extra"]
 def table(files):
     reports = [json.load(open(f"{out}/{f}")) for f in files]
+    # reports written before accuracies became percentages hold fractions
+    scale = [1 if r.get("accuracy_unit") == "%" else 100 for r in reports]
     print("| model | " + " | ".join(sets) + " |")
     print("|---|" + "---|" * len(sets))
     for label in reports[0]["accuracy"]:
         cells = []
         for s in sets:
-            vals = [100 * r["accuracy"][label][s] for r in reports]
+            vals = [k * r["accuracy"][label][s] for k, r in zip(scale, reports)]
             cells.append(f"{statistics.mean(vals):.1f} ± {statistics.stdev(vals):.1f}"
                          if len(vals) > 1 else f"{vals[0]:.1f}")
         print(f"| {label} | " + " | ".join(cells) + " |")

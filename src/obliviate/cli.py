@@ -560,15 +560,15 @@ def backdoor_cmd(
     for name in ("D_r", "D_f", "D_f,clean", "D_r,extra"):
         table.add_column(name, justify="right")
     for label, accs in report["accuracy"].items():
-        table.add_row(label, *[_fmt(100 * accs[k]) for k in ("D_r", "D_f", "D_f,clean", "D_r,extra")])
+        table.add_row(label, *[_fmt(accs[k]) for k in ("D_r", "D_f", "D_f,clean", "D_r,extra")])
     console.print(table)
     s = report["settings"]
     err_console.print(f"settings lr={s['lr']:g} lambda_kl={s['lambda_kl']:g} lambda_f={s['lambda_f']:g}; "
                       f"wrote {out}")  # fmt: skip
     goal = report["goal"]
     if not goal["met"]:
-        err_console.print(f"warning: {goal['variant']} missed its goal ({goal['criterion']}, as "
-                          "fractions); try other settings (--hp, --tune N)",
+        err_console.print(f"warning: {goal['variant']} missed its goal ({goal['criterion']}); "
+                          "try other settings (--hp, --tune N)",
                           highlight=False, soft_wrap=True)  # fmt: skip
 
 

@@ -26,7 +26,8 @@ def test_backdoor_pattern_b_with_two_optuna_trials(cli, tmp_path):
     assert "D_r,extra" in stdout and "CE+Fisher+RLD" in stdout
     before, after = report["accuracy"]["pretrained"], report["accuracy"]["CE+Fisher+RLD"]
     half = before["D_r,extra"] + 0.5 * (before["D_r"] - before["D_r,extra"])
-    met = after["D_r,extra"] >= half and after["D_r"] >= before["D_r"] - 0.10
+    met = after["D_r,extra"] >= half and after["D_r"] >= before["D_r"] - 10.0
+    assert report["accuracy_unit"] == "%" and before["D_r"] > 1.0  # percentages, like evaluate
     assert report["goal"]["variant"] == "CE+Fisher+RLD" and report["goal"]["met"] is met
     assert ("missed its goal" in err) is (not met)
 
@@ -36,7 +37,7 @@ def test_pattern_a_reports_rld_rnd_and_truncation(digits):
                           settings={"lr": 1e-3, "lambda_kl": 1e3})  # fmt: skip
     acc = report["accuracy"]
     assert set(acc) == {"pretrained", "RLD", "RND", "truncation"}
-    assert acc["truncation"]["D_f"] == 0.0 and acc["RLD"]["D_f"] < 0.1
+    assert acc["truncation"]["D_f"] == 0.0 and acc["RLD"]["D_f"] < 10.0
 
 
 @pytest.mark.parametrize("args, message", [

@@ -96,12 +96,14 @@ def run_backdoor(
         seconds[label] = time.perf_counter() - start
         results[label] = accuracies(forgotten, data)
     main = ("RLD" if term == "rld" else "RND") if pattern == "A" else list(variants)[-1]
+    percent = {label: {k: 100.0 * v for k, v in accs.items()} for label, accs in results.items()}
     return {
-        "goal": backdoor_goal(pattern, results["pretrained"], results[main], main),
+        "goal": backdoor_goal(pattern, percent["pretrained"], percent[main], main),
+        "accuracy_unit": "%",
         "dataset": data_obj.name, "classes": list(data.classes), "transform": data.transform,
         "pattern": pattern, "term": term, "model": model, "seed": seed,
         "pretrain": dataclasses.asdict(config), "settings": dataclasses.asdict(base),
-        "accuracy": results, "seconds": seconds,
+        "accuracy": percent, "seconds": seconds,
         "tuning": None if tuning is None else {"best_score": tuning.best_score,
                                                 "trials": tuning.trials},
         "device": str(next(poisoned.parameters()).device),
@@ -110,27 +112,28 @@ def run_backdoor(
 
 
 #: How far the retained data's accuracy may fall, and the forget set's must fall, for a run to
-#: count as having met its goal (the bounds the finer-forgetting results page is judged by).
-MAX_RETAIN_DROP = 0.10
-MAX_FORGOTTEN_ACC = 0.20
+#: count as having met its goal (percentage points; the bounds the finer-forgetting results page
+#: is judged by).
+MAX_RETAIN_DROP = 10.0
+MAX_FORGOTTEN_ACC = 20.0
 
 
 def backdoor_goal(pattern: str, before: dict[str, float], after: dict[str, float],
                   variant: str) -> dict[str, Any]:  # fmt: skip
-    """Whether ``variant`` met its pattern's goal (accuracies as fractions).
+    """Whether ``variant`` met its pattern's goal (accuracies in %).
 
     Pattern A (forget samples): D_f accuracy below ``MAX_FORGOTTEN_ACC``. Patterns B and C
     (backdoor, leakage): accuracy on the transformed retained data (D_r,extra) back at least
     half way from the poisoned model's to its clean D_r accuracy. Both: D_r within
-    ``MAX_RETAIN_DROP`` of the poisoned model's.
+    ``MAX_RETAIN_DROP`` points of the poisoned model's.
     """
     keeps = after["D_r"] >= before["D_r"] - MAX_RETAIN_DROP
     if pattern == "A":
-        target = f"D_f below {MAX_FORGOTTEN_ACC:.2f}"
+        target = f"D_f below {MAX_FORGOTTEN_ACC:g} %"
         reached = after["D_f"] < MAX_FORGOTTEN_ACC
     else:
         half = before["D_r,extra"] + 0.5 * (before["D_r"] - before["D_r,extra"])
-        target = f"D_r,extra at least {half:.3f} (half way to the poisoned model's D_r)"
+        target = f"D_r,extra at least {half:.1f} % (half way to the poisoned model's D_r)"
         reached = after["D_r,extra"] >= half
-    return {"variant": variant, "criterion": f"{target}; D_r within {MAX_RETAIN_DROP:.2f} of "
-            f"{before['D_r']:.3f}", "met": bool(reached and keeps)}  # fmt: skip
+    return {"variant": variant, "criterion": f"{target}; D_r within {MAX_RETAIN_DROP:g} points "
+            f"of {before['D_r']:.1f} %", "met": bool(reached and keeps)}  # fmt: skip
