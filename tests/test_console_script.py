@@ -122,3 +122,26 @@ def test_ctrl_c_exits_130_with_one_line_and_no_file(tmp_path):
     assert proc.wait(timeout=60) == 130
     assert rest.strip().splitlines()[-1] == "interrupted" and "Traceback" not in rest
     assert list(tmp_path.iterdir()) == []  # no model, no temporary file
+
+
+def test_ctrl_c_in_bench_exits_130_and_a_rerun_resumes(tmp_path):
+    import json
+    import os
+    import signal
+
+    out = tmp_path / "bench"
+    args = [str(SCRIPT), "bench", "--dataset", "digits", "--methods", "mnemonic", "--seeds",
+            "0,1", "--relearn-steps", "0", "--out", str(out)]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k != "OBLIVIATE_NO_PROGRESS"}
+    proc = subprocess.Popen(args, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+                            env=env)  # fmt: skip
+    first = proc.stderr.readline()
+    assert first.startswith("benchmark: 0/4"), first
+    proc.send_signal(signal.SIGINT)
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=60) == 130 and rest.strip().splitlines()[-1] == "interrupted"
+    done = run(*args[1:])
+    assert done.returncode == 0, done.stderr
+    rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert sorted((r["method"], r["seed"]) for r in rows) == [
+        ("mnemonic", 0), ("mnemonic", 1), ("original", 0), ("original", 1)]

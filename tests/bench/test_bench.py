@@ -163,3 +163,11 @@ def test_one_seed_shows_no_spread_and_the_legend_gives_directions():
     assert "±" not in page and "| 12.5 |" in page
     assert "- **A_R**: test accuracy on the retained classes, in %; higher is better" in page
     assert "- **Time (s)**: the method's own time, in seconds; lower is better" in page
+
+
+def test_a_grid_without_train_settings_takes_the_datasets_defaults():
+    from obliviate.bench.config import BenchConfig
+
+    grid = BenchConfig(dataset="digits", model="fc", methods=("mnemonic",))
+    assert (grid.train_config(3).epochs, grid.train_config(3).lr, grid.train_config(3).seed) == (
+        40, 0.1, 3)

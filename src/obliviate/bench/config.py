@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from obliviate.errors import ObliviateError
-from obliviate.training import TrainConfig
+from obliviate.training import TrainConfig, dataset_train_config
 
 #: The methods of the paper's comparison (Tables 2-5) plus the gold standard.
 PAPER_METHODS = ("mnemonic", "mnemonic-data", "ssd", "sfdn", "fastmu", "lwsf", "erm-ktp", "retrain")
@@ -66,9 +66,10 @@ class BenchConfig:
         self.train_config(0)  # validates the training fields early
 
     def train_config(self, seed: int) -> TrainConfig:
-        """The training recipe of the model of ``seed``."""
+        """The training recipe of the model of ``seed``: the grid's [train] settings over the
+        dataset's defaults (``obliviate.training.DATASET_TRAIN_DEFAULTS``)."""
         try:
-            return TrainConfig(**{**self.train, "seed": seed})
+            return dataset_train_config(self.dataset, **{**self.train, "seed": seed})
         except TypeError as exc:
             known = ", ".join(f.name for f in dataclasses.fields(TrainConfig) if f.name != "seed")
             raise ObliviateError(f"bad [train] settings: {exc}; known: {known}") from None
