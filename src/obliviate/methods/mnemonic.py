@@ -196,7 +196,8 @@ class MnemonicForgetting(UnlearningMethod):
         device = next(model.parameters()).device
         inputs, labels = self.fisher_samples(context, forget + retain)
         inputs, labels = inputs.to(device), labels.to(device)
-        given = _GivenData.of(context, model, forget, retain, self.retain_per_class, device)
+        given = _GivenData.of(context, model, retain, self.retain_per_class, device,
+                              forget_features=not self.paper_mode)  # fmt: skip
         if self.paper_mode:
             return self._paper(model, inputs, labels, forget, retain, given, context)
         return self._calibrated(model, inputs, labels, forget, retain, given, context)
@@ -394,24 +395,19 @@ class _GivenData:
     def any(self) -> bool:
         return self.forget_x is not None or self.retain_x is not None
 
-    @property
-    def x(self) -> torch.Tensor:
-        return torch.cat([t for t in (self.forget_x, self.retain_x) if t is not None])
-
-    @property
-    def y(self) -> torch.Tensor:
-        return torch.cat([t for t in (self.forget_y, self.retain_y) if t is not None])
-
     @classmethod
-    def of(cls, context: UnlearnContext, model: Classifier, forget: list[int],
-           retain: list[int], retain_per_class: int, device: torch.device) -> _GivenData:  # fmt: skip
+    def of(cls, context: UnlearnContext, model: Classifier, retain: list[int],
+           retain_per_class: int, device: torch.device, *, forget_features: bool) -> _GivenData:  # fmt: skip
+        """The given samples; the forget samples' features and logits only when asked (the
+        calibrated mode solves its strength on them, paper mode never reads them)."""
         out = cls()
         if context.forget_data is not None and len(context.forget_data):
             out.forget_x = context.forget_data.x
             out.forget_y = context.forget_data.y.to(device)
-            out.forget_features = extract_features(model, out.forget_x)
-            with torch.no_grad():
-                out.forget_logits = model.classifier(out.forget_features)
+            if forget_features:
+                out.forget_features = extract_features(model, out.forget_x)
+                with torch.no_grad():
+                    out.forget_logits = model.classifier(out.forget_features)
         if context.retain_data is not None and len(context.retain_data):
             subset = context.retain_data.per_class_subset(retain_per_class, seed=context.seed)
             out.retain_x = subset.x
