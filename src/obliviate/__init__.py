@@ -23,6 +23,8 @@ _PUBLIC = {
     "ObliviateError": "obliviate.errors", "METHODS": "obliviate.methods",
     "EvalReport": "obliviate.metrics", "MODELS": "obliviate.models",
     "create_model": "obliviate.models", "TrainConfig": "obliviate.training",
+    "wrap": "obliviate.pretrained", "retrofit": "obliviate.pretrained",
+    "source_model": "obliviate.pretrained", "FolderOptions": "obliviate.data",
 }  # fmt: skip
 
 
@@ -59,6 +61,10 @@ __all__ = [
     "load",
     "load_dataset",
     "save",
+    "source_model",
     "train",
+    "wrap",
+    "retrofit",
+    "FolderOptions",
     "__version__",
 ]

@@ -35,12 +35,28 @@ def non_finite_tensors(model: torch.nn.Module) -> list[str]:
 
 
 def resolve_dataset(
-    dataset: str | Dataset, data_dir: str | Path | None = None, download: bool = False
+    dataset: str | Dataset,
+    data_dir: str | Path | None = None,
+    download: bool = False,
+    *,
+    options: dict | None = None,
 ) -> Dataset:
-    """A :class:`Dataset` given either itself or its registered name."""
+    """A :class:`Dataset` given either itself, its registered name or ``folder:PATH`` (read
+    with the image-folder ``options``)."""
     if isinstance(dataset, Dataset):
         return dataset
-    return load_dataset(dataset, data_dir=data_dir, download=download)
+    return load_dataset(dataset, data_dir=data_dir, download=download, options=options)
+
+
+def bundle_dataset(bundle: ModelBundle, dataset: str | Dataset | None,
+                    data_dir: str | Path | None = None, download: bool = False) -> Dataset:  # fmt: skip
+    """``dataset``, default the model's own, read the way the model file says (an image
+    folder's resize, crop and normalisation)."""
+    name = dataset if dataset is not None else bundle.dataset
+    if not name:
+        raise ObliviateError("this model file names no dataset; give one (--dataset)")
+    same = isinstance(name, str) and name == bundle.dataset
+    return resolve_dataset(name, data_dir, download, options=bundle.dataset_options if same else None)
 
 
 def check_dataset_fits(bundle: ModelBundle, data: Dataset) -> None:
@@ -55,7 +71,7 @@ def check_dataset_fits(bundle: ModelBundle, data: Dataset) -> None:
 
 def train(
     dataset: str | Dataset = "digits",
-    model: str = "fc",
+    model: str | ModelBundle = "fc",
     *,
     config: TrainConfig | None = None,
     codes: CodeConfig | None = CodeConfig(),
@@ -69,7 +85,9 @@ def train(
 
     Args:
         dataset: a registered dataset name or a :class:`~obliviate.data.Dataset`.
-        model: a registered model name (``fc``, ``cnn``, ``resnet18``).
+        model: a registered model name (``fc``, ``cnn``, ``resnet18``), a
+            ``torchvision:NAME``/``timm:NAME`` architecture (random weights), or a bundle from
+            :func:`obliviate.wrap` (trained from the module's current weights).
         config: optimiser settings; default: the dataset's
             (:data:`~obliviate.training.DATASET_TRAIN_DEFAULTS`), else the paper's FC protocol
             (SGD lr 0.01, momentum 0.9, weight decay 5e-4, batch 128, 10 epochs, seed 0).
@@ -90,14 +108,22 @@ def train(
     """
     data = resolve_dataset(dataset, data_dir, download)
     config = config or dataset_train_config(data.name)
-    if model in MODELS and not getattr(MODELS.get(model), "trainable", True):
+    given = model if isinstance(model, ModelBundle) else None
+    if given is None and model in MODELS and not getattr(MODELS.get(model), "trainable", True):
         raise ObliviateError(f"model {model!r} is assembled by a command, not trained; "
                              f"trainable: {', '.join(trainable_models())}")  # fmt: skip
     device = resolve_device(device)
     torch.manual_seed(config.seed)
-    net = create_model(
-        model, input_shape=data.input_shape, num_classes=data.num_classes, **(model_kwargs or {})
-    ).to(device)
+    if given is not None:  # a wrapped module (obliviate.wrap): trained from its own weights
+        check_dataset_fits(given, data)
+        if model_kwargs:
+            raise ObliviateError("model_kwargs are for registered models; a wrapped module "
+                                 "is built already")  # fmt: skip
+        net = copy.deepcopy(given.model).to(device)
+        model, model_kwargs = given.arch, given.arch_kwargs
+    else:
+        net = create_model(model, input_shape=data.input_shape, num_classes=data.num_classes,
+                           **(model_kwargs or {})).to(device)  # fmt: skip
     mnemonic = (
         MnemonicCodes.generate(data.num_classes, data.input_shape, codes) if codes else None
     )
@@ -136,6 +162,7 @@ def train(
         arch_kwargs=dict(model_kwargs or {}),
         train_config=dataclasses.asdict(config),
         stats=stats,
+        dataset_options=dict(data.options),
     )
 
 
@@ -297,7 +324,7 @@ def forget(
             f"bad hyperparameters for {method!r}: {exc}; known: {known}"
         ) from None
     if isinstance(data, str):
-        data = resolve_dataset(data)
+        data = bundle_dataset(bundle, data)
     forget_set, retain_set = _method_data(method_cls, bundle, request, data)
     device = resolve_device(device)
     # Methods never modify the model they are given (the contract tests check it), so the
@@ -404,7 +431,7 @@ def evaluate(
         :class:`EvalReport` with ``retain_acc``, ``forget_err``, ``relearn_err``, ``score``,
         ``forget_seconds`` (of the last forget request, if any) and ``per_class_acc``.
     """
-    data = resolve_dataset(dataset or bundle.dataset, data_dir, download)
+    data = bundle_dataset(bundle, dataset, data_dir, download)
     check_dataset_fits(bundle, data)
     classes = list(forget_classes) if forget_classes is not None else bundle.forgotten_classes
     device = resolve_device(device)

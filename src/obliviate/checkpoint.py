@@ -56,6 +56,10 @@ class ModelBundle:
         history: one audit record per forget request, oldest first.
         stats: training statistics (per-class logit margins, feature minima) that let the
             data-free forget verify its result; ``None`` when not recorded or stale.
+        dataset_options: how the dataset's inputs are made (an image folder's resize, crop
+            and normalisation), so later commands read the data the same way.
+        retrofit: the audit record of ``obliviate retrofit`` when codes were added to a
+            model trained without them, else ``None``.
     """
 
     model: Classifier
@@ -69,6 +73,8 @@ class ModelBundle:
     forgotten_classes: list[int] = field(default_factory=list)
     history: list[dict[str, Any]] = field(default_factory=list)
     stats: TrainingStatistics | None = None
+    dataset_options: dict[str, Any] = field(default_factory=dict)
+    retrofit: dict[str, Any] | None = None
 
     def clone(self) -> ModelBundle:
         """A deep copy: the new bundle shares no tensor with this one."""
@@ -89,6 +95,8 @@ class ModelBundle:
             "forgotten_classes": sorted(self.forgotten_classes),
             "history": self.history,
             "stats_samples": self.stats.samples if self.stats is not None else None,
+            "dataset_options": self.dataset_options,
+            "retrofit": self.retrofit,
         }
 
 
@@ -169,8 +177,17 @@ def read_safetensors(path: str | Path, what: str,
         raise ObliviateError(f"{path}: the obliviate metadata is not valid JSON") from None
 
 
-def load(path: str | Path, *, map_location: str | torch.device = "cpu") -> ModelBundle:
+def load(path: str | Path, *, map_location: str | torch.device = "cpu",
+         module: torch.nn.Module | None = None) -> ModelBundle:  # fmt: skip
     """Read a model file written by :func:`save` (never unpickles).
+
+    Args:
+        path: the ``.safetensors`` model file.
+        map_location: where the tensors go.
+        module: for a model made with :func:`obliviate.wrap` from a module of your own
+            (architecture ``module:CLASS``): a freshly built instance of that module, whose
+            weights the file fills in (its head is found as when it was wrapped). It may
+            also replace a torchvision/timm architecture.
 
     Raises:
         ObliviateError: the file is missing, not a safetensors file, truncated, or not an
@@ -195,9 +212,12 @@ def load(path: str | Path, *, map_location: str | torch.device = "cpu") -> Model
     forgotten, history = _checked_history(path, meta, num_classes)
     state = {k[len(WEIGHT_PREFIX) :]: v for k, v in tensors.items() if k.startswith(WEIGHT_PREFIX)}
     try:
-        with torch.device("meta"):  # shapes only: nothing is allocated before they are checked
-            model = create_model(arch, input_shape=input_shape, num_classes=num_classes,
-                                 **arch_kwargs)  # fmt: skip
+        if module is not None or arch.startswith("module:"):
+            model = _given_module(path, arch, module, input_shape, num_classes, arch_kwargs)
+        else:
+            with torch.device("meta"):  # shapes only: nothing is allocated before they are checked
+                model = create_model(arch, input_shape=input_shape, num_classes=num_classes,
+                                     **arch_kwargs)  # fmt: skip
     except (TypeError, ValueError, RuntimeError) as exc:
         raise ObliviateError(f"{path}: cannot build {arch} from the file's settings: {exc}") from None
     expected = {k: (tuple(v.shape), v.dtype) for k, v in model.state_dict().items()}
@@ -206,6 +226,10 @@ def load(path: str | Path, *, map_location: str | torch.device = "cpu") -> Model
         wrong = sorted(set(expected) ^ set(found)) or sorted(
             k for k in expected if expected[k] != found[k]
         )
+        if module is not None:
+            raise ObliviateError(f"{path}: the weights do not fit the module given (first "
+                                 f"mismatch: {wrong[0]}); give the module the file was made "
+                                 "from")  # fmt: skip
         raise ObliviateError(f"{path}: weights do not fit {arch} (first mismatch: {wrong[0]}); "
                              "the file is damaged or was edited")  # fmt: skip
     model.load_state_dict(state, strict=True, assign=True)
@@ -251,7 +275,26 @@ def load(path: str | Path, *, map_location: str | torch.device = "cpu") -> Model
         forgotten_classes=forgotten,
         history=history,
         stats=stats,
+        dataset_options=_dict_or_empty(path, meta, "dataset_options"),
+        retrofit=_dict_or_empty(path, meta, "retrofit") or None,
     )
+
+
+def _given_module(path: Path, arch: str, module: torch.nn.Module | None,
+                  input_shape: tuple[int, ...], num_classes: int,
+                  arch_kwargs: dict) -> Classifier:  # fmt: skip
+    """The caller's module, wrapped as the file's model was (see :func:`obliviate.wrap`)."""
+    from obliviate.models.external import WrappedClassifier
+
+    if module is None:
+        raise ObliviateError(f"{path} holds a {arch[len('module:'):]} built by your own code; "
+                             "load it with obliviate.load(path, module=YourModule(...))")  # fmt: skip
+    if not isinstance(module, torch.nn.Module):
+        raise ObliviateError(f"module must be a torch.nn.Module, got {type(module).__name__}")
+    if isinstance(module, Classifier):
+        return module
+    return WrappedClassifier(copy.deepcopy(module), head=arch_kwargs.get("head"),
+                             input_shape=input_shape, num_classes=num_classes)  # fmt: skip
 
 
 #: Sanity limits on what a model file may ask for before anything is allocated.
@@ -275,8 +318,10 @@ def _checked_architecture(path: Path, meta: dict) -> tuple[str, int, tuple[int, 
     """``arch``, ``num_classes``, ``input_shape`` and ``arch_kwargs``, type- and size-checked."""
     from obliviate.models import MODELS
 
+    from obliviate.models.external import is_external
+
     arch = meta.get("arch")
-    if not isinstance(arch, str) or arch not in MODELS.names():
+    if not isinstance(arch, str) or (arch not in MODELS.names() and not is_external(arch)):
         raise ObliviateError(f"{path}: unknown architecture {arch!r}; known: "
                              f"{', '.join(MODELS.names())}")  # fmt: skip
     num_classes = meta.get("num_classes")

@@ -94,6 +94,52 @@ def parse_classes(text: str) -> list[int]:
     return out
 
 
+def _check_dataset(name: str) -> str:
+    """A registered dataset name or ``folder:PATH``."""
+    if name.startswith("folder:"):
+        if not name[len("folder:"):]:
+            raise ObliviateError("give the image folder's path: --dataset folder:PATH")
+        return name
+    return _check_choice(name, DATASETS.names(), "dataset (or folder:PATH for an image folder)")
+
+
+ImageSize = Annotated[Optional[int], typer.Option(help="Image folders: crop side in pixels (default 224, or the model's).", rich_help_panel="Image folders (folder:PATH)")]
+Resize = Annotated[Optional[int], typer.Option(help="Image folders: resize the shorter side to this before the centre crop (default size*256/224).", rich_help_panel="Image folders (folder:PATH)")]
+Mean = Annotated[Optional[str], typer.Option(help="Image folders: per-channel mean, R,G,B (default ImageNet's).", rich_help_panel="Image folders (folder:PATH)")]
+Std = Annotated[Optional[str], typer.Option(help="Image folders: per-channel std, R,G,B (default ImageNet's).", rich_help_panel="Image folders (folder:PATH)")]
+MaxMemory = Annotated[float, typer.Option(help="Image folders: decode into memory up to this many GiB, else stream from disk.", rich_help_panel="Image folders (folder:PATH)")]
+
+
+def _image_options(image_size: int | None, resize: int | None, mean: str | None,
+                   std: str | None, max_memory_gib: float) -> dict:  # fmt: skip
+    """The image-folder settings given on the command line."""
+    given = {"image_size": image_size, "resize": resize,
+             "mean": _csv_floats(mean, "mean") if mean else None,
+             "std": _csv_floats(std, "std") if std else None}  # fmt: skip
+    return {**{k: v for k, v in given.items() if v is not None}, "max_memory_gib": max_memory_gib}
+
+
+def _dataset(name: str | None, data_dir: Path | None, download: bool, bundle: Any = None,
+             image: dict | None = None):  # fmt: skip
+    """The dataset ``name`` (default: the model's), an image folder read with ``image``
+    settings over those the model file recorded."""
+    if name is not None:
+        _check_dataset(name)
+    if bundle is not None:
+        name = name if name is not None else bundle.dataset
+        recorded = bundle.dataset_options if name == bundle.dataset else None
+    else:
+        recorded = None
+    if name is None:
+        raise ObliviateError("give a dataset (--dataset)")
+    options = None
+    if name.startswith("folder:"):
+        options = {**(recorded or {}), **(image or {})}
+        if bundle is not None and "image_size" not in options and len(bundle.input_shape) == 3:
+            options["image_size"] = bundle.input_shape[-1]
+    return api.resolve_dataset(name, data_dir, download, options=options)
+
+
 def _check_choice(value: str, choices: list[str], what: str) -> str:
     if value not in choices:
         raise ObliviateError(f"unknown {what} {value!r}; known: {', '.join(choices)}")
@@ -166,8 +212,8 @@ def report_table(reports: dict[str, EvalReport], title: str) -> Table:
 @app.command("train")
 def train_cmd(
     out: Annotated[Path, typer.Option("--out", help="Model file to write (.safetensors).")],
-    dataset: Annotated[str, typer.Option(help=f"One of: {', '.join(DATASET_NAMES)}.")] = "digits",
-    model: Annotated[str, typer.Option(help=f"One of: {', '.join(TRAINABLE_MODEL_NAMES)}.")] = "fc",
+    dataset: Annotated[str, typer.Option(help=f"One of: {', '.join(DATASET_NAMES)}, or folder:PATH (an image folder with train/ and val/).")] = "digits",
+    model: Annotated[str, typer.Option(help=f"One of: {', '.join(TRAINABLE_MODEL_NAMES)}, or torchvision:NAME / timm:NAME (random weights; see 'obliviate list architectures').")] = "fc",
     epochs: Annotated[Optional[int], typer.Option(help="Default per dataset: digits 40, cifar10 200, others 10.")] = None,
     seed: int = 0,
     lr: Annotated[Optional[float], typer.Option(help="Default per dataset: digits and cifar10 0.1, others 0.01.")] = None,
@@ -184,10 +230,16 @@ def train_cmd(
     data_dir: Annotated[Optional[Path], typer.Option(help="Where the dataset files are.")] = None,
     download: Annotated[bool, typer.Option(help="Let torchvision download the data.")] = False,
     device: Annotated[Optional[str], typer.Option(help="cpu or cuda (default: auto).")] = None,
+    image_size: ImageSize = None,
+    resize: Resize = None,
+    mean: Mean = None,
+    std: Std = None,
+    max_memory_gib: MaxMemory = 2.0,
 ) -> None:
     """Train a model with mnemonic codes and write it to one .safetensors file."""
-    _check_choice(dataset, DATASETS.names(), "dataset")
-    _check_choice(model, trainable_models(), "model")
+    _check_dataset(dataset)
+    if not model.startswith(("torchvision:", "timm:")):
+        _check_choice(model, trainable_models(), "model")
     check_outputs([out])
     _check_choice(code_mode, list(CODE_MODES), "code mode")
     _check_choice(code_distribution, list(CODE_DISTRIBUTIONS), "code distribution")
@@ -195,7 +247,8 @@ def train_cmd(
         dataset, epochs=epochs, lr=lr, batch_size=batch_size, optimizer=optimizer,
         momentum=momentum, weight_decay=weight_decay, schedule=schedule, seed=seed,
     )  # fmt: skip
-    data = api.resolve_dataset(dataset, data_dir, download)
+    data = _dataset(dataset, data_dir, download,
+                    image=_image_options(image_size, resize, mean, std, max_memory_gib))  # fmt: skip
     code_config = (
         CodeConfig(mode=code_mode, t_mix=t_mix, strength=code_strength, seed=seed,
                    distribution=code_distribution)
@@ -245,6 +298,7 @@ def forget_cmd(
     seed: int = 0,
     device: Optional[str] = None,
     force: Annotated[bool, typer.Option("--force", help="Write the result even if the method could not verify it (recorded as verified: false).")] = False,
+    max_memory_gib: MaxMemory = 2.0,
 ) -> None:
     """Make a model forget classes with any registered method; write the new model.
 
@@ -261,8 +315,7 @@ def forget_cmd(
     bundle = load(model_file)
     dataset = None
     if data is not None:
-        _check_choice(data, DATASETS.names(), "dataset")
-        dataset = api.resolve_dataset(data, data_dir, False)
+        dataset = _dataset(data, data_dir, False, bundle, {"max_memory_gib": max_memory_gib})
     result = api.forget(
         bundle, class_list, method=method, data=dataset, seed=seed, device=device,
         force=force, **hyper,
@@ -330,14 +383,21 @@ def evaluate_cmd(
     download: bool = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
     device: Optional[str] = None,
+    image_size: ImageSize = None,
+    resize: Resize = None,
+    mean: Mean = None,
+    std: Std = None,
+    max_memory_gib: MaxMemory = 2.0,
 ) -> None:
     """Evaluate a model: per-class accuracy, A_R, FE, RE (relearn probe), S and forget time."""
     if dataset is not None:
-        _check_choice(dataset, DATASETS.names(), "dataset")
+        _check_dataset(dataset)
     bundle = load(model_file)
     classes = parse_classes(forget_classes) if forget_classes is not None else None
+    data = _dataset(dataset, data_dir, download, bundle,
+                    _image_options(image_size, resize, mean, std, max_memory_gib))  # fmt: skip
     report = api.evaluate(
-        bundle, dataset, classes, relearn_steps=relearn_steps, relearn_lr=relearn_lr,
+        bundle, data, classes, relearn_steps=relearn_steps, relearn_lr=relearn_lr,
         seed=seed, data_dir=data_dir, download=download, device=device,
     )  # fmt: skip
     if json_out:
@@ -447,7 +507,7 @@ def sweep_cmd(
     from obliviate.bench.analyses import lambda_sweep, plot_lambda_sweep, write_rows_csv
 
     bundle = load(model_file)
-    data = api.resolve_dataset(dataset or bundle.dataset, data_dir, False)
+    data = api.bundle_dataset(bundle, dataset, data_dir)
     api.check_dataset_fits(bundle, data)
     out.mkdir(parents=True, exist_ok=True)
     rows = lambda_sweep(
@@ -484,7 +544,7 @@ def analyze_cmd(
     )  # fmt: skip
 
     coded = load(with_codes)
-    data = api.resolve_dataset(dataset or coded.dataset, data_dir, False)
+    data = api.bundle_dataset(coded, dataset, data_dir)
     api.check_dataset_fits(coded, data)
     classes = parse_classes(forget_classes)
     out.mkdir(parents=True, exist_ok=True)
@@ -618,8 +678,8 @@ def deposit_cmd(
     settings = LIRFSettings.from_strings(parse_hyperparameters(hp or []), seed=seed)
     bundle = load(model_file)
     if data is not None:
-        _check_choice(data, DATASETS.names(), "dataset")
-    dataset = api.resolve_dataset(data or bundle.dataset, data_dir, False)
+        _check_dataset(data)
+    dataset = api.bundle_dataset(bundle, data, data_dir)
     api.check_dataset_fits(bundle, dataset)
     target, modules, result = deposit_bundle(bundle, dataset, sets, settings, device=device,
                                              progress=True)  # fmt: skip
@@ -664,7 +724,7 @@ def withdraw_cmd(
 
     check_outputs([out], [target_file, *(modules or [])])
     if data is not None:
-        _check_choice(data, DATASETS.names(), "dataset")
+        _check_dataset(data)
     bundle = load(target_file)
     loaded = [load_module(p) for p in modules or []]
     recovered = withdraw(bundle, loaded)
@@ -682,9 +742,124 @@ def withdraw_cmd(
     err_console.print(f"withdrew {len(loaded)} module(s), classes {back} back; wrote {out}")
 
 
+@app.command("retrofit")
+def retrofit_cmd(
+    source: Annotated[str, typer.Argument(help="A model file trained without codes, a weights file (.safetensors/.pt/.pth, with --arch), or an architecture name (torchvision:resnet18, timm:resnet18; see 'obliviate list architectures').")],
+    out: Annotated[Path, typer.Option("--out", help="Model file to write (.safetensors).")],
+    steps: Annotated[int, typer.Option(help="Fine-tuning steps with codes (the paper: 5000 on ImageNet).")] = 1000,
+    dataset: Annotated[Optional[str], typer.Option(help="Training data: a registered dataset or folder:PATH (default: a model file's own).")] = None,
+    arch: Annotated[Optional[str], typer.Option(help="Architecture of a weights file SOURCE (torchvision:NAME, timm:NAME or a registered model).")] = None,
+    pretrained: Annotated[bool, typer.Option("--pretrained", help="Start an architecture name from its library's pretrained weights (their cache or a download).")] = False,
+    weights: Annotated[Optional[Path], typer.Option(help="Start an architecture name from this weights file.")] = None,
+    head: Annotated[Optional[str], typer.Option(help="Dotted name of the final nn.Linear (default: the last one).")] = None,
+    t_mix: Annotated[float, typer.Option(help="Code replacement probability.")] = 0.1,
+    code_distribution: Annotated[str, typer.Option(help="uniform or normal.")] = "uniform",
+    lr: float = 0.01,
+    batch_size: int = 128,
+    optimizer: Annotated[str, typer.Option(help="sgd or adam.")] = "sgd",
+    momentum: float = 0.9,
+    weight_decay: float = 5e-4,
+    seed: int = 0,
+    max_accuracy_drop: Annotated[float, typer.Option(help="Test-accuracy points the retrofit may cost before it warns.")] = 1.0,
+    check_samples: Annotated[int, typer.Option(help="Test samples (balanced per class) that measure accuracy before and after.")] = 10000,
+    report: Annotated[Optional[Path], typer.Option(help="Write the retrofit record as JSON here.")] = None,
+    data_dir: Optional[Path] = None,
+    download: bool = False,
+    device: Optional[str] = None,
+    image_size: ImageSize = None,
+    resize: Resize = None,
+    mean: Mean = None,
+    std: Std = None,
+    max_memory_gib: MaxMemory = 2.0,
+) -> None:
+    """Add mnemonic codes to a model trained without them (a pretrained torchvision/timm model,
+    a weights file, an obliviate model): fine-tune with codes, check, write a forgettable model."""
+    from obliviate.pretrained import retrofit, source_model
+
+    _check_choice(optimizer, ["sgd", "adam"], "optimizer")
+    _check_choice(code_distribution, list(CODE_DISTRIBUTIONS), "code distribution")
+    if steps < 1:
+        raise ObliviateError(f"--steps must be >= 1, got {steps}")
+    source_path = Path(source).expanduser()
+    check_outputs([out, report], [source_path, weights])
+    image = _image_options(image_size, resize, mean, std, max_memory_gib)
+    bundle = None
+    if source_path.suffix == ".safetensors" and source_path.is_file() and arch is None:
+        bundle, origin = source_model(source_path, num_classes=0, input_shape=(1,))
+        data = _dataset(dataset, data_dir, download, bundle, image)
+    else:
+        if dataset is None:
+            raise ObliviateError("give the training data with --dataset (a registered dataset "
+                                 "or folder:PATH)")  # fmt: skip
+        data = _dataset(dataset, data_dir, download, None, image)
+        bundle, origin = source_model(
+            source, num_classes=data.num_classes, input_shape=data.input_shape, arch=arch,
+            pretrained=pretrained, weights=weights, head=head, seed=seed,
+        )  # fmt: skip
+    config = TrainConfig(batch_size=batch_size, optimizer=optimizer, lr=lr, momentum=momentum,
+                         weight_decay=weight_decay, seed=seed, steps=steps)  # fmt: skip
+    codes = CodeConfig(t_mix=t_mix, seed=seed, distribution=code_distribution)
+    result = retrofit(bundle, data, steps=steps, codes=codes, config=config,
+                      max_accuracy_drop=max_accuracy_drop, check_samples=check_samples,
+                      source=origin, device=device)  # fmt: skip
+    save(result, out)
+    record = result.retrofit
+    if report is not None:
+        write_json_atomic(report, record)
+    for line in describe_retrofit(record):
+        err_console.print(line, highlight=False, soft_wrap=True)
+    err_console.print(f"wrote {out}", highlight=False)
+
+
+def describe_retrofit(record: dict) -> list[str]:
+    """The terminal lines of a retrofit record: what was done, and whether it met its goal."""
+    origin = record["source"]
+    what = origin.get("arch") or origin.get("source")
+    lines = [
+        f"retrofitted codes into {what} ({origin.get('kind')}"
+        f"{', new head' if origin.get('head_replaced') else ''}) on {record['dataset']}: "
+        f"{record['steps']} steps in {record['seconds']:.1f} s; test accuracy "
+        f"{record['accuracy_before']:.2f} % -> {record['accuracy_after']:.2f} % "
+        f"({-record['accuracy_drop']:+.2f} points, {record['check_samples']} samples); codes "
+        f"classified as their class: {record['code_accuracy']:.1f} %"
+    ]
+    if not record["codes_learned"]:
+        lines.append(f"WARNING: the codes of classes {record['codes_missed']} are not classified "
+                     "as their class; the calibrated forget still solves its strength and "
+                     "verifies each request, but paper mode (--lambda1/--lambda2) relies on "
+                     "learned codes. More --steps or a larger --t-mix learn them")  # fmt: skip
+    if not record["accuracy_kept"]:
+        lines.append(f"WARNING: the retrofit cost {record['accuracy_drop']:.2f} points of test "
+                     f"accuracy, more than --max-accuracy-drop {record['goal']['max_accuracy_drop']:g}; "
+                     "a lower --lr or more --steps may keep more")  # fmt: skip
+    if record["classes_with_negative_features"]:
+        lines.append(f"note: {record['classes_with_negative_features']} classes have penultimate "
+                     "features below zero on their training samples; the data-free forget "
+                     "cannot bound those and will ask for --data")  # fmt: skip
+    if record["goal_met"]:
+        lines.append("goal met: every code learned, accuracy kept within "
+                     f"{record['goal']['max_accuracy_drop']:g} point(s)")  # fmt: skip
+    return lines
+
+
 @app.command("list")
-def list_cmd() -> None:
+def list_cmd(
+    what: Annotated[Optional[str], typer.Argument(help="'architectures' lists the torchvision and timm names retrofit and train take.")] = None,
+    filter_: Annotated[Optional[str], typer.Option("--filter", help="Only architecture names containing this.")] = None,
+) -> None:
     """List the registered datasets, models and unlearning methods (with the data they need)."""
+    if what is not None:
+        _check_choice(what, ["architectures"], "list")
+        from obliviate.models.external import timm_names, torchvision_names
+
+        for lib, names in (("torchvision", torchvision_names()), ("timm", timm_names())):
+            shown = [n for n in names if not filter_ or filter_ in n]
+            if lib == "timm" and not names:
+                console.print("[bold]timm[/]: not installed (pip install 'obliviate\\[timm]')")
+                continue
+            console.print(f"[bold]{lib}[/] ({len(shown)}): " + ", ".join(f"{lib}:{n}" for n in shown),
+                          soft_wrap=True, highlight=False)  # fmt: skip
+        return
     console.print(f"[bold]datasets[/]: {', '.join(DATASETS.names())}")
     console.print(f"[bold]models[/]: {', '.join(trainable_models())}")
     console.print("[bold]methods[/] (needs: data it cannot run without; uses: data it takes if given):")

@@ -169,7 +169,7 @@ def fit(
                 if step >= total_steps:
                     break
                 index = order[start : start + config.batch_size]
-                xb, yb = x[index], y[index]
+                xb, yb = x[index].to(y.device), y[index]  # .to: a no-op but for ImageFiles
                 if batch_transform is not None:
                     xb, yb = batch_transform(xb, yb, generator)
                 loss = objective(model, xb, yb)

@@ -18,10 +18,13 @@ from obliviate.data.files import (
     load_cifar10_arrays,
     load_idx_dataset,
 )
+from obliviate.data.folder import PREFIX as FOLDER_PREFIX
+from obliviate.data.folder import FolderOptions, load_image_folder, take
 from obliviate.errors import ObliviateError
 from obliviate.registry import Registry
 
-__all__ = ["DATASETS", "Dataset", "Split", "load_dataset", "FASHION_MNIST_SYSTEM_DIR"]
+__all__ = ["DATASETS", "Dataset", "Split", "load_dataset", "FASHION_MNIST_SYSTEM_DIR",
+           "FolderOptions", "FOLDER_PREFIX"]
 
 #: Where Debian's package ``dataset-fashion-mnist`` puts its files.
 FASHION_MNIST_SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -40,12 +43,12 @@ class Split:
     def of_classes(self, classes: list[int] | tuple[int, ...]) -> Split:
         """The samples whose label is in ``classes``."""
         mask = torch.isin(self.y, torch.as_tensor(list(classes), dtype=self.y.dtype))
-        return Split(self.x[mask], self.y[mask])
+        return Split(take(self.x, mask), self.y[mask])
 
     def without_classes(self, classes: list[int] | tuple[int, ...]) -> Split:
         """The samples whose label is not in ``classes``."""
         mask = ~torch.isin(self.y, torch.as_tensor(list(classes), dtype=self.y.dtype))
-        return Split(self.x[mask], self.y[mask])
+        return Split(take(self.x, mask), self.y[mask])
 
     def per_class_subset(self, per_class: int, seed: int = 0) -> Split:
         """At most ``per_class`` samples of every class, drawn with ``seed``."""
@@ -55,7 +58,7 @@ class Split:
             idx = torch.nonzero(self.y == c).flatten()
             keep.append(idx[torch.randperm(len(idx), generator=generator)[:per_class]])
         index = torch.cat(keep).sort().values
-        return Split(self.x[index], self.y[index])
+        return Split(take(self.x, index), self.y[index])
 
 
 BatchAugment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
@@ -72,6 +75,9 @@ class Dataset:
     input_shape: tuple[int, ...]
     class_names: tuple[str, ...] = ()
     train_augment: BatchAugment | None = field(default=None, compare=False)
+    #: settings that define the inputs (an image folder's resize, crop and normalisation),
+    #: recorded in the model file so that later commands read the data the same way
+    options: dict = field(default_factory=dict, compare=False)
 
     def check_classes(self, classes: list[int] | tuple[int, ...]) -> None:
         """Raise if a class index is outside ``0 .. num_classes - 1``."""
@@ -88,20 +94,31 @@ DATASETS: Registry[DatasetLoader] = Registry("dataset")
 
 
 def load_dataset(
-    name: str, *, data_dir: str | Path | None = None, download: bool = False
+    name: str,
+    *,
+    data_dir: str | Path | None = None,
+    download: bool = False,
+    options: dict | FolderOptions | None = None,
 ) -> Dataset:
-    """Load the registered dataset ``name``.
+    """Load the registered dataset ``name``, or an image folder ``folder:PATH``.
 
     Args:
-        name: a name from ``DATASETS`` (``digits``, ``fashion-mnist``, ``mnist``, ``cifar10``).
+        name: a name from ``DATASETS`` (``digits``, ``fashion-mnist``, ``mnist``, ``cifar10``)
+            or ``folder:PATH`` (``PATH/train/CLASS/*``, ``PATH/val/CLASS/*`` or ``test/``).
         data_dir: where to look for (and download to) the files.
         download: let torchvision fetch missing files (needs network access).
+        options: an image folder's :class:`~obliviate.data.folder.FolderOptions` (or their
+            record, as a model file keeps it); ignored for registered datasets.
 
     Example:
         >>> ds = load_dataset("digits")
         >>> ds.input_shape, ds.num_classes
         ((1, 8, 8), 10)
     """
+    if name.startswith(FOLDER_PREFIX):
+        if not isinstance(options, FolderOptions):
+            options = FolderOptions.from_record(options)
+        return load_image_folder(name, options)
     loader = DATASETS.get(name)
     if data_dir is not None and not download and not Path(data_dir).is_dir():
         raise ObliviateError(f"data directory {data_dir} does not exist; give the folder that "

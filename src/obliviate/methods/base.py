@@ -297,9 +297,11 @@ def class_scores(
     y: torch.Tensor,
     forget_classes: list[int],
     retain_classes: list[int],
+    *,
+    batch_size: int = 1024,
 ) -> tuple[float, float, float]:
     """``(retain accuracy + forget error in [0, 2], forget CE, retain CE)`` on ``(x, y)``."""
-    logits = torch.cat(batched_eval(lambda xb: model(xb).cpu(), model, x, 1024))
+    logits = torch.cat(batched_eval(lambda xb: model(xb).cpu(), model, x, batch_size))
     y = y.cpu()
     ce = torch.nn.functional.cross_entropy(logits, y, reduction="none")
     correct = logits.argmax(dim=1) == y

@@ -131,7 +131,8 @@ class MnemonicForgetting(UnlearningMethod):
         max_retain_drop: points of retain accuracy below the truncation oracle that given
             retain samples may lose to verify.
         retain_per_class: given retain samples per class used to verify (drawn with the seed).
-        chunk_size: codes per vectorised Fisher pass (paper mode).
+        chunk_size: codes per forward pass (calibrated mode) or per vectorised Fisher pass
+            (paper mode): memory grows with it, time does not.
     """
 
     name = "mnemonic"
@@ -205,8 +206,9 @@ class MnemonicForgetting(UnlearningMethod):
     # -- calibrated mode --------------------------------------------------------------------
 
     def _calibrated(self, model, inputs, labels, forget, retain, given, context) -> MethodOutput:
-        with torch.no_grad():
-            feats = model.features(inputs)
+        with torch.no_grad():  # in chunks: memory is bounded by chunk_size, time linear in codes
+            feats = torch.cat([model.features(inputs[i : i + self.chunk_size])
+                               for i in range(0, len(inputs), self.chunk_size)])  # fmt: skip
             logits = model.classifier(feats)
         if not bool(torch.isfinite(logits).all()):
             raise ObliviateError(
@@ -323,13 +325,14 @@ class MnemonicForgetting(UnlearningMethod):
         scores = {}
         for sign, candidate in candidates.items():
             criterion, forget_ce, retain_ce = class_scores(
-                candidate, judge_x, judge_y, forget, retain
+                candidate, judge_x, judge_y, forget, retain, batch_size=self.chunk_size
             )
             scores[sign] = (round(criterion, 9), forget_ce - retain_ce)
         chosen = max(("-", "+"), key=lambda s: scores[s])  # ties on both keys: minus, as authors
         out = candidates[chosen]
         with torch.no_grad():
-            code_margins = forget_margins(out(inputs), labels, retain)
+            out_logits = torch.cat(batched_eval(out, out, inputs, self.chunk_size))
+            code_margins = forget_margins(out_logits, labels, retain)
         is_f = torch.isin(labels, torch.tensor(forget, device=labels.device))
         samples = "codes" if context.codes is not None else "fisher_samples"  # mnemonic-data
         checks: dict[str, dict] = {

@@ -244,6 +244,13 @@ def trainable_models() -> list[str]:
 def create_model(
     name: str, *, input_shape: tuple[int, ...], num_classes: int, **kwargs: Any
 ) -> Classifier:
-    """Build the registered model ``name`` for inputs of ``input_shape`` and ``num_classes``."""
+    """Build the registered model ``name`` for inputs of ``input_shape`` and ``num_classes``;
+    ``torchvision:NAME`` and ``timm:NAME`` build those libraries' architectures (random
+    weights), wrapped (see :mod:`obliviate.models.external`)."""
+    from obliviate.models.external import create_external, is_external
+
+    if is_external(name):
+        return create_external(name, input_shape=tuple(input_shape), num_classes=num_classes,
+                               **kwargs)  # fmt: skip
     factory = MODELS.get(name)
     return factory(input_shape=tuple(input_shape), num_classes=num_classes, **kwargs)
