@@ -163,7 +163,8 @@ def table(runs: Path, out: Path) -> None:
         "`obliviate forget` (no data). Test split. The oracle is the truncation oracle: the model",
         "before the forget with the forgotten class's logit masked; \"vs original\" masks the",
         "un-retrofitted model, so it counts the retrofit's cost too. Cells with two numbers are",
-        "median / worst over the requests.",
+        "median / worst over the requests. Times are wall clock on the 2-core CPU machine, which",
+        "other jobs shared for part of the run: read them to about ±30 %.",
         "",
         f"Original training: {train_s:.0f} s per model (mean of {len(plain)}); test accuracy "
         + ", ".join(f"seed {s} {r['accuracy']:.2f} %" for s, r in sorted(plain.items())) + ".",

@@ -135,6 +135,9 @@ def main() -> None:
         lines.append(f"| {r['mode']} | {r['chunk']} | {r['forget']} | {r['method_seconds']:.2f} | "
                      f"{r['wall_seconds']:.2f} | {peak:.0f} | {rise:.0f} |")  # fmt: skip
     lines += ["", f"For comparison: {PAPER}.", ""]
+    if not _ints(args.paper_chunks):
+        lines.insert(-2, "Paper mode was not run (`--paper-chunks ''`): per-sample gradients of "
+                         "every code take far longer than a forward pass; see the GPU page.")  # fmt: skip
     if gpu:
         lines.insert(-2, "On the GPU the memory columns are `torch.cuda.max_memory_allocated` "
                          "during the forget (model and codes included).")  # fmt: skip
