@@ -15,7 +15,7 @@ import torch
 
 from obliviate.checkpoint import ModelBundle, weights_sha256
 from obliviate.codes import CodeConfig, MnemonicCodes
-from obliviate.data import Dataset, Split, load_dataset
+from obliviate.data import FOLDER_PREFIX, Dataset, Split, load_dataset
 from obliviate.errors import NotVerifiedError, ObliviateError
 from obliviate.methods import METHODS, ForgetRequest, UnlearnContext, UnlearningMethod
 from obliviate.methods.base import hyperparameter_defaults
@@ -49,14 +49,20 @@ def resolve_dataset(
 
 
 def bundle_dataset(bundle: ModelBundle, dataset: str | Dataset | None,
-                    data_dir: str | Path | None = None, download: bool = False) -> Dataset:  # fmt: skip
-    """``dataset``, default the model's own, read the way the model file says (an image
-    folder's resize, crop and normalisation)."""
+                   data_dir: str | Path | None = None, download: bool = False, *,
+                   options: dict | None = None) -> Dataset:  # fmt: skip
+    """``dataset``, default the model's own, read the way the model file says: an image
+    folder's resize, crop and normalisation as recorded (for the model's own folder), its crop
+    the model's input size, then ``options`` over both."""
     name = dataset if dataset is not None else bundle.dataset
     if not name:
         raise ObliviateError("this model file names no dataset; give one (--dataset)")
-    same = isinstance(name, str) and name == bundle.dataset
-    return resolve_dataset(name, data_dir, download, options=bundle.dataset_options if same else None)
+    if isinstance(name, str) and name.startswith(FOLDER_PREFIX):
+        merged = dict(bundle.dataset_options) if name == bundle.dataset else {}
+        if "image_size" not in merged and len(bundle.input_shape) == 3:
+            merged["image_size"] = bundle.input_shape[-1]
+        options = {**merged, **(options or {})}
+    return resolve_dataset(name, data_dir, download, options=options)
 
 
 def check_dataset_fits(bundle: ModelBundle, data: Dataset) -> None:

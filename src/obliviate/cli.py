@@ -121,23 +121,15 @@ def _image_options(image_size: int | None, resize: int | None, mean: str | None,
 
 def _dataset(name: str | None, data_dir: Path | None, download: bool, bundle: Any = None,
              image: dict | None = None):  # fmt: skip
-    """The dataset ``name`` (default: the model's), an image folder read with ``image``
+    """The dataset ``name`` (default: the model's); an image folder is read with the ``image``
     settings over those the model file recorded."""
     if name is not None:
         _check_dataset(name)
     if bundle is not None:
-        name = name if name is not None else bundle.dataset
-        recorded = bundle.dataset_options if name == bundle.dataset else None
-    else:
-        recorded = None
+        return api.bundle_dataset(bundle, name, data_dir, download, options=image)
     if name is None:
         raise ObliviateError("give a dataset (--dataset)")
-    options = None
-    if name.startswith("folder:"):
-        options = {**(recorded or {}), **(image or {})}
-        if bundle is not None and "image_size" not in options and len(bundle.input_shape) == 3:
-            options["image_size"] = bundle.input_shape[-1]
-    return api.resolve_dataset(name, data_dir, download, options=options)
+    return api.resolve_dataset(name, data_dir, download, options=image)
 
 
 def _check_choice(value: str, choices: list[str], what: str) -> str:

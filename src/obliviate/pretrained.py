@@ -234,11 +234,9 @@ def retrofit(
         ObliviateError: the model already has codes, has forgotten classes (fine-tuning on every
             class would bring them back), or does not fit the data.
     """
-    from obliviate.api import check_dataset_fits, non_finite_tensors, resolve_dataset
+    from obliviate.api import bundle_dataset, check_dataset_fits, non_finite_tensors
 
-    if isinstance(dataset, str):
-        dataset = resolve_dataset(dataset, options=bundle.dataset_options
-                                  if dataset == bundle.dataset else None)  # fmt: skip
+    dataset = bundle_dataset(bundle, dataset)
     if bundle.codes is not None:
         raise ObliviateError("this model already has mnemonic codes; forget with it directly "
                              "('obliviate forget')")  # fmt: skip
