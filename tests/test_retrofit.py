@@ -143,6 +143,8 @@ def test_wrap_a_hand_written_module_then_train_forget_save_and_load(tmp_path, di
 
     with pytest.raises(ObliviateError, match="do not fit the module given"):
         obliviate.load(path, module=Wider())
+    with pytest.raises(ObliviateError, match="does not list its blocks"):
+        back.model.blocks()
 
 
 def test_wrap_replaces_a_head_of_another_size_and_checks_its_input():

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from obliviate.errors import ObliviateError
 from obliviate.registry import Registry
 
 MODELS: Registry[type[nn.Module]] = Registry("model")
@@ -49,7 +50,10 @@ class Classifier(nn.Module):
     def blocks(self) -> list[nn.Module]:
         """The feature extractor as consecutive blocks (shared modules, not copies):
         ``features(x)`` equals applying them in order to the raw input ``x``."""
-        raise NotImplementedError(f"{type(self).__name__} does not list its blocks")
+        raise ObliviateError(
+            f"{type(self).__name__} does not list its blocks, which recoverable forgetting (LIRF) "
+            "splits the network at; use a registered architecture (obliviate list)"
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x))
