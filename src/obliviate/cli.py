@@ -312,11 +312,17 @@ def forget_cmd(
         bundle, class_list, method=method, data=dataset, seed=seed, device=device,
         force=force, **hyper,
     )  # fmt: skip
-    save(result, out)
-    record = result.history[-1]
+    _write_result(result, out, report, result.history[-1], describe_forget)
+
+
+def _write_result(bundle: Any, out: Path, report: Path | None, record: dict,
+                  describe: Any) -> None:  # fmt: skip
+    """Save ``bundle`` to ``out``, its ``record`` as JSON to ``report``, and print the record's
+    lines (``describe(record)``) and what was written."""
+    save(bundle, out)
     if report is not None:
         write_json_atomic(report, record)
-    for line in describe_forget(record):
+    for line in describe(record):
         err_console.print(line, highlight=False, soft_wrap=True)
     err_console.print(f"wrote {out}", highlight=False)
 
@@ -794,13 +800,7 @@ def retrofit_cmd(
     result = retrofit(bundle, data, steps=steps, codes=codes, config=config,
                       max_accuracy_drop=max_accuracy_drop, check_samples=check_samples,
                       source=origin, device=device)  # fmt: skip
-    save(result, out)
-    record = result.retrofit
-    if report is not None:
-        write_json_atomic(report, record)
-    for line in describe_retrofit(record):
-        err_console.print(line, highlight=False, soft_wrap=True)
-    err_console.print(f"wrote {out}", highlight=False)
+    _write_result(result, out, report, result.retrofit, describe_retrofit)
 
 
 def describe_retrofit(record: dict) -> list[str]:

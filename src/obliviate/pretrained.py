@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from obliviate.checkpoint import ModelBundle, read_safetensors, weights_sha256
+from obliviate.checkpoint import ModelBundle, weights_sha256
 from obliviate.codes import CodeConfig, MnemonicCodes
 from obliviate.data import Dataset
 from obliviate.errors import ObliviateError
@@ -92,11 +92,14 @@ def wrap(
 
 
 def _is_obliviate_file(path: Path) -> bool:
+    """True when ``path`` carries obliviate metadata (read from the header, no tensor)."""
+    from safetensors import SafetensorError, safe_open
+
     try:
-        read_safetensors(path, "model")
-    except ObliviateError:
+        with safe_open(str(path), framework="pt") as fh:
+            return "obliviate" in (fh.metadata() or {})
+    except (SafetensorError, OSError, ValueError, RuntimeError):
         return False
-    return True
 
 
 def source_model(
@@ -176,7 +179,7 @@ def source_model(
         with torch.device("meta"):
             probe = build_architecture(canonical, num_classes=num_classes)
         head_name = head or find_head(probe)
-        classes = head_classes(probe, state, head_name) or num_classes
+        classes = head_classes(state, head_name) or num_classes
         module = build_architecture(canonical, num_classes=classes)
         load_module_weights(module, state, str(weights))
         record.update(kind="weights file", weights=str(weights))

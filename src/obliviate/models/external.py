@@ -273,7 +273,7 @@ def load_module_weights(module: nn.Module, state: Mapping[str, torch.Tensor], so
     module.load_state_dict(dict(state), strict=True)
 
 
-def head_classes(module: nn.Module, state: Mapping[str, torch.Tensor], head: str) -> int | None:
+def head_classes(state: Mapping[str, torch.Tensor], head: str) -> int | None:
     """How many classes the head weights in ``state`` have (``None`` when absent)."""
     weight = state.get(f"{head}.weight")
     return int(weight.shape[0]) if weight is not None and weight.dim() == 2 else None
