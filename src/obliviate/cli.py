@@ -580,7 +580,10 @@ def backdoor_cmd(
     pattern: Annotated[str, typer.Option(help="A (forget samples), B (backdoor), C (leakage).")] = "B",
     term: Annotated[str, typer.Option(help="Forgetting term: rld or rnd.")] = "rld",
     tune: Annotated[int, typer.Option("--tune", help="Optuna trials (0: the paper's Table S1 values).")] = 0,
-    folds: Annotated[int, typer.Option(help="Cross-validation folds of the search.")] = 5,
+    split: Annotated[str, typer.Option(help="Search validation: holdout (the paper's 20/80 split of D_f) or kfold.")] = "holdout",
+    folds: Annotated[int, typer.Option(help="Folds of --split kfold.")] = 5,
+    tune_storage: Annotated[Optional[Path], typer.Option(help="SQLite file that keeps the search's trials; a rerun resumes it.")] = None,
+    activation: Annotated[str, typer.Option(help="hardtanh-mlp activation: as-written (jumps at |x|=2.83) or continuous.")] = "as-written",
     epochs: Annotated[int, typer.Option(help="Pretraining epochs of the poisoned model.")] = 10,
     lr: Annotated[float, typer.Option(help="Pretraining learning rate.")] = 0.01,
     model: Annotated[str, typer.Option(help="Model (default: the paper's 10-layer MLP).")] = "hardtanh-mlp",
@@ -597,6 +600,8 @@ def backdoor_cmd(
     _check_choice(transform, TRANSFORMS.names(), "transform")
     _check_choice(term, ["rld", "rnd"], "forgetting term")
     _check_choice(model, trainable_models(), "model")
+    _check_choice(split, ["holdout", "kfold"], "split")
+    _check_choice(activation, ["as-written", "continuous"], "activation")
     check_outputs([out])
     settings: dict[str, float] = {}
     for key, value in parse_hyperparameters(hp or []).items():
@@ -609,6 +614,8 @@ def backdoor_cmd(
     report = run_backdoor(
         dataset, parse_classes(forget_class), transform, pattern, term=term, model=model,
         pretrain=TrainConfig(epochs=epochs, lr=lr, seed=seed), tune_trials=tune, tune_folds=folds,
+        tune_split=split, tune_storage=f"sqlite:///{tune_storage}" if tune_storage else None,
+        model_kwargs={"activation": activation} if model == "hardtanh-mlp" else None,
         settings=settings, seed=seed, data_dir=data_dir,
     )  # fmt: skip
     write_json_atomic(out, report)

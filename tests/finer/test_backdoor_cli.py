@@ -14,13 +14,13 @@ from obliviate.finer.tuning import TABLE_S1, paper_settings, pattern_score, tune
 def test_backdoor_pattern_b_with_two_optuna_trials(cli, tmp_path):
     out = tmp_path / "report.json"
     code, stdout, err = cli("backdoor", "--dataset", "digits", "--class", "0", "--transform",
-                            "tile", "--pattern", "B", "--tune", "2", "--folds", "2",
+                            "tile", "--pattern", "B", "--tune", "2", "--split", "kfold", "--folds", "2",
                             "--epochs", "20", "--out", out)
     assert code == 0, err
     report = json.loads(out.read_text())
     assert set(report["accuracy"]) == {"pretrained", "CE", "CE+Fisher", "CE+Fisher+RLD"}
     assert len(report["tuning"]["trials"]) == 2
-    best = max(t["score"] for t in report["tuning"]["trials"])
+    best = max(t["score"] for t in report["tuning"]["trials"] if t["state"] == "COMPLETE")
     assert report["tuning"]["best_score"] == best
     assert report["settings"]["lr"] in [t["lr"] for t in report["tuning"]["trials"]]
     assert "D_r,extra" in stdout and "CE+Fisher+RLD" in stdout
@@ -62,5 +62,5 @@ def test_paper_settings_and_scores():
     acc = {"D_r": 0.9, "D_f": 0.2, "D_f,clean": 0.7, "D_r,extra": 0.5}
     assert pattern_score(acc, "B") == 0.5 and pattern_score(acc, "C") == 0.2
     assert pattern_score(acc, "A") == 0.8
-    with pytest.raises(ObliviateError, match="at least 1 trial and 2 folds"):
+    with pytest.raises(ObliviateError, match="at least 1 trial"):
         tune(None, None, a, {}, trials=0)

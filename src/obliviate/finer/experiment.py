@@ -39,6 +39,9 @@ def run_backdoor(
     pretrain: TrainConfig | None = None,
     tune_trials: int = 0,
     tune_folds: int = 5,
+    tune_split: str = "holdout",
+    tune_storage: str | None = None,
+    model_kwargs: dict[str, Any] | None = None,
     settings: dict[str, float] | None = None,
     seed: int = 0,
     data_dir: str | Path | None = None,
@@ -54,6 +57,10 @@ def run_backdoor(
         term: forgetting term ``rld`` or ``rnd``.
         pretrain: the poisoned model's training (default 10 epochs, SGD lr 0.01).
         tune_trials: Optuna trials (0: the paper's Table S1 values, or A's lr 1e-5, λ_KL 1e5).
+        tune_split, tune_folds: the search's validation: ``holdout`` (the paper's 20 / 80) or
+            ``kfold`` with ``tune_folds`` folds.
+        tune_storage: Optuna storage URL (``sqlite:///path.db``) to resume an interrupted search.
+        model_kwargs: extra arguments of the model (``{"activation": "continuous"}``).
         settings: explicit ``lr``/``lambda_kl``/``lambda_f``/``epochs`` overriding both.
 
     Returns:
@@ -65,13 +72,14 @@ def run_backdoor(
     pretraining = Dataset(f"{data_obj.name}+{transform}", data.pretraining(), data_obj.test,
                           data_obj.num_classes, data_obj.input_shape)  # fmt: skip
     config = dataclasses.replace(pretrain or TrainConfig(), seed=seed)
-    poisoned = api.train(pretraining, model, config=config, codes=None, progress=progress).model
+    poisoned = api.train(pretraining, model, config=config, codes=None, progress=progress,
+                         model_kwargs=model_kwargs).model  # fmt: skip
     fisher = pretraining_fisher(poisoned, data)
     base = paper_settings(data_obj.name, transform, pattern, term=term, seed=seed)
     tuning = None
     if tune_trials > 0:
-        tuning = tune(poisoned, data, base, fisher, trials=tune_trials, folds=tune_folds,
-                      seed=seed)  # fmt: skip
+        tuning = tune(poisoned, data, base, fisher, trials=tune_trials, split=tune_split,
+                      folds=tune_folds, seed=seed, storage=tune_storage)  # fmt: skip
         base = tuning.best
     if settings:
         base = dataclasses.replace(base, **settings)
@@ -101,7 +109,8 @@ def run_backdoor(
         "goal": backdoor_goal(pattern, percent["pretrained"], percent[main], main),
         "accuracy_unit": "%",
         "dataset": data_obj.name, "classes": list(data.classes), "transform": data.transform,
-        "pattern": pattern, "term": term, "model": model, "seed": seed,
+        "pattern": pattern, "term": term, "model": model, "model_kwargs": model_kwargs or {},
+        "seed": seed,
         "pretrain": dataclasses.asdict(config), "settings": dataclasses.asdict(base),
         "accuracy": percent, "seconds": seconds,
         "tuning": None if tuning is None else {"best_score": tuning.best_score,

@@ -1,8 +1,10 @@
 """Hyperparameter search for selective forgetting with Optuna (Hayase et al., supplement).
 
-Each trial proposes ``lr``, ``lambda_KL`` and (patterns B, C) ``lambda_f``; it is scored by
-k-fold cross-validation: every fold forgets with 80 % of ``D_f`` / ``D_f,clean`` and measures
-top-1 accuracy on the held-out 20 % and on ``D_r^val`` and ``D_r,extra^val = T(D_r^val)``.
+Each trial proposes ``lr``, ``lambda_KL`` and (patterns B, C) ``lambda_f``; it forgets with
+80 % of ``D_f`` / ``D_f,clean`` and measures top-1 accuracy on the held-out 20 % and on
+``D_r^val`` and ``D_r,extra^val = T(D_r^val)`` (the paper's 20 / 80 split; k-fold
+cross-validation is an option). Settings that break the stability bound of momentum SGD on the
+EWC term are pruned without training.
 The score is the minimum over the pattern's validation sets (Table 1 of the paper):
 
 - B (backdoor): ``D_r^val``, ``D_f,clean^val``, ``D_r,extra^val``;
@@ -73,6 +75,38 @@ def pattern_score(acc: dict[str, float], pattern: str) -> float:
     return min(acc["D_r"], 1.0 - acc["D_f"])
 
 
+#: SGD with momentum ``mu`` on the EWC quadratic ``lambda_KL R`` (curvature ``2 lambda_KL F``)
+#: is stable only while ``lr * 2 lambda_KL max F < 2 (1 + mu)``: 3.8 at the paper's 0.9.
+STABILITY_BOUND = 2 * (1 + 0.9)
+
+
+def stability(lr: float, lambda_kl: float, max_fisher: float) -> float:
+    """``lr * 2 lambda_KL max F``: above :data:`STABILITY_BOUND` the EWC term diverges."""
+    return lr * 2.0 * lambda_kl * max_fisher
+
+
+def max_fisher(fisher: dict[str, torch.Tensor]) -> float:
+    """The largest diagonal Fisher entry over every parameter."""
+    return max((float(f.max()) for f in fisher.values() if f.numel()), default=0.0)
+
+
+def validation_folds(n: int, split: str, folds: int,
+                     generator: torch.Generator) -> list[tuple[torch.Tensor, torch.Tensor]]:  # fmt: skip
+    """``(kept, held)`` index pairs over ``n`` forget samples: one 80 / 20 split (``holdout``,
+    the paper's) or ``folds`` near-equal folds (``kfold``)."""
+    if split not in ("holdout", "kfold"):
+        raise ObliviateError(f"split must be 'holdout' or 'kfold', got {split!r}")
+    parts = 5 if split == "holdout" else folds
+    if parts < 2 or n < parts:
+        raise ObliviateError(f"D_f has {n} training samples; the search needs at least "
+                             f"{max(parts, 2)} and at least 2 folds")  # fmt: skip
+    order = torch.randperm(n, generator=generator)
+    fold_index = [order[i::parts] for i in range(parts)]
+    pairs = [(torch.cat([fold_index[j] for j in range(parts) if j != k]), fold_index[k])
+             for k in range(parts)]  # fmt: skip
+    return pairs[:1] if split == "holdout" else pairs
+
+
 def tune(
     model: Classifier,
     data: FinerData,
@@ -80,25 +114,38 @@ def tune(
     fisher: dict[str, torch.Tensor],
     *,
     trials: int = 200,
+    split: str = "holdout",
     folds: int = 5,
     retain_val: int = 1000,
     seed: int = 0,
+    storage: str | None = None,
+    study_name: str = "obliviate-backdoor",
 ) -> TuningResult:
-    """Search ``lr``, ``lambda_kl`` (and ``lambda_f`` for B/C) with Optuna's TPE sampler."""
+    """Search ``lr``, ``lambda_kl`` (and ``lambda_f`` for B/C) with Optuna's TPE sampler.
+
+    Args:
+        trials: trials in the study in all: a study resumed from ``storage`` runs only those
+            it still lacks.
+        split: ``holdout`` (the paper's 20 / 80 split of ``D_f``/``D_f,clean``, one forgetting
+            run per trial) or ``kfold`` (``folds`` runs per trial).
+        storage: an Optuna storage URL (``sqlite:///search.db``) that keeps every finished
+            trial, so that an interrupted search resumes where it stopped.
+        study_name: the study's name in ``storage``.
+
+    Trials whose ``lr * 2 lambda_KL max F`` exceeds :data:`STABILITY_BOUND` would diverge; they
+    are pruned before any training (their record says ``state: PRUNED``).
+    """
     import optuna
 
-    if trials < 1 or folds < 2:
-        raise ObliviateError("tuning needs at least 1 trial and 2 folds")
+    if trials < 1:
+        raise ObliviateError("tuning needs at least 1 trial")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     generator = torch.Generator().manual_seed(seed)
-    n = len(data.forget.train)
-    if n < folds:
-        raise ObliviateError(f"D_f has {n} training samples, fewer than the {folds} folds")
-    order = torch.randperm(n, generator=generator)
-    fold_index = [order[i::folds] for i in range(folds)]  # k near-equal parts (20 % for k=5)
+    pairs = validation_folds(len(data.forget.train), split, folds, generator)
     pick = torch.randperm(len(data.retain.train), generator=generator)[:retain_val]
     retain_val_split = _subset(data.retain.train, pick)
     extra_val_split = _subset(data.retain_extra.train, pick)
+    peak = max_fisher(fisher)
 
     def objective(trial: optuna.Trial) -> float:
         settings = dataclasses.replace(
@@ -108,10 +155,12 @@ def tune(
             lambda_f=(trial.suggest_float("lambda_f", 0.05, 5.0, log=True)
                       if base.pattern != "A" else base.lambda_f),
         )  # fmt: skip
+        product = stability(settings.lr, settings.lambda_kl, peak)
+        trial.set_user_attr("stability", product)
+        if product >= STABILITY_BOUND:
+            raise optuna.TrialPruned(f"lr*2*lambda_kl*max F = {product:.3g} >= {STABILITY_BOUND}")
         scores = []
-        for k in range(folds):
-            held = fold_index[k]
-            kept = torch.cat([fold_index[j] for j in range(folds) if j != k])
+        for kept, held in pairs:
             fold = dataclasses.replace(
                 data,
                 retain=TrainTest(retain_val_split, retain_val_split),
@@ -121,14 +170,24 @@ def tune(
                 forget_clean=TrainTest(_subset(data.forget_clean.train, kept),
                                        _subset(data.forget_clean.train, held)),
             )  # fmt: skip
-            forgotten = selective_forget(model, fold, settings, fisher=fisher)
+            try:
+                forgotten = selective_forget(model, fold, settings, fisher=fisher)
+            except ObliviateError:  # the loss became non-finite: as bad as it gets
+                return 0.0
             scores.append(pattern_score(accuracies(forgotten, fold, part="test"), base.pattern))
         return sum(scores) / len(scores)
 
-    study = optuna.create_study(direction="maximize",
+    study = optuna.create_study(direction="maximize", storage=storage, study_name=study_name,
+                                load_if_exists=storage is not None,
                                 sampler=optuna.samplers.TPESampler(seed=seed))  # fmt: skip
-    study.optimize(objective, n_trials=trials)
+    done = [t for t in study.trials if t.state in (optuna.trial.TrialState.COMPLETE,
+                                                   optuna.trial.TrialState.PRUNED)]  # fmt: skip
+    if len(done) < trials:
+        study.optimize(objective, n_trials=trials - len(done))
+    if not any(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials):
+        raise ObliviateError("every trial was pruned as unstable; the search found no setting")
     best = dataclasses.replace(base, **study.best_params)
-    history = [{**t.params, "score": t.value} for t in study.trials]
+    history = [{**t.params, "score": t.value, "state": t.state.name,
+                "stability": t.user_attrs.get("stability")} for t in study.trials]  # fmt: skip
     logging.getLogger(__name__).info("best %s: %.3f", study.best_params, study.best_value)
     return TuningResult(best=best, best_score=study.best_value, trials=history)

@@ -183,20 +183,37 @@ class CifarResNet18(Classifier):
                 nn.Sequential(net.avgpool, nn.Flatten())]  # fmt: skip
 
 
+#: The two readings of Hayase et al.'s activation (see :class:`NormalisedHardTanh`).
+HARDTANH_VARIANTS: tuple[str, ...] = ("as-written", "continuous")
+
+
 class NormalisedHardTanh(nn.Module):
-    """Hayase et al.'s activation: ``g*x`` where ``s*g*|x| < 1``, else ``g*sgn(x)``.
+    """Hayase et al.'s activation, ``g*x`` where ``s*g*|x| < 1``, in one of two readings:
+
+    ``as-written``
+        else ``g*sgn(x)``, exactly as their supplement writes it. The function then jumps at
+        ``|x| = 1/(s g)``, from about ``2.83`` down to ``g``.
+    ``continuous``
+        else ``sgn(x)/s``: the hard tanh ``clamp(g*x, -1/s, 1/s)``, continuous and with the
+        same slope ``g`` inside. ``scripts/finer_full.py`` trains both and compares them
+        (docs/results/finer-forgetting.md, "Which activation").
 
     Defaults ``s^2 = 0.125``, ``g = 1.0013`` (their supplementary "Setting of Model", chosen for
-    dynamical isometry). Implemented exactly as the paper writes it; note that, so written, the
-    function jumps at ``|x| = 1/(s g)`` (from about ``2.83`` to ``g``).
+    dynamical isometry).
     """
 
-    def __init__(self, s_squared: float = 0.125, g: float = 1.0013) -> None:
+    def __init__(self, s_squared: float = 0.125, g: float = 1.0013,
+                 variant: str = "as-written") -> None:  # fmt: skip
         super().__init__()
+        if variant not in HARDTANH_VARIANTS:
+            raise ValueError(f"activation must be one of {HARDTANH_VARIANTS}, got {variant!r}")
         self.s = math.sqrt(s_squared)
         self.g = g
+        self.variant = variant
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.variant == "continuous":
+            return torch.clamp(self.g * x, -1.0 / self.s, 1.0 / self.s)
         inside = self.s * self.g * x.abs() < 1
         return torch.where(inside, self.g * x, self.g * torch.sign(x))
 
@@ -217,6 +234,7 @@ class HardTanhMLP(Classifier):
         depth: int = 10,
         s_squared: float = 0.125,
         g: float = 1.0013,
+        activation: str = "as-written",
     ) -> None:
         super().__init__()
         if depth < 2:
@@ -224,7 +242,8 @@ class HardTanhMLP(Classifier):
         self.input_dim = math.prod(input_shape)
         layers: list[nn.Module] = []
         for _ in range(depth - 1):
-            layers += [nn.Linear(self.input_dim, self.input_dim), NormalisedHardTanh(s_squared, g)]
+            layers += [nn.Linear(self.input_dim, self.input_dim),
+                       NormalisedHardTanh(s_squared, g, activation)]  # fmt: skip
         self.body = nn.Sequential(*layers)
         self.classifier = nn.Linear(self.input_dim, num_classes)
         for module in self.modules():
