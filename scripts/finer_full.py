@@ -57,6 +57,7 @@ class Runner:
 
     def log(self, row: dict) -> None:
         row["elapsed"] = time.perf_counter() - self.start
+        row["device"] = self.args.device
         with self.results.open("a") as fh:
             fh.write(json.dumps(row) + "\n")
         self.rows.append(row)
@@ -251,14 +252,18 @@ def table(runs: Path, out: Path) -> None:
     L += ["## The search", "",
           "Optuna TPE on seed 0's model, the paper's 20/80 split of D_f / D_f,clean, 1000 "
           "D_r^val samples, score = min over the pattern's validation sets; settings with "
-          "lr·2·λ_KL·max F ≥ 3.8 pruned before training.", "",
-          "| pattern | transform | trials (pruned) | minutes | best lr | best λ_KL | best λ_f | val score | Table S1 lr / λ_KL / λ_f |",
-          "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+          "lr·2·λ_KL·max F ≥ 3.8 pruned before training. Budget: each completed trial is one "
+          "10-epoch forgetting run on 80 % of D_f (a pruned one costs nothing); the minutes "
+          "column is what the whole search took on that device (cuda: the lent H200; cpu: the "
+          "2-core machine).", "",
+          "| pattern | transform | device | trials (pruned) | minutes | best lr | best λ_KL | best λ_f | val score | Table S1 lr / λ_KL / λ_f |",
+          "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for (p, t), r in sorted(searches.items()):
         pruned = sum(x["state"] == "PRUNED" for x in r["trials"])
         s1 = paper_settings("fashion-mnist", t, p)
         b = r["best"]
-        L.append(f"| {p} | {t} | {len(r['trials'])} ({pruned}) | {r['seconds'] / 60:.1f} | "
+        L.append(f"| {p} | {t} | {r.get('device', '?')} | {len(r['trials'])} ({pruned}) | "
+                 f"{r['seconds'] / 60:.1f} | "
                  f"{b['lr']:.3g} | {b['lambda_kl']:.3g} | {b['lambda_f']:.3g} | "
                  f"{100 * r['best_score']:.1f} | {s1.lr:.3g} / {s1.lambda_kl:.3g} / {s1.lambda_f:.3g} |")  # fmt: skip
     runs_ = [r for r in rows if r["kind"] == "run" and r["activation"] == act]
