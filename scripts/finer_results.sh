@@ -4,17 +4,18 @@
 #   Pattern A, class 0 without transform, seeds 0 1 2 (RLD / RND / truncation) at lr 3e-4,
 #   lambda_KL 3e4: the paper's lr 1e-5 barely moves this model in 10 epochs, and lr * lambda_KL
 #   * 2 max(F) must stay below ~3.8 for momentum SGD on the penalty to be stable.
+#   Both with the Fisher of D_f ∪ D_r (Eq. 7), the default when these runs were made.
 # Usage: scripts/finer_results.sh [OUTDIR]   (default runs/finer); prints a markdown summary.
 set -euo pipefail
 out=${1:-runs/finer}
 mkdir -p "$out"
 for seed in 0 1 2; do
   [ -f "$out/B-tile-s$seed.json" ] || obliviate backdoor --dataset fashion-mnist --class 0 \
-    --transform tile --pattern B --seed "$seed" --out "$out/B-tile-s$seed.json"
+    --transform tile --pattern B --fisher-on pretraining --seed "$seed" --out "$out/B-tile-s$seed.json"
 done
 for seed in 0 1 2; do
   [ -f "$out/A-s$seed.json" ] || obliviate backdoor --dataset fashion-mnist --class 0 \
-    --transform none --pattern A --hp lr=3e-4 --hp lambda_kl=3e4 --seed "$seed" \
+    --transform none --pattern A --fisher-on pretraining --hp lr=3e-4 --hp lambda_kl=3e4 --seed "$seed" \
     --out "$out/A-s$seed.json"
 done
 python - "$out" <<'PY'

@@ -22,6 +22,7 @@ from obliviate.methods.base import hyperparameter_defaults
 from obliviate.metrics import EvalReport, RelearnConfig, evaluate_model
 from obliviate.models import MODELS, create_model, trainable_models
 from obliviate.stats import record_statistics
+from obliviate.distributed import DistributedContext, check_batch
 from obliviate.training import TrainConfig, dataset_train_config, fit, resolve_device
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,7 @@ def train(
     download: bool = False,
     device: str | torch.device | None = None,
     progress: bool = True,
+    distributed: DistributedContext | None = None,
 ) -> ModelBundle:
     """Train a registered model on a dataset, with mnemonic codes unless ``codes=None``.
 
@@ -103,9 +105,13 @@ def train(
         data_dir, download: where the dataset lives, and whether it may be downloaded.
         device: ``"cpu"``, ``"cuda"``; default CUDA when available.
         progress: show a progress bar.
+        distributed: train as one rank of a ``torchrun`` job (see :mod:`obliviate.distributed`;
+            every rank calls ``train`` alike and gets the same bundle; ``device`` is then the
+            rank's own). ``config.batch_size`` is the global batch.
 
     Returns:
-        A :class:`ModelBundle` ready to be saved, forgotten and evaluated.
+        A :class:`ModelBundle` ready to be saved, forgotten and evaluated. Its ``train_config``
+        also records ``world_size``.
 
     Example:
         >>> bundle = train("digits", "fc", config=TrainConfig(epochs=1), progress=False)
@@ -118,7 +124,8 @@ def train(
     if given is None and model in MODELS and not getattr(MODELS.get(model), "trainable", True):
         raise ObliviateError(f"model {model!r} is assembled by a command, not trained; "
                              f"trainable: {', '.join(trainable_models())}")  # fmt: skip
-    device = resolve_device(device)
+    check_batch(config.batch_size, distributed)
+    device = distributed.device() if distributed is not None else resolve_device(device)
     torch.manual_seed(config.seed)
     if given is not None:  # a wrapped module (obliviate.wrap): trained from its own weights
         check_dataset_fits(given, data)
@@ -150,6 +157,7 @@ def train(
         batch_transform=batch_transform,
         description=f"training {model} on {data.name}",
         progress=progress,
+        distributed=distributed,
     )
     broken = non_finite_tensors(net)
     if broken:
@@ -166,7 +174,8 @@ def train(
         dataset=data.name,
         codes=mnemonic,
         arch_kwargs=dict(model_kwargs or {}),
-        train_config=dataclasses.asdict(config),
+        train_config={**dataclasses.asdict(config),
+                      "world_size": distributed.world_size if distributed else 1},
         stats=stats,
         dataset_options=dict(data.options),
     )
@@ -267,7 +276,10 @@ def _method_data(
 
 def _train_config(bundle: ModelBundle) -> TrainConfig | None:
     try:
-        return TrainConfig(**bundle.train_config) if bundle.train_config else None
+        if not bundle.train_config:
+            return None
+        names = {f.name for f in dataclasses.fields(TrainConfig)}  # world_size is a record only
+        return TrainConfig(**{k: v for k, v in bundle.train_config.items() if k in names})
     except (TypeError, ObliviateError):
         return None
 

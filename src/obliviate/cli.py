@@ -239,6 +239,7 @@ def train_cmd(
         dataset, epochs=epochs, lr=lr, batch_size=batch_size, optimizer=optimizer,
         momentum=momentum, weight_decay=weight_decay, schedule=schedule, seed=seed,
     )  # fmt: skip
+    job = _join_job(config.batch_size)  # before the data: a usage error costs nothing
     data = _dataset(dataset, data_dir, download,
                     image=_image_options(image_size, resize, mean, std, max_memory_gib))  # fmt: skip
     code_config = (
@@ -247,7 +248,10 @@ def train_cmd(
         if codes
         else None
     )
-    bundle = api.train(data, model, config=config, codes=code_config, device=device)
+    bundle = api.train(data, model, config=config, codes=code_config, device=device,
+                       distributed=job)  # fmt: skip
+    if job is not None and not job.is_main:
+        return  # rank 0 evaluates and writes
     save(bundle, out)
     report = api.evaluate(bundle, data, [], device=device)
     worst = min((a, c) for c, a in report.per_class_acc.items() if a is not None)
@@ -262,6 +266,18 @@ def train_cmd(
             "the model is weak (more --epochs or another --lr may help)", highlight=False,
             soft_wrap=True,
         )  # fmt: skip
+
+
+def _join_job(batch_size: int):
+    """Under ``torchrun``: check that the world size divides the global batch, join the
+    process group, and return this rank's context; None in a plain process."""
+    from obliviate import distributed
+
+    job = distributed.from_environment()
+    if job is not None:
+        distributed.check_batch(batch_size, job)
+        distributed.init(job)
+    return job
 
 
 def parse_hyperparameters(items: list[str]) -> dict[str, str]:
@@ -584,6 +600,7 @@ def backdoor_cmd(
     folds: Annotated[int, typer.Option(help="Folds of --split kfold.")] = 5,
     tune_storage: Annotated[Optional[Path], typer.Option(help="SQLite file that keeps the search's trials; a rerun resumes it.")] = None,
     activation: Annotated[str, typer.Option(help="hardtanh-mlp activation: as-written (jumps at |x|=2.83) or continuous.")] = "as-written",
+    fisher_on: Annotated[str, typer.Option(help="The remembering term's Fisher over retain (D_r, the paper's experiments) or pretraining (D_f and D_r, its Eq. 7).")] = "retain",
     epochs: Annotated[int, typer.Option(help="Pretraining epochs of the poisoned model.")] = 10,
     lr: Annotated[float, typer.Option(help="Pretraining learning rate.")] = 0.01,
     model: Annotated[str, typer.Option(help="Model (default: the paper's 10-layer MLP).")] = "hardtanh-mlp",
@@ -602,6 +619,7 @@ def backdoor_cmd(
     _check_choice(model, trainable_models(), "model")
     _check_choice(split, ["holdout", "kfold"], "split")
     _check_choice(activation, ["as-written", "continuous"], "activation")
+    _check_choice(fisher_on, ["retain", "pretraining"], "Fisher data")
     check_outputs([out])
     settings: dict[str, float] = {}
     for key, value in parse_hyperparameters(hp or []).items():
@@ -616,7 +634,7 @@ def backdoor_cmd(
         pretrain=TrainConfig(epochs=epochs, lr=lr, seed=seed), tune_trials=tune, tune_folds=folds,
         tune_split=split, tune_storage=f"sqlite:///{tune_storage}" if tune_storage else None,
         model_kwargs={"activation": activation} if model == "hardtanh-mlp" else None,
-        settings=settings, seed=seed, data_dir=data_dir,
+        fisher_on=fisher_on, settings=settings, seed=seed, data_dir=data_dir,
     )  # fmt: skip
     write_json_atomic(out, report)
     table = Table(title=f"{dataset}: {transform} on class(es) {report['classes']}, pattern {pattern} "
@@ -787,6 +805,7 @@ def retrofit_cmd(
         raise ObliviateError(f"--steps must be >= 1, got {steps}")
     source_path = Path(source).expanduser()
     check_outputs([out, report], [source_path, weights])
+    job = _join_job(batch_size)
     image = _image_options(image_size, resize, mean, std, max_memory_gib)
     bundle = None
     if source_path.suffix == ".safetensors" and source_path.is_file() and arch is None:
@@ -806,7 +825,9 @@ def retrofit_cmd(
     codes = CodeConfig(t_mix=t_mix, seed=seed, distribution=code_distribution)
     result = retrofit(bundle, data, steps=steps, codes=codes, config=config,
                       max_accuracy_drop=max_accuracy_drop, check_samples=check_samples,
-                      source=origin, device=device)  # fmt: skip
+                      source=origin, device=device, distributed=job)  # fmt: skip
+    if job is not None and not job.is_main:
+        return  # rank 0 checks and writes
     _write_result(result, out, report, result.retrofit, describe_retrofit)
 
 
@@ -896,7 +917,10 @@ def main() -> None:
     try:
         code = app(standalone_mode=False)
     except ObliviateError as exc:
-        err_console.print(f"error: {exc}", highlight=False, soft_wrap=True)
+        # under torchrun every rank runs the same command on the same inputs and meets the same
+        # error: rank 0 says it once
+        if os.environ.get("RANK", "0") == "0":
+            err_console.print(f"error: {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         err_console.print("interrupted", highlight=False)
@@ -912,9 +936,18 @@ def main() -> None:
             raise
         err_console.print(f"error: {message}", highlight=False, soft_wrap=True)
         sys.exit(2)
+    finally:
+        _leave_job()
     if code == 130:  # typer turns Ctrl-C inside a command into exit code 130
         err_console.print("interrupted", highlight=False)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _leave_job() -> None:
+    if "torch.distributed" in sys.modules:  # only a torchrun rank has imported it
+        from obliviate import distributed
+
+        distributed.shutdown()
 
 
 if __name__ == "__main__":

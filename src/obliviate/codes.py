@@ -122,3 +122,63 @@ class MnemonicCodes:
             f"MnemonicCodes(num_classes={self.num_classes}, input_shape={self.input_shape}, "
             f"config={self.config})"
         )
+
+
+class CodeCollate:
+    """The codes as a piece of any training loop: a DataLoader ``collate_fn`` that applies
+    :meth:`MnemonicCodes.augment` to every batch, and a batch transform for loops that already
+    hold tensors (Lightning's ``training_step``, a Hugging Face ``Trainer``'s collator, your own).
+
+    Args:
+        codes: the codes (:meth:`MnemonicCodes.generate`); keep them, :func:`obliviate.wrap`
+            puts them in the model file so that :func:`obliviate.forget` can use them.
+        seed: seeds the replacement draws. Each DataLoader worker process draws from its own
+            generator, seeded by ``(seed, worker id)``, so workers do not repeat each other.
+        collate: how a list of samples becomes ``(x, y)`` tensors (default: PyTorch's).
+
+    Example:
+        >>> codes = MnemonicCodes.generate(10, (1, 8, 8), CodeConfig(t_mix=0.5))
+        >>> collate = CodeCollate(codes)
+        >>> x, y = collate([(torch.zeros(1, 8, 8), 3), (torch.zeros(1, 8, 8), 5)])
+        >>> x.shape, y.tolist()
+        (torch.Size([2, 1, 8, 8]), [3, 5])
+        >>> x, y = collate.batch(torch.zeros(4, 1, 8, 8), torch.tensor([0, 1, 2, 3]))
+    """
+
+    def __init__(self, codes: MnemonicCodes, *, seed: int = 0, collate=None) -> None:
+        if not isinstance(codes, MnemonicCodes):
+            raise ObliviateError("CodeCollate needs MnemonicCodes (MnemonicCodes.generate(...))")
+        self.codes = codes
+        self.seed = int(seed)
+        self._collate = collate
+        self._generators: dict[int, torch.Generator] = {}
+
+    def generator(self) -> torch.Generator:
+        """The generator of the calling process (the main one, or a DataLoader worker)."""
+        from torch.utils.data import get_worker_info
+
+        info = get_worker_info()
+        worker = -1 if info is None else info.id
+        if worker not in self._generators:
+            seed = self.seed if worker < 0 else hash((self.seed, worker)) & 0x7FFF_FFFF_FFFF_FFFF
+            self._generators[worker] = torch.Generator().manual_seed(seed)
+        return self._generators[worker]
+
+    def batch(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Apply the codes to one batch of inputs ``x`` and integer labels ``y``."""
+        if tuple(x.shape[1:]) != self.codes.input_shape:
+            raise ObliviateError(f"the batch's inputs have shape {tuple(x.shape[1:])}, the codes "
+                                 f"{self.codes.input_shape}")  # fmt: skip
+        y = torch.as_tensor(y)
+        if y.numel() and not 0 <= int(y.min()) <= int(y.max()) < self.codes.num_classes:
+            raise ObliviateError(f"labels must lie in 0..{self.codes.num_classes - 1}")
+        return self.codes.augment(x, y, self.generator())
+
+    def __call__(self, samples: list) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._collate is None:
+            from torch.utils.data import default_collate
+
+            x, y = default_collate(samples)
+        else:
+            x, y = self._collate(samples)
+        return self.batch(x, y)

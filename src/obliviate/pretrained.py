@@ -23,7 +23,8 @@ from torch import nn
 
 from obliviate.checkpoint import ModelBundle, weights_sha256
 from obliviate.codes import CodeConfig, MnemonicCodes
-from obliviate.data import Dataset
+from obliviate.data import Dataset, Split
+from obliviate.distributed import DistributedContext, check_batch
 from obliviate.errors import ObliviateError
 from obliviate.models import MODELS, Classifier, create_model
 from obliviate.models.external import (
@@ -49,6 +50,8 @@ def wrap(
     head: str | None = None,
     arch: str | None = None,
     dataset: str = "",
+    codes: MnemonicCodes | None = None,
+    statistics: Split | None = None,
 ) -> ModelBundle:
     """Any classifier ``nn.Module`` as a bundle that train, retrofit, forget, evaluate and save
     accept.
@@ -62,6 +65,12 @@ def wrap(
             :func:`obliviate.load` can rebuild it alone; default ``module:CLASSNAME``, which
             ``load`` takes back with ``module=`` (the file is never unpickled).
         dataset: the dataset name to record.
+        codes: the mnemonic codes the module was trained with in your own loop
+            (:class:`obliviate.CodeCollate`); with them, :func:`obliviate.forget` works on the
+            bundle, data-free.
+        statistics: the clean training split, to record the training statistics that let the
+            default forget bound every training sample (optional; without them the forget
+            relies on the codes alone).
 
     Example:
         >>> net = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
@@ -81,6 +90,10 @@ def wrap(
         raise ObliviateError(f"arch must be torchvision:NAME, timm:NAME or module:NAME, got {arch!r}")
     net = WrappedClassifier(copy.deepcopy(module).cpu().eval(), head=head, input_shape=shape,
                             num_classes=num_classes)  # fmt: skip
+    if codes is not None and (codes.num_classes, codes.input_shape) != (num_classes, shape):
+        raise ObliviateError(f"the codes are for {codes.num_classes} classes of shape "
+                             f"{codes.input_shape}, the module for {num_classes} of {shape}")  # fmt: skip
+    stats = record_statistics(net, statistics) if statistics is not None else None
     return ModelBundle(
         model=net,
         arch=arch or f"module:{type(module).__name__}",
@@ -88,6 +101,8 @@ def wrap(
         input_shape=shape,
         dataset=dataset,
         arch_kwargs={"head": net.head},
+        codes=codes,
+        stats=stats,
     )
 
 
@@ -211,6 +226,7 @@ def retrofit(
     source: dict[str, Any] | None = None,
     device: str | torch.device | None = None,
     progress: bool = True,
+    distributed: DistributedContext | None = None,
 ) -> ModelBundle:
     """Fine-tune ``bundle``'s model with mnemonic codes for ``steps`` steps; return a new bundle
     with the codes, fresh training statistics and the audit record (``bundle.retrofit``).
@@ -227,6 +243,8 @@ def retrofit(
         check_samples: test samples (balanced per class) on which accuracy is measured before
             and after.
         source: where the model came from, for the record (from :func:`source_model`).
+        distributed: fine-tune as one rank of a ``torchrun`` job (:mod:`obliviate.distributed`);
+            ``config.batch_size`` is the global batch, and the record notes the world size.
 
     The record's ``goal_met`` says whether every code is classified as its class and at most
     ``max_accuracy_drop`` points were lost; a retrofit that misses it is still returned (each
@@ -252,7 +270,8 @@ def retrofit(
         raise ObliviateError(f"steps must be >= 1, got {steps}")
     check_dataset_fits(bundle, dataset)
     config = dataclasses.replace(config or TrainConfig(), steps=steps)
-    device = resolve_device(device)
+    check_batch(config.batch_size, distributed)
+    device = distributed.device() if distributed is not None else resolve_device(device)
     net: Classifier = copy.deepcopy(bundle.model).to(device).eval()
     per_class = max(1, math.ceil(check_samples / dataset.num_classes))
     check = dataset.test.per_class_subset(per_class, seed=0)
@@ -275,7 +294,7 @@ def retrofit(
     start = time.perf_counter()
     fit(net, dataset.train.x.to(device), dataset.train.y.to(device), config,
         batch_transform=batch_transform, description=f"retrofitting codes ({steps} steps)",
-        progress=progress)  # fmt: skip
+        progress=progress, distributed=distributed)  # fmt: skip
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start
@@ -297,6 +316,7 @@ def retrofit(
         "dataset": dataset.name,
         "steps": steps,
         "train_config": dataclasses.asdict(config),
+        "world_size": distributed.world_size if distributed else 1,
         "codes": dataclasses.asdict(codes),
         "seconds": seconds,
         "check_samples": len(check),

@@ -11,6 +11,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from obliviate.distributed import DistributedContext, check_batch
 from obliviate.errors import ObliviateError
 from obliviate.progress import progress_bar
 
@@ -132,6 +133,7 @@ def fit(
     train_mode: bool = True,
     description: str = "training",
     progress: bool = True,
+    distributed: DistributedContext | None = None,
 ) -> list[float]:
     """Train ``model`` in place on ``(x, y)`` and return the mean loss of every epoch.
 
@@ -146,9 +148,21 @@ def fit(
         train_mode: put the model in train mode (False keeps batch-norm statistics frozen).
         description: label of the progress bar.
         progress: show a rich progress bar.
+        distributed: train as one rank of a ``torchrun`` job (:mod:`obliviate.distributed`):
+            the model is wrapped in DistributedDataParallel, this rank trains its slice of every
+            global batch of ``config.batch_size`` and draws its augmentation from a generator
+            seeded by (seed, rank, step). Every rank must call ``fit`` with the same data and
+            config. The returned losses are this rank's.
     """
     if len(y) == 0:
         raise ObliviateError("no training samples were given")
+    check_batch(config.batch_size, distributed)
+    net: nn.Module = model
+    if distributed is not None:
+        from torch.nn.parallel import DistributedDataParallel
+
+        device_ids = [distributed.local_rank] if distributed.backend == "nccl" else None
+        net = DistributedDataParallel(model, device_ids=device_ids)
     generator = torch.Generator().manual_seed(config.seed)
     params = list(parameters) if parameters is not None else list(model.parameters())
     optimizer = make_optimizer(params, config)
@@ -161,7 +175,8 @@ def fit(
     model.train(train_mode)
     epoch_losses: list[float] = []
     step = 0
-    with progress_bar(description, total=total_steps, enabled=progress) as advance:
+    show = progress and (distributed is None or distributed.is_main)
+    with progress_bar(description, total=total_steps, enabled=show) as advance:
         while step < total_steps:
             order = torch.randperm(n, generator=generator).to(y.device)
             running, count = 0.0, 0
@@ -169,10 +184,21 @@ def fit(
                 if step >= total_steps:
                     break
                 index = order[start : start + config.batch_size]
+                draws = generator
+                if distributed is not None:
+                    # every rank trains an equal slice: a last batch smaller than a multiple
+                    # of the world size loses its remainder (fewer than world_size samples)
+                    index = index[: len(index) - len(index) % distributed.world_size]
+                    if len(index) == 0:
+                        step += 1
+                        advance(1)
+                        continue
+                    index = distributed.shard(index)
+                    draws = distributed.generator(config.seed, step)
                 xb, yb = x[index].to(y.device), y[index]  # .to: a no-op but for ImageFiles
                 if batch_transform is not None:
-                    xb, yb = batch_transform(xb, yb, generator)
-                loss = objective(model, xb, yb)
+                    xb, yb = batch_transform(xb, yb, draws)
+                loss = objective(net, xb, yb)
                 if not torch.isfinite(loss):
                     raise ObliviateError(
                         f"{description}: the loss became {loss.item()} at step {step}; "

@@ -19,6 +19,7 @@ def test_backdoor_pattern_b_with_two_optuna_trials(cli, tmp_path):
     assert code == 0, err
     report = json.loads(out.read_text())
     assert set(report["accuracy"]) == {"pretrained", "CE", "CE+Fisher", "CE+Fisher+RLD"}
+    assert report["fisher_on"] == "retain"  # the paper's experiments: the Fisher of D_r
     assert len(report["tuning"]["trials"]) == 2
     best = max(t["score"] for t in report["tuning"]["trials"] if t["state"] == "COMPLETE")
     assert report["tuning"]["best_score"] == best
@@ -46,6 +47,7 @@ def test_pattern_a_reports_rld_rnd_and_truncation(digits):
     (["--transform", "blur"], "unknown transform 'blur'"),
     (["--hp", "alpha=1"], "unknown setting 'alpha'"),
     (["--class", "12"], "out of range"),
+    (["--fisher-on", "all"], "unknown Fisher data 'all'"),
 ])
 def test_bad_input_exit_2(cli, tmp_path, args, message):
     code, _, err = cli("backdoor", "--dataset", "digits", "--epochs", "1",
@@ -61,6 +63,9 @@ def test_paper_settings_and_scores():
     assert (a.lr, a.lambda_kl) == (1e-5, 1e5)
     acc = {"D_r": 0.9, "D_f": 0.2, "D_f,clean": 0.7, "D_r,extra": 0.5}
     assert pattern_score(acc, "B") == 0.5 and pattern_score(acc, "C") == 0.2
-    assert pattern_score(acc, "A") == 0.8
+    assert pattern_score(acc, "A") == pytest.approx(0.8)  # D_f 20 % misses the 2 % target
+    # reaching the target ranks above any miss, then D_r decides
+    hit, better = {**acc, "D_f": 0.01, "D_r": 0.5}, {**acc, "D_f": 0.02, "D_r": 0.6}
+    assert pattern_score(acc, "A") < pattern_score(hit, "A") < pattern_score(better, "A")
     with pytest.raises(ObliviateError, match="at least 1 trial"):
         tune(None, None, a, {}, trials=0)

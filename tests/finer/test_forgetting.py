@@ -83,3 +83,23 @@ def test_fisher_is_of_the_pretraining_data(poisoned):
     data, model, fisher = poisoned
     assert set(fisher) == {n for n, _ in model.named_parameters()}
     assert all(torch.isfinite(f).all() and (f >= 0).all() for f in fisher.values())
+
+
+def test_fisher_on_retain_ignores_the_forget_samples_and_eq7_reads_them(poisoned):
+    """``retain`` (the default, the paper's experiments) averages over D_r only; ``pretraining``
+    (Eq. 7) over D_f and D_r: blanking D_f changes only the latter."""
+    import dataclasses
+
+    from obliviate.finer.splits import TrainTest
+
+    data, model, retain = poisoned
+    blank = TrainTest(type(data.forget.train)(torch.zeros_like(data.forget.train.x),
+                                              data.forget.train.y), data.forget.test)  # fmt: skip
+    blanked = dataclasses.replace(data, forget=blank)
+    again = pretraining_fisher(model, blanked, on="retain")
+    assert all(torch.equal(retain[n], again[n]) for n in retain)
+    full, full_blanked = (pretraining_fisher(model, d, on="pretraining") for d in (data, blanked))
+    assert any(not torch.allclose(full[n], full_blanked[n]) for n in full)
+    assert any(not torch.allclose(full[n], retain[n]) for n in full)
+    with pytest.raises(ObliviateError, match="'retain' or 'pretraining'"):
+        pretraining_fisher(model, data, on="everything")

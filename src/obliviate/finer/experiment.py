@@ -42,6 +42,7 @@ def run_backdoor(
     tune_split: str = "holdout",
     tune_storage: str | None = None,
     model_kwargs: dict[str, Any] | None = None,
+    fisher_on: str = "retain",
     settings: dict[str, float] | None = None,
     seed: int = 0,
     data_dir: str | Path | None = None,
@@ -61,6 +62,8 @@ def run_backdoor(
             ``kfold`` with ``tune_folds`` folds.
         tune_storage: Optuna storage URL (``sqlite:///path.db``) to resume an interrupted search.
         model_kwargs: extra arguments of the model (``{"activation": "continuous"}``).
+        fisher_on: the remembering term's Fisher over ``retain`` (``D_r``, the paper's
+            experiments) or ``pretraining`` (``D_f ∪ D_r``, its Eq. 7).
         settings: explicit ``lr``/``lambda_kl``/``lambda_f``/``epochs`` overriding both.
 
     Returns:
@@ -74,7 +77,7 @@ def run_backdoor(
     config = dataclasses.replace(pretrain or TrainConfig(), seed=seed)
     poisoned = api.train(pretraining, model, config=config, codes=None, progress=progress,
                          model_kwargs=model_kwargs).model  # fmt: skip
-    fisher = pretraining_fisher(poisoned, data)
+    fisher = pretraining_fisher(poisoned, data, on=fisher_on)
     base = paper_settings(data_obj.name, transform, pattern, term=term, seed=seed)
     tuning = None
     if tune_trials > 0:
@@ -110,6 +113,7 @@ def run_backdoor(
         "accuracy_unit": "%",
         "dataset": data_obj.name, "classes": list(data.classes), "transform": data.transform,
         "pattern": pattern, "term": term, "model": model, "model_kwargs": model_kwargs or {},
+        "fisher_on": fisher_on,
         "seed": seed,
         "pretrain": dataclasses.asdict(config), "settings": dataclasses.asdict(base),
         "accuracy": percent, "seconds": seconds,

@@ -9,8 +9,11 @@ The score is the minimum over the pattern's validation sets (Table 1 of the pape
 
 - B (backdoor): ``D_r^val``, ``D_f,clean^val``, ``D_r,extra^val``;
 - C (leakage): ``D_r^val``, ``D_f^val``, ``D_r,extra^val``;
-- A (forget the samples; our choice, the paper does not tune A): ``D_r^val`` and
-  ``1 - acc(D_f^val)``.
+- A (forget the samples; our choice, the paper does not tune A): first reach
+  ``acc(D_f^val) <=`` :data:`PATTERN_A_TARGET`, then keep ``D_r^val``. A setting that reaches
+  the target scores ``1 + acc(D_r^val)`` (in [1, 2]), one that does not ``1 - acc(D_f^val)``
+  (in [0, 1)). The plain ``min(D_r, 1 - D_f)`` ranks every setting with ``D_f`` under
+  ``1 - D_r`` (17 % on Fashion-MNIST) alike, so it stopped at D_f 6-18 %.
 
 ``D_r^val`` is a random subset of ``D_r``'s training part (the paper assumes such a validation
 set is available for tuning); the test parts are never used.
@@ -66,13 +69,20 @@ def _subset(split: Split, index: torch.Tensor) -> Split:
     return Split(split.x[index], split.y[index])
 
 
+#: Pattern A's search target: accuracy on the held-out forget samples at most this.
+PATTERN_A_TARGET = 0.02
+
+
 def pattern_score(acc: dict[str, float], pattern: str) -> float:
-    """The minimum accuracy over the pattern's validation sets (see the module docstring)."""
+    """B, C: the minimum accuracy over the pattern's validation sets; A: lexicographic, the
+    target on ``D_f`` first, then ``D_r`` (see the module docstring)."""
     if pattern == "B":
         return min(acc["D_r"], acc["D_f,clean"], acc["D_r,extra"])
     if pattern == "C":
         return min(acc["D_r"], acc["D_f"], acc["D_r,extra"])
-    return min(acc["D_r"], 1.0 - acc["D_f"])
+    if acc["D_f"] <= PATTERN_A_TARGET:
+        return 1.0 + acc["D_r"]
+    return 1.0 - acc["D_f"]
 
 
 #: SGD with momentum ``mu`` on the EWC quadratic ``lambda_KL R`` (curvature ``2 lambda_KL F``)
