@@ -69,6 +69,8 @@ def cases(model: Path, folder: Path, rng: random.Random, damaged: int) -> dict[s
         "usage: epochs not an integer": ["train", "--epochs", "two", "--out", out],
         "usage: unknown device": [*forget, m, "--device", "tpu"],
         "usage: unknown dataset": ["train", "--dataset", "imagenet", "--out", out],
+        "usage: batch not divisible by the ranks": ["train", "--nproc-per-node", "3", "--out", out],
+        "usage: no ranks": ["retrofit", str(model), "--nproc-per-node", "0", "--out", out],
         "usage: unknown method": [*forget, m, "--method", "x"],
         "usage: unknown hyperparameter": [*forget, m, "--hp", "nope=1"],
         "usage: bad hyperparameter value": [*forget, m, "--hp", "margin=abc"],

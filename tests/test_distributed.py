@@ -20,6 +20,12 @@ from obliviate import CodeCollate, CodeConfig, MnemonicCodes, ObliviateError, Tr
 from obliviate.distributed import DistributedContext
 
 TORCHRUN = Path(sys.executable).with_name("torchrun")
+SCRIPT = Path(sys.executable).with_name("obliviate")
+#: The two ways to start ranks: torchrun, and the command's own --nproc-per-node.
+LAUNCHERS = {
+    "torchrun": [str(TORCHRUN), "--standalone", "--nproc-per-node=2", "-m", "obliviate"],
+    "--nproc-per-node": [str(SCRIPT)],
+}
 
 
 def torchrun(*args: str, nproc: int = 2, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -55,9 +61,13 @@ def test_two_ranks_match_one_process_and_forget_like_any_model(two_rank_model, d
 
 def test_a_fixed_world_size_is_reproducible_and_retrofit_scales_out(tmp_path, digits):
     args = ["--dataset", "digits", "--model", "fc", "--epochs", "3", "--device", "cpu"]
-    for name in ("a", "b"):
-        done = torchrun("train", *args, "--out", str(tmp_path / f"{name}.safetensors"))
-        assert done.returncode == 0, done.stderr[-3000:]
+    done = torchrun("train", *args, "--out", str(tmp_path / "a.safetensors"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    done = subprocess.run([str(SCRIPT), "train", *args, "--nproc-per-node", "2", "--out",
+                           str(tmp_path / "b.safetensors")], capture_output=True, text=True,
+                          timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stderr.count("trained fc on digits") == 1  # rank 0 alone reports
     a, b = (obliviate.load(tmp_path / f"{n}.safetensors") for n in ("a", "b"))
     assert all(torch.equal(a.model.state_dict()[k], v) for k, v in b.model.state_dict().items())
     plain = obliviate.save(obliviate.train(digits, "fc", config=TrainConfig(epochs=5, lr=0.1),
@@ -79,6 +89,11 @@ def test_a_batch_the_world_size_does_not_divide_is_refused_in_one_line(tmp_path,
     assert lines == ["error: the global batch size 128 is not divisible by the 3 processes; "
                      "use a --batch-size that is a multiple of 3"], done.stderr[-2000:]  # fmt: skip
     assert "exitcode  : 2" in done.stderr and "Traceback" not in done.stderr.split("error:")[0]
+    # the command's own launcher refuses it before starting any rank: one line, exit 2
+    done = subprocess.run([str(SCRIPT), "train", "--dataset", "digits", "--nproc-per-node", "3",
+                           "--out", str(out)], capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 2 and done.stdout == "" and not out.exists()
+    assert done.stderr.splitlines() == lines, done.stderr
     # the Python API refuses it before any work
     job = DistributedContext(rank=0, world_size=3, local_rank=0, backend="gloo")
     with pytest.raises(ObliviateError, match="not divisible by the 3 processes"):
@@ -101,14 +116,16 @@ def _rank_pid(marker: str, rank: int) -> int | None:
 
 
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs /proc (Linux)")
-def test_a_killed_rank_fails_the_run_and_leaves_no_model_file(tmp_path):
+@pytest.mark.parametrize("launcher", list(LAUNCHERS))
+def test_a_killed_rank_fails_the_run_and_leaves_no_model_file(tmp_path, launcher):
     out = tmp_path / "m.safetensors"
     marker = uuid.uuid4().hex
     env = {k: v for k, v in os.environ.items() if k != "OBLIVIATE_NO_PROGRESS"}
     env["OBLIVIATE_TEST_MARK"] = marker
+    extra = ["--nproc-per-node", "2"] if launcher == "--nproc-per-node" else []
     proc = subprocess.Popen(
-        [str(TORCHRUN), "--standalone", "--nproc-per-node=2", "-m", "obliviate", "train",
-         "--dataset", "digits", "--epochs", "100000", "--device", "cpu", "--out", str(out)],
+        [*LAUNCHERS[launcher], "train", "--dataset", "digits", "--epochs", "100000", "--device",
+         "cpu", "--out", str(out), *extra],
         stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env,
     )  # fmt: skip
     try:
@@ -123,7 +140,12 @@ def test_a_killed_rank_fails_the_run_and_leaves_no_model_file(tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert "FAILED" in rest, rest[-2000:]
+    if launcher == "torchrun":
+        assert "FAILED" in rest, rest[-2000:]  # torchrun's own report
+    else:  # ours: one line, exit 1
+        assert proc.returncode == 1 and rest.strip().splitlines()[-1] == (
+            "error: rank 1 of 2 was killed by signal 9; the run stopped and nothing was written"
+        ), rest[-2000:]
     time.sleep(0.5)
     assert list(tmp_path.iterdir()) == []  # no model, no temporary file
 
@@ -193,3 +215,25 @@ def test_code_collate_workers_draw_differently_and_bad_batches_are_refused():
     with pytest.raises(ObliviateError, match="codes are for 4 classes"):
         obliviate.wrap(nn.Sequential(nn.Flatten(), nn.Linear(4, 10)), num_classes=10,
                        input_shape=(1, 2, 2), codes=codes)  # fmt: skip
+
+
+def test_ctrl_c_on_launched_ranks_exits_130_with_one_line_and_no_file(tmp_path):
+    out = tmp_path / "m.safetensors"
+    env = {k: v for k, v in os.environ.items() if k != "OBLIVIATE_NO_PROGRESS"}
+    proc = subprocess.Popen(
+        [str(SCRIPT), "train", "--dataset", "digits", "--epochs", "100000", "--device", "cpu",
+         "--nproc-per-node", "2", "--out", str(out)],
+        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env,
+        start_new_session=True,  # its own process group, as a terminal's Ctrl-C reaches it
+    )  # fmt: skip
+    try:
+        first = proc.stderr.readline()
+        assert first.startswith("training fc on digits: 0/"), first
+        os.killpg(proc.pid, signal.SIGINT)
+        rest = proc.stderr.read()
+        assert proc.wait(timeout=60) == 130
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert rest.strip().splitlines() == ["interrupted"], rest
+    assert list(tmp_path.iterdir()) == []

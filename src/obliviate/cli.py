@@ -227,6 +227,7 @@ def train_cmd(
     mean: Mean = None,
     std: Std = None,
     max_memory_gib: MaxMemory = 2.0,
+    nproc_per_node: Annotated[int, typer.Option(help="Train as this many DDP processes on this machine (gloo on CPU, NCCL on GPUs); --batch-size is the global batch. Several machines: use torchrun.")] = 1,
 ) -> None:
     """Train a model with mnemonic codes and write it to one .safetensors file."""
     _check_dataset(dataset)
@@ -239,6 +240,7 @@ def train_cmd(
         dataset, epochs=epochs, lr=lr, batch_size=batch_size, optimizer=optimizer,
         momentum=momentum, weight_decay=weight_decay, schedule=schedule, seed=seed,
     )  # fmt: skip
+    _launch_ranks(nproc_per_node, config.batch_size)
     job = _join_job(config.batch_size)  # before the data: a usage error costs nothing
     data = _dataset(dataset, data_dir, download,
                     image=_image_options(image_size, resize, mean, std, max_memory_gib))  # fmt: skip
@@ -266,6 +268,32 @@ def train_cmd(
             "the model is weak (more --epochs or another --lr may help)", highlight=False,
             soft_wrap=True,
         )  # fmt: skip
+
+
+def _launch_ranks(nproc: int, batch_size: int) -> None:
+    """``--nproc-per-node N`` in a plain process: check the batch, then run this very command as
+    N ranks (torchrun's launcher) and exit with their outcome. Inside a rank: nothing."""
+    from obliviate import distributed
+
+    if nproc < 1:
+        raise ObliviateError(f"--nproc-per-node must be >= 1, got {nproc}")
+    if nproc == 1 or os.environ.get("WORLD_SIZE") is not None:
+        return
+    distributed.check_batch(batch_size, nproc)
+    raise typer.Exit(distributed.launch(_without_option(sys.argv[1:], "--nproc-per-node"), nproc))
+
+
+def _without_option(argv: list[str], name: str) -> list[str]:
+    """``argv`` without ``name VALUE`` / ``name=VALUE``."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == name:
+            skip = True
+        elif not arg.startswith(name + "="):
+            out.append(arg)
+    return out
 
 
 def _join_job(batch_size: int):
@@ -794,6 +822,7 @@ def retrofit_cmd(
     mean: Mean = None,
     std: Std = None,
     max_memory_gib: MaxMemory = 2.0,
+    nproc_per_node: Annotated[int, typer.Option(help="Train as this many DDP processes on this machine (gloo on CPU, NCCL on GPUs); --batch-size is the global batch. Several machines: use torchrun.")] = 1,
 ) -> None:
     """Add mnemonic codes to a model trained without them (a pretrained torchvision/timm model,
     a weights file, an obliviate model): fine-tune with codes, check, write a forgettable model."""
@@ -805,6 +834,7 @@ def retrofit_cmd(
         raise ObliviateError(f"--steps must be >= 1, got {steps}")
     source_path = Path(source).expanduser()
     check_outputs([out, report], [source_path, weights])
+    _launch_ranks(nproc_per_node, batch_size)
     job = _join_job(batch_size)
     image = _image_options(image_size, resize, mean, std, max_memory_gib)
     bundle = None
@@ -910,6 +940,22 @@ def _usage_message(exc: BaseException) -> str | None:
     return f"{message} (see '{path} --help')"
 
 
+def _speaks(about: str) -> bool:
+    """Whether this process reports ``about`` (``error`` or ``interrupt``). Under torchrun
+    every rank runs the same command on the same inputs and meets the same error: rank 0 says
+    it once. Ranks started by ``--nproc-per-node`` leave Ctrl-C to the launcher, which says it."""
+    rank = os.environ.get("RANK")
+    if rank is None:
+        return True
+    return rank == "0" and (about == "error" or "OBLIVIATE_LAUNCHER" not in os.environ)
+
+
+def _interrupted() -> None:
+    if _speaks("interrupt"):
+        err_console.print("interrupted", highlight=False)
+    sys.exit(130)
+
+
 def main() -> None:
     """Entry point: run the app. A user error (bad input, a usage mistake) prints one line on
     stderr and exits 2; Ctrl-C prints one line and exits 130."""
@@ -917,29 +963,25 @@ def main() -> None:
     try:
         code = app(standalone_mode=False)
     except ObliviateError as exc:
-        # under torchrun every rank runs the same command on the same inputs and meets the same
-        # error: rank 0 says it once
-        if os.environ.get("RANK", "0") == "0":
+        if _speaks("error"):
             err_console.print(f"error: {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
-        err_console.print("interrupted", highlight=False)
-        sys.exit(130)
+        _interrupted()
     except Exception as exc:
         if type(exc).__name__ == "NoArgsIsHelpError":  # bare `obliviate`: help was printed
             sys.exit(0)
         message = _usage_message(exc)
         if message is None:
             if type(exc).__name__ == "Abort":
-                err_console.print("interrupted", highlight=False)
-                sys.exit(130)
+                _interrupted()
             raise
         err_console.print(f"error: {message}", highlight=False, soft_wrap=True)
         sys.exit(2)
     finally:
         _leave_job()
     if code == 130:  # typer turns Ctrl-C inside a command into exit code 130
-        err_console.print("interrupted", highlight=False)
+        _interrupted()
     sys.exit(code if isinstance(code, int) else 0)
 
 

@@ -13,6 +13,9 @@ shard of every global batch:
 - rank 0 alone evaluates and writes the model file (atomically: a temporary file, then a
   rename); the other ranks return once training is done.
 
+``obliviate train --nproc-per-node N`` (and ``retrofit``) starts the N ranks itself on one
+machine through torchrun's launcher (:func:`launch`) and sums up a failure in one line.
+
 Forgetting is not distributed: it takes milliseconds and needs only the codes.
 """
 
@@ -88,14 +91,69 @@ def from_environment() -> DistributedContext | None:
                               backend="nccl" if torch.cuda.is_available() else "gloo")  # fmt: skip
 
 
-def check_batch(batch_size: int, context: DistributedContext | None) -> None:
-    """Refuse a global batch that the world size does not divide (every rank trains an equal
-    slice of it)."""
-    if context is not None and batch_size % context.world_size:
+def check_batch(batch_size: int, context: DistributedContext | int | None) -> None:
+    """Refuse a global batch that the world size (a context, or a number of processes) does not
+    divide: every rank trains an equal slice of it."""
+    world = context.world_size if isinstance(context, DistributedContext) else context
+    if world is not None and world > 1 and batch_size % world:
         raise ObliviateError(
-            f"the global batch size {batch_size} is not divisible by the {context.world_size} "
-            f"processes; use a --batch-size that is a multiple of {context.world_size}"
+            f"the global batch size {batch_size} is not divisible by the {world} "
+            f"processes; use a --batch-size that is a multiple of {world}"
         )
+
+
+def launch(args: list[str], nproc: int) -> int:
+    """Run ``python -m obliviate ARGS`` as ``nproc`` ranks on this machine (what ``torchrun
+    --standalone --nproc-per-node NPROC -m obliviate ARGS`` does) and return the exit code.
+
+    The ranks print their own output. A failed run is summed up in one line instead of the
+    launcher's report: 2 when every rank stopped on the same usage error (rank 0 printed it),
+    130 on Ctrl-C, 1 otherwise (a rank crashed or was killed; nothing was written).
+    """
+    import logging
+    import sys
+    import uuid
+
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+
+    if nproc < 2:
+        raise ObliviateError(f"--nproc-per-node must be >= 2 to launch ranks, got {nproc}")
+    threads = max(1, (os.cpu_count() or 1) // nproc)
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))  # the ranks inherit it
+    os.environ["OBLIVIATE_LAUNCHER"] = "1"  # the ranks leave Ctrl-C to this process to report
+    config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=nproc,
+                          run_id=uuid.uuid4().hex, rdzv_backend="c10d",
+                          rdzv_endpoint="localhost:0", max_restarts=0,
+                          monitor_interval=0.1)  # fmt: skip
+    # the launcher's logs (its failure report, "Received 2 death signal") give way to one line
+    quiet = [logging.getLogger(name) for name in list(logging.root.manager.loggerDict)
+             if name.startswith("torch.distributed")]  # fmt: skip
+    quiet.append(logging.getLogger("torch.distributed.elastic"))
+    levels = [log.level for log in quiet]
+    for log in quiet:
+        log.setLevel(logging.CRITICAL)
+    try:
+        elastic_launch(config, sys.executable)("-m", "obliviate", *args)
+    except ChildFailedError as exc:
+        codes = {rank: failure.exitcode for rank, failure in exc.failures.items()}
+        if set(codes.values()) == {2}:
+            return 2  # a usage error: rank 0 has said it
+        if set(codes.values()) <= {130, -2}:
+            return 130
+        rank, first = exc.get_first_failure()  # the root cause; the others were stopped after
+        code = first.exitcode
+        how = (f"was killed by signal {-code}" if code < 0 else f"exited with code {code}")
+        print(f"error: rank {rank} of {nproc} {how}; the run stopped and nothing was written",
+              file=sys.stderr)  # fmt: skip
+        return 1
+    except (SignalException, KeyboardInterrupt):
+        return 130
+    finally:
+        for log, level in zip(quiet, levels):
+            log.setLevel(level)
+    return 0
 
 
 def init(context: DistributedContext, timeout_s: float = 300.0) -> None:
