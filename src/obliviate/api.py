@@ -16,13 +16,13 @@ import torch
 from obliviate.checkpoint import ModelBundle, weights_sha256
 from obliviate.codes import CodeConfig, MnemonicCodes
 from obliviate.data import FOLDER_PREFIX, Dataset, Split, load_dataset
+from obliviate.distributed import DistributedContext, check_batch
 from obliviate.errors import NotVerifiedError, ObliviateError
 from obliviate.methods import METHODS, ForgetRequest, UnlearnContext, UnlearningMethod
 from obliviate.methods.base import hyperparameter_defaults
 from obliviate.metrics import EvalReport, RelearnConfig, evaluate_model
 from obliviate.models import MODELS, create_model, trainable_models
 from obliviate.stats import record_statistics
-from obliviate.distributed import DistributedContext, check_batch
 from obliviate.training import TrainConfig, dataset_train_config, fit, resolve_device
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,9 @@ shard of every global batch:
 
 - every rank draws the same permutation of the training set (the run's seed), cuts each global
   batch of ``batch_size`` samples into ``world_size`` equal slices and trains its own slice;
-  DDP averages the gradients, so one step sees the same samples as a single-process step;
+  DDP averages the gradients, so one step sees the same samples as a single-process step
+  (but for an epoch's last batch, whose remainder after dividing by the world size, fewer than
+  ``world_size`` samples, is left out);
 - the code replacement (and image augmentation) of a slice draws from a generator seeded by
   ``(seed, rank, step)``: a run is reproducible for a fixed world size;
 - rank 0 alone evaluates and writes the model file (atomically: a temporary file, then a
