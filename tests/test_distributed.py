@@ -28,9 +28,10 @@ LAUNCHERS = {
 }
 
 
-def torchrun(*args: str, nproc: int = 2, timeout: float = 300) -> subprocess.CompletedProcess:
+def torchrun(*args: str, nproc: int = 2, timeout: float = 300,
+             env: dict[str, str] | None = None) -> subprocess.CompletedProcess:  # fmt: skip
     cmd = [str(TORCHRUN), "--standalone", f"--nproc-per-node={nproc}", "-m", "obliviate", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
 
 
 @pytest.fixture(scope="module")
@@ -61,11 +62,12 @@ def test_two_ranks_match_one_process_and_forget_like_any_model(two_rank_model, d
 
 def test_a_fixed_world_size_is_reproducible_and_retrofit_scales_out(tmp_path, digits):
     args = ["--dataset", "digits", "--model", "fc", "--epochs", "3", "--device", "cpu"]
-    done = torchrun("train", *args, "--out", str(tmp_path / "a.safetensors"))
+    one_thread = {**os.environ, "OMP_NUM_THREADS": "1"}  # the same arithmetic on any machine
+    done = torchrun("train", *args, "--out", str(tmp_path / "a.safetensors"), env=one_thread)
     assert done.returncode == 0, done.stderr[-3000:]
     done = subprocess.run([str(SCRIPT), "train", *args, "--nproc-per-node", "2", "--out",
                            str(tmp_path / "b.safetensors")], capture_output=True, text=True,
-                          timeout=300)  # fmt: skip
+                          timeout=300, env=one_thread)  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stderr.count("trained fc on digits") == 1  # rank 0 alone reports
     a, b = (obliviate.load(tmp_path / f"{n}.safetensors") for n in ("a", "b"))
