@@ -638,7 +638,7 @@ def backdoor_cmd(
 ) -> None:
     """Hayase et al.: poison a model with a transform, make it forget, report the four accuracies."""
     from obliviate.finer.experiment import run_backdoor
-    from obliviate.finer.forgetting import PATTERNS
+    from obliviate.finer.forgetting import FISHER_DATA, PATTERNS
     from obliviate.finer.transforms import TRANSFORMS
 
     _check_choice(pattern, list(PATTERNS), "pattern")
@@ -647,7 +647,7 @@ def backdoor_cmd(
     _check_choice(model, trainable_models(), "model")
     _check_choice(split, ["holdout", "kfold"], "split")
     _check_choice(activation, ["as-written", "continuous"], "activation")
-    _check_choice(fisher_on, ["retain", "pretraining"], "Fisher data")
+    _check_choice(fisher_on, list(FISHER_DATA), "Fisher data")
     check_outputs([out])
     settings: dict[str, float] = {}
     for key, value in parse_hyperparameters(hp or []).items():
@@ -986,7 +986,8 @@ def main() -> None:
 
 
 def _leave_job() -> None:
-    if "torch.distributed" in sys.modules:  # only a torchrun rank has imported it
+    if "torch.distributed" in sys.modules:  # no process group can exist without it; --help
+        # and the like never import torch
         from obliviate import distributed
 
         distributed.shutdown()
