@@ -108,6 +108,7 @@ Resize = Annotated[Optional[int], typer.Option(help="Image folders: resize the s
 Mean = Annotated[Optional[str], typer.Option(help="Image folders: per-channel mean, R,G,B (default ImageNet's).", rich_help_panel="Image folders (folder:PATH)")]
 Std = Annotated[Optional[str], typer.Option(help="Image folders: per-channel std, R,G,B (default ImageNet's).", rich_help_panel="Image folders (folder:PATH)")]
 MaxMemory = Annotated[float, typer.Option(help="Image folders: decode into memory up to this many GiB, else stream from disk.", rich_help_panel="Image folders (folder:PATH)")]
+NprocPerNode = Annotated[int, typer.Option(help="Train as this many DDP processes on this machine (gloo on CPU, NCCL on GPUs); --batch-size is the global batch. Several machines: use torchrun.")]
 
 
 def _image_options(image_size: int | None, resize: int | None, mean: str | None,
@@ -227,7 +228,7 @@ def train_cmd(
     mean: Mean = None,
     std: Std = None,
     max_memory_gib: MaxMemory = 2.0,
-    nproc_per_node: Annotated[int, typer.Option(help="Train as this many DDP processes on this machine (gloo on CPU, NCCL on GPUs); --batch-size is the global batch. Several machines: use torchrun.")] = 1,
+    nproc_per_node: NprocPerNode = 1,
 ) -> None:
     """Train a model with mnemonic codes and write it to one .safetensors file."""
     _check_dataset(dataset)
@@ -240,8 +241,7 @@ def train_cmd(
         dataset, epochs=epochs, lr=lr, batch_size=batch_size, optimizer=optimizer,
         momentum=momentum, weight_decay=weight_decay, schedule=schedule, seed=seed,
     )  # fmt: skip
-    _launch_ranks(nproc_per_node, config.batch_size)
-    job = _join_job(config.batch_size)  # before the data: a usage error costs nothing
+    job = _join_job(nproc_per_node, config.batch_size)  # before the data: a usage error costs nothing
     data = _dataset(dataset, data_dir, download,
                     image=_image_options(image_size, resize, mean, std, max_memory_gib))  # fmt: skip
     code_config = (
@@ -270,17 +270,6 @@ def train_cmd(
         )  # fmt: skip
 
 
-def _launch_ranks(nproc: int, batch_size: int) -> None:
-    """``--nproc-per-node N`` in a plain process: check the batch, then run this very command as
-    N ranks (torchrun's launcher) and exit with their outcome. Inside a rank: nothing."""
-    from obliviate import distributed
-
-    if nproc < 1:
-        raise ObliviateError(f"--nproc-per-node must be >= 1, got {nproc}")
-    if nproc == 1 or os.environ.get("WORLD_SIZE") is not None:
-        return
-    distributed.check_batch(batch_size, nproc)
-    raise typer.Exit(distributed.launch(_without_option(sys.argv[1:], "--nproc-per-node"), nproc))
 
 
 def _without_option(argv: list[str], name: str) -> list[str]:
@@ -296,11 +285,18 @@ def _without_option(argv: list[str], name: str) -> list[str]:
     return out
 
 
-def _join_job(batch_size: int):
-    """Under ``torchrun``: check that the world size divides the global batch, join the
-    process group, and return this rank's context; None in a plain process."""
+def _join_job(nproc: int, batch_size: int):
+    """The rank this process is, if any. ``--nproc-per-node N`` in a plain process: check the
+    batch, run this very command as N ranks (torchrun's launcher) and exit with their outcome.
+    Under ``torchrun``: check that the world size divides the global batch, join the process
+    group and return this rank's context. Else None."""
     from obliviate import distributed
 
+    if nproc < 1:
+        raise ObliviateError(f"--nproc-per-node must be >= 1, got {nproc}")
+    if nproc > 1 and os.environ.get("WORLD_SIZE") is None:  # not a rank already
+        distributed.check_batch(batch_size, nproc)
+        raise typer.Exit(distributed.launch(_without_option(sys.argv[1:], "--nproc-per-node"), nproc))
     job = distributed.from_environment()
     if job is not None:
         distributed.check_batch(batch_size, job)
@@ -822,7 +818,7 @@ def retrofit_cmd(
     mean: Mean = None,
     std: Std = None,
     max_memory_gib: MaxMemory = 2.0,
-    nproc_per_node: Annotated[int, typer.Option(help="Train as this many DDP processes on this machine (gloo on CPU, NCCL on GPUs); --batch-size is the global batch. Several machines: use torchrun.")] = 1,
+    nproc_per_node: NprocPerNode = 1,
 ) -> None:
     """Add mnemonic codes to a model trained without them (a pretrained torchvision/timm model,
     a weights file, an obliviate model): fine-tune with codes, check, write a forgettable model."""
@@ -834,8 +830,7 @@ def retrofit_cmd(
         raise ObliviateError(f"--steps must be >= 1, got {steps}")
     source_path = Path(source).expanduser()
     check_outputs([out, report], [source_path, weights])
-    _launch_ranks(nproc_per_node, batch_size)
-    job = _join_job(batch_size)
+    job = _join_job(nproc_per_node, batch_size)
     image = _image_options(image_size, resize, mean, std, max_memory_gib)
     bundle = None
     if source_path.suffix == ".safetensors" and source_path.is_file() and arch is None:
