@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 
 import pytest
 import torch
 
 os.environ.setdefault("OBLIVIATE_NO_PROGRESS", "1")
+# retrained references (obliviate evidence --retrain) are cached here, not in the user's home
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="obliviate-test-cache-")
 
 import obliviate  # noqa: E402
 from obliviate import CodeConfig, TrainConfig  # noqa: E402

@@ -390,7 +390,6 @@ def forget(
             "was written (force=True / --force keeps the unverified result)",
             record=output.details,
         )
-    keeps_stats = output.details.pop("keeps_statistics", False)
     model = output.model if output.model is not bundle.model else copy.deepcopy(output.model)
     result = dataclasses.replace(  # shares no tensor with the input (like ModelBundle.clone)
         bundle,
@@ -398,7 +397,7 @@ def forget(
         codes=copy.deepcopy(bundle.codes),
         arch_kwargs=copy.deepcopy(bundle.arch_kwargs),
         train_config=copy.deepcopy(bundle.train_config),
-        stats=bundle.stats.without(request.classes) if keeps_stats and bundle.stats else None,
+        stats=output.statistics.without(request.classes) if output.statistics is not None else None,
     )
     record = {
         "classes": list(request.classes),
@@ -461,3 +460,137 @@ def evaluate(
         raise ObliviateError("relearn steps must be >= 0")
     seconds = bundle.history[-1]["seconds"] if bundle.history else None
     return evaluate_model(model, data, classes, relearn=relearn, forget_seconds=seconds)
+
+
+def _reference_cache_dir(cache_dir: str | Path | None) -> Path:
+    if cache_dir is not None:
+        return Path(cache_dir)
+    import os
+
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "obliviate" / "references"
+
+
+def original_sha256(bundle: ModelBundle) -> str:
+    """SHA-256 of the weights the model started from: the input of its first forget request,
+    or its own weights when it has forgotten nothing."""
+    if bundle.history and bundle.history[0].get("input_sha256"):
+        return str(bundle.history[0]["input_sha256"])
+    return weights_sha256(bundle.model)
+
+
+def retrained_reference(
+    bundle: ModelBundle,
+    classes: Sequence[int],
+    data: str | Dataset | None = None,
+    *,
+    seed: int = 0,
+    cache_dir: str | Path | None = None,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+) -> ModelBundle:
+    """A model retrained from scratch without ``classes`` with ``bundle``'s recipe (the
+    ``retrain`` method: architecture, training settings, codes of the kept classes).
+
+    It is cached in ``cache_dir`` (default ``$XDG_CACHE_HOME/obliviate/references``) under the
+    SHA-256 of the original weights (:func:`original_sha256`), the classes, the seed and the
+    recipe, so a second call with the same inputs loads it instead of training.
+    """
+    from obliviate.checkpoint import load, save
+
+    import hashlib
+    import json
+
+    data = bundle_dataset(bundle, data) if not isinstance(data, Dataset) else data
+    check_dataset_fits(bundle, data)
+    classes = sorted(set(int(c) for c in classes))
+    key = hashlib.sha256(json.dumps({
+        "original": original_sha256(bundle), "classes": classes, "seed": seed,
+        "arch": bundle.arch, "arch_kwargs": bundle.arch_kwargs, "dataset": data.name,
+        "train_config": bundle.train_config, "codes": bundle.codes is not None,
+    }, sort_keys=True, default=str).encode()).hexdigest()[:20]  # fmt: skip
+    path = _reference_cache_dir(cache_dir) / f"retrained-{key}.safetensors"
+    if path.exists():
+        return load(path)
+    start = dataclasses.replace(bundle, forgotten_classes=[], history=[], stats=None)
+    reference = forget(start, classes, method="retrain", data=data, seed=seed, device=device,
+                       progress=progress)  # fmt: skip
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save(reference, path)
+    return reference
+
+
+def evidence(
+    bundle: ModelBundle,
+    reference: ModelBundle | None = None,
+    dataset: str | Dataset | None = None,
+    forget_classes: Sequence[int] | None = None,
+    *,
+    original: ModelBundle | None = None,
+    retrain: bool = False,
+    config: Any = None,
+    cache_dir: str | Path | None = None,
+    data_dir: str | Path | None = None,
+    download: bool = False,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+) -> Any:
+    """Evidence that ``bundle``'s forget is deep (:mod:`obliviate.evidence`), against a
+    reference: ``reference`` (a model retrained without the classes), or one retrained now
+    (``retrain=True``, cached, see :func:`retrained_reference`), or else ``original`` (the model
+    before forgetting; the report then says the gaps are to the original).
+
+    Args:
+        bundle: the forgotten model.
+        reference: a model retrained without exactly the forget classes.
+        dataset: default the model's; its test split is measured, its training split gives
+            the attacker's samples.
+        forget_classes: default the classes ``bundle`` has forgotten.
+        original: the model before forgetting: sets the relearn-time goal (90 % of its
+            forget-class accuracy) and is measured too.
+        retrain: build the retrained reference when none is given.
+        config: :class:`~obliviate.evidence.EvidenceConfig`.
+
+    Raises:
+        ObliviateError: no forget classes, no reference of any kind, or a reference that
+            forgot other classes.
+    """
+    from obliviate.evidence import EvidenceConfig, gather_evidence
+
+    data = bundle_dataset(bundle, dataset, data_dir, download)
+    check_dataset_fits(bundle, data)
+    classes = sorted(set(int(c) for c in (forget_classes if forget_classes is not None
+                                          else bundle.forgotten_classes)))  # fmt: skip
+    if not classes:
+        raise ObliviateError("this model has forgotten no class; give the classes to judge "
+                             "(forget_classes=..., --forget-classes)")  # fmt: skip
+    _check_forget_classes(dataclasses.replace(bundle, forgotten_classes=[]), classes)
+    for other, what in ((reference, "reference"), (original, "original")):
+        if other is not None:
+            check_dataset_fits(other, data)
+    if reference is not None and sorted(reference.forgotten_classes) != classes:
+        raise ObliviateError(
+            f"the reference forgot classes {sorted(reference.forgotten_classes)} but the model "
+            f"is judged on {classes}; give a model retrained without exactly {classes} "
+            "(obliviate forget ORIGINAL --method retrain --data DATASET), or retrain=True / --retrain"
+        )
+    if original is not None and original.forgotten_classes:
+        raise ObliviateError(f"the original model has already forgotten "
+                             f"{original.forgotten_classes}; give the model before any forget")  # fmt: skip
+    kind = "retrained"
+    if reference is None and retrain:
+        reference = retrained_reference(bundle, classes, data, seed=0, cache_dir=cache_dir,
+                                        device=device, progress=progress)  # fmt: skip
+    if reference is None:
+        if original is None:
+            raise ObliviateError(
+                "give a reference: a model retrained without the classes (--reference FILE), "
+                "--retrain to build one, or the original model (--original FILE: the gaps are "
+                "then to the model before forgetting)"
+            )
+        reference, kind = original, "original"
+    dev = resolve_device(device)
+    models = [b.model if b is not None else None for b in (bundle, reference, original)]
+    mine, ref, orig = (copy.deepcopy(m).to(dev).eval() if m is not None else None for m in models)
+    return gather_evidence(mine, ref, data, classes, reference_kind=kind, original=orig,
+                           config=config or EvidenceConfig())  # fmt: skip

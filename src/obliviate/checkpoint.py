@@ -95,6 +95,8 @@ class ModelBundle:
             "forgotten_classes": sorted(self.forgotten_classes),
             "history": self.history,
             "stats_samples": self.stats.samples if self.stats is not None else None,
+            "stats_layer": (self.stats.layer.layer
+                            if self.stats is not None and self.stats.layer is not None else None),
             "dataset_options": self.dataset_options,
             "retrofit": self.retrofit,
         }
@@ -255,7 +257,16 @@ def load(path: str | Path, *, map_location: str | torch.device = "cpu",
         except TypeError as exc:
             raise ObliviateError(f"{path}: bad code settings: {exc}") from None
         codes = MnemonicCodes(tensors[CODES_KEY], config)
-    stats = TrainingStatistics.from_tensors(tensors, _int_or(meta.get("stats_samples"), 0))
+    layer_name = meta.get("stats_layer")
+    try:
+        stats = TrainingStatistics.from_tensors(
+            tensors, _int_or(meta.get("stats_samples"), 0),
+            layer=layer_name if isinstance(layer_name, str) else None, num_classes=num_classes,
+        )  # fmt: skip
+    except ObliviateError as exc:
+        raise ObliviateError(f"{path}: {exc}; the file is damaged") from None
+    if stats is not None and stats.layer is not None:
+        _check_layer_statistics(path, model, stats.layer)
     if stats is not None and (
         tuple(stats.margin.shape) != (num_classes, num_classes)
         or stats.feature_min.shape[0] != num_classes
@@ -278,6 +289,20 @@ def load(path: str | Path, *, map_location: str | torch.device = "cpu",
         dataset_options=_dict_or_empty(path, meta, "dataset_options"),
         retrofit=_dict_or_empty(path, meta, "retrofit") or None,
     )
+
+
+def _check_layer_statistics(path: Path, model: Classifier, layer: Any) -> None:
+    """The layer statistics name the model's own feature layer and fit its width."""
+    from obliviate.deep import weight_matrix
+
+    own = model.feature_layer() if hasattr(model, "feature_layer") else None
+    if own is None or own.name != layer.layer:
+        raise ObliviateError(f"{path}: the layer statistics name layer {layer.layer!r}, which "
+                             "this architecture does not edit; the file is damaged or edited")  # fmt: skip
+    width = weight_matrix(own.module(model)).shape[1]
+    if layer.class_mean.shape[1] != width:
+        raise ObliviateError(f"{path}: the layer statistics are {layer.class_mean.shape[1]} wide "
+                             f"but layer {layer.layer!r} takes {width}; the file is damaged")  # fmt: skip
 
 
 def _given_module(path: Path, arch: str, module: torch.nn.Module | None,

@@ -330,6 +330,7 @@ def forget_cmd(
     seed: int = 0,
     device: Optional[str] = None,
     force: Annotated[bool, typer.Option("--force", help="Write the result even if the method could not verify it (recorded as verified: false).")] = False,
+    depth: Annotated[Optional[str], typer.Option(help="mnemonic: 'features' (edit the last feature layer too: the class leaves the features), 'output' (the classifier rows only), 'auto' (default: the deepest that verifies; features need --data to verify the kept classes).")] = None,
     max_memory_gib: MaxMemory = 2.0,
 ) -> None:
     """Make a model forget classes with any registered method; write the new model.
@@ -343,6 +344,9 @@ def forget_cmd(
     for key, value in (("lambda1", lambda1), ("lambda2", lambda2)):
         if value is not None:
             hyper.update(coerce_hyperparameters(method_cls, {key: repr(value)}))
+    if depth is not None:
+        _check_choice(depth, ["auto", "features", "output"], "depth")
+        hyper.update(coerce_hyperparameters(method_cls, {"depth": depth}))
     check_outputs([out, report], [model_file])
     bundle = load(model_file)
     dataset = None
@@ -393,6 +397,11 @@ def describe_forget(record: dict) -> list[str]:
         elif name == "training_statistics":
             parts.append(f"training statistics {state} (the bound that puts every training "
                          "sample of the forget classes below a kept class)")  # fmt: skip
+        elif name == "retain_bound":
+            bound = check.get("training_accuracy_drop_bound")
+            parts.append(f"kept-class bound {state} (" + ("no bound without a confusion matrix"
+                         if bound is None else f"at most {bound:.1f} points of training accuracy "
+                         f"lost, allowed {check['max_retain_drop']:g}") + ")")  # fmt: skip
         elif name == "data":
             detail = []
             if "forget_error" in check:
@@ -403,10 +412,24 @@ def describe_forget(record: dict) -> list[str]:
                               f"{check['oracle_retain_accuracy']:.2f}%")  # fmt: skip
             parts.append(f"data {state} ({', '.join(detail)})")
     lines.append(f"verified: {str(bool(verified)).lower()} — " + "; ".join(parts))
+    lines.extend(describe_depth(record))
     if not verified:
         lines.append(f"WARNING: written with --force although not verified: "
                      f"{verification.get('reason')}")  # fmt: skip
     return lines
+
+
+def describe_depth(record: dict) -> list[str]:
+    """What a forget changed and what that means for an attacker who holds the weights."""
+    depth = record.get("depth")
+    if depth == "features":
+        return [f"depth: features — {record.get('scope')}; compare with retraining: "
+                "'obliviate evidence OUT --retrain --original MODEL'"]
+    if depth == "output":
+        note = record.get("depth_note") or ""
+        return [f"depth: output only — the features still hold the class (prototype or relearn "
+                f"attacks with a few labelled samples recover it); {note}".rstrip("; ")]
+    return []
 
 
 @app.command("evaluate")
@@ -442,6 +465,118 @@ def evaluate_cmd(
         print(json.dumps(report.to_dict(), indent=2))
     else:
         console.print(report_table({model_file.name: report}, title="evaluation"))
+
+
+@app.command("evidence")
+def evidence_cmd(
+    model_file: Annotated[Path, typer.Argument(help="Forgotten model to judge (.safetensors).")],
+    reference: Annotated[Optional[Path], typer.Option(help="A model retrained without exactly the forget classes (obliviate forget ORIGINAL --method retrain).")] = None,
+    retrain: Annotated[bool, typer.Option("--retrain", help="Retrain the reference now with the model's own recipe (cached by the original's hash, the classes and the seed).")] = False,
+    original: Annotated[Optional[Path], typer.Option(help="The model before forgetting: sets the relearn-time goal; the reference when no retrained one is given (gaps are then to the original).")] = None,
+    dataset: Annotated[Optional[str], typer.Option(help="Dataset (default: the model's).")] = None,
+    forget_classes: Annotated[Optional[str], typer.Option(help="Default: the model's forgotten classes.")] = None,
+    shots: Annotated[str, typer.Option(help="Samples per class of the prototype attack, comma-separated.")] = "1,10",
+    relearn_steps: Annotated[int, typer.Option(help="Relearn-probe steps (0 skips RE).", min=0, max=10**7)] = 1000,
+    relearn_max_steps: Annotated[int, typer.Option(help="Step budget of the relearn-time fine-tune (0 skips it).", min=0, max=10**6)] = 300,
+    seed: Annotated[int, typer.Option(help="Seed of the attacks' draws.", min=0, max=2**31 - 1)] = 0,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Write the report as JSON here.")] = None,
+    plot: Annotated[Optional[Path], typer.Option(help="Write a bar chart (PNG) here.")] = None,
+    cache_dir: Annotated[Optional[Path], typer.Option(help="Where --retrain caches references (default ~/.cache/obliviate/references).")] = None,
+    data_dir: Annotated[Optional[Path], typer.Option(help="Where the dataset files are.")] = None,
+    device: Annotated[Optional[str], typer.Option(help="cpu or cuda (default: cuda when available).")] = None,
+) -> None:
+    """Is the forget deep? Prototype attacks, relearn probe and relearn time, agreement with a
+    model retrained without the classes; one table (and --plot, --out)."""
+    from obliviate.evidence import EvidenceConfig
+    from obliviate.metrics import RelearnConfig
+
+    if dataset is not None:
+        _check_dataset(dataset)
+    if reference is not None and retrain:
+        raise ObliviateError("give either --reference FILE or --retrain, not both")
+    if plot is not None and plot.suffix.lower() != ".png":
+        raise ObliviateError(f"--plot writes a PNG; give a path ending in .png, not {plot.name}")
+    check_outputs([out, plot], [model_file, reference, original])
+    shot_list = _csv_ints(shots, "shots")
+    config = EvidenceConfig(shots=shot_list, relearn=RelearnConfig(steps=relearn_steps, seed=seed),
+                            relearn_max_steps=relearn_max_steps, seed=seed)  # fmt: skip
+    bundle = load(model_file)
+    ref = load(reference) if reference is not None else None
+    orig = load(original) if original is not None else None
+    classes = parse_classes(forget_classes) if forget_classes is not None else None
+    report = api.evidence(
+        bundle, ref, dataset, classes, original=orig, retrain=retrain, config=config,
+        cache_dir=cache_dir, data_dir=data_dir, device=device,
+    )  # fmt: skip
+    payload = report.to_dict()
+    if out is not None:
+        write_json_atomic(out, payload)
+    if plot is not None:
+        from obliviate.evidence import plot_evidence
+
+        plot_evidence(report, plot, title=model_file.name)
+    if json_out:
+        print(json.dumps(payload, indent=2))
+        return
+    console.print(evidence_table(report, model_file.name), soft_wrap=True)
+    for line in describe_evidence(report):
+        console.print(line, highlight=False, soft_wrap=True)
+
+
+def evidence_table(report: Any, name: str) -> Table:
+    """Measures of the model, its reference and the original, side by side, with a legend."""
+    from obliviate.evidence import MEASURES
+
+    ref_title = "retrained" if report.reference_kind == "retrained" else "original (reference)"
+    table = Table(title=f"evidence: {name}, forget classes {report.forget_classes}")
+    table.add_column("measure")
+    table.add_column(name, justify="right")
+    table.add_column(ref_title, justify="right")
+    if report.original is not None:
+        table.add_column("original", justify="right")
+    columns = [report.model.flat(), report.reference.flat()]
+    if report.original is not None:
+        columns.append(report.original.flat())
+    for key, label, _ in MEASURES:
+        if all(c.get(key) is None for c in columns):
+            continue
+        table.add_row(label, *[_fmt_value(c.get(key)) for c in columns])
+    for key, value in report.agreement.items():
+        table.add_row(f"{key.replace('_', ' ')} (vs reference)", _fmt_value(value), "-",
+                      *(["-"] if report.original is not None else []))  # fmt: skip
+    return table
+
+
+def _fmt_value(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, int):
+        return str(value)
+    return f"{value:.2f}" if abs(value) >= 0.01 or value == 0 else f"{value:.4f}"
+
+
+def describe_evidence(report: Any) -> list[str]:
+    """The verdict lines: the gaps to the reference and what they mean."""
+    from obliviate.evidence import MEASURES
+
+    gaps = report.gaps
+    against = ("a model retrained without the classes" if report.reference_kind == "retrained"
+               else "the ORIGINAL model (no retrained reference: gaps say how far the forget "
+               "moved, not how close it came to retraining)")  # fmt: skip
+    lines = [f"gaps to {against}:"]
+    k = report.settings["proto_gap_shots"]
+    lines.append(f"  prototype attack (k={k}) gap {gaps['proto_gap']:+.2f} points (lower is "
+                 "deeper; > 0: the features hold more of the class than the reference's)")  # fmt: skip
+    if gaps.get("relearn_gap") is not None:
+        lines.append(f"  relearn-probe RE gap {gaps['relearn_gap']:+.2f} points (higher is "
+                     "deeper; < 0: the head relearns the class more easily than from the "
+                     "reference)")  # fmt: skip
+    if gaps.get("relearn_steps_ratio") is not None:
+        lines.append(f"  relearn-time ratio {gaps['relearn_steps_ratio']:.2f} (steps to regain "
+                     "the class over the reference's; >= 1 is as slow as retraining)")  # fmt: skip
+    lines.append("legend: " + "; ".join(f"{label}: {text}" for _, label, text in MEASURES))
+    return lines
 
 
 @app.command("demo")

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import torch
 
 from obliviate.data import Split
+from obliviate.deep import LayerStatistics, record_layer_statistics
 from obliviate.errors import ObliviateError
 from obliviate.models import Classifier
 from obliviate.training import extract_features
@@ -49,21 +50,31 @@ class TrainingStatistics:
     margin: torch.Tensor
     feature_min: torch.Tensor
     samples: int
+    #: aggregates at the last feature layer for the deep forget (:mod:`obliviate.deep`)
+    layer: LayerStatistics | None = None
 
     def tensors(self) -> dict[str, torch.Tensor]:
         """The tensors to store in the model file."""
-        return {MARGIN_KEY: self.margin.contiguous(), FEATURE_MIN_KEY: self.feature_min.contiguous()}
+        out = {MARGIN_KEY: self.margin.contiguous(), FEATURE_MIN_KEY: self.feature_min.contiguous()}
+        if self.layer is not None:
+            out.update(self.layer.tensors())
+        return out
 
     @classmethod
     def from_tensors(
-        cls, tensors: dict[str, torch.Tensor], samples: int
+        cls, tensors: dict[str, torch.Tensor], samples: int, *, layer: str | None = None,
+        num_classes: int | None = None,
     ) -> TrainingStatistics | None:
-        """The statistics stored in a model file, or ``None`` when it has none."""
+        """The statistics stored in a model file, or ``None`` when it has none (the layer
+        statistics too when ``layer`` names them)."""
         if MARGIN_KEY not in tensors or FEATURE_MIN_KEY not in tensors:
             return None
         if tensors[FEATURE_MIN_KEY].dim() != 2:
             return None
-        return cls(tensors[MARGIN_KEY].float(), tensors[FEATURE_MIN_KEY].float(), samples)
+        margin = tensors[MARGIN_KEY].float()
+        classes = num_classes if num_classes is not None else margin.shape[0]
+        return cls(margin, tensors[FEATURE_MIN_KEY].float(), samples,
+                   LayerStatistics.from_tensors(tensors, layer, classes))  # fmt: skip
 
     def without(self, classes: list[int] | tuple[int, ...]) -> TrainingStatistics:
         """A copy with what the statistics say about ``classes`` cleared (their margins to
@@ -75,7 +86,8 @@ class TrainingStatistics:
         margin[index, :] = float("-inf")
         margin[:, index] = float("-inf")
         feature_min[index] = 0.0
-        return TrainingStatistics(margin, feature_min, self.samples)
+        layer = self.layer.without(classes) if self.layer is not None else None
+        return TrainingStatistics(margin, feature_min, self.samples, layer)
 
     def retained_margin(self, cls_: int, retain: list[int]) -> float:
         """Upper bound of ``z_c - max_{k in retain} z_k`` over the training samples of ``cls_``."""
@@ -99,4 +111,9 @@ def record_statistics(model: Classifier, data: Split, *, batch_size: int = 1024)
     feature_min = torch.full((num_classes, feats.shape[1]), float("inf"), device=device)
     feature_min.scatter_reduce_(0, y[:, None].expand_as(feats), feats, "amin", include_self=True)
     feature_min = torch.where(torch.isinf(feature_min), torch.zeros_like(feature_min), feature_min)
-    return TrainingStatistics(margin=margin.cpu(), feature_min=feature_min.cpu(), samples=len(data))
+    layer = model.feature_layer() if hasattr(model, "feature_layer") else None
+    layer_stats = None
+    if layer is not None:
+        layer_stats = record_layer_statistics(model, layer, data.x, data.y, num_classes)
+    return TrainingStatistics(margin=margin.cpu(), feature_min=feature_min.cpu(), samples=len(data),
+                              layer=layer_stats)  # fmt: skip

@@ -183,7 +183,8 @@ def test_a_bound_that_guarantees_nothing_refuses_unless_data_verifies(digits_bun
     odd.stats.feature_min[6] = -10.0
     with pytest.raises(NotVerifiedError, match="below zero.*--data"):
         obliviate.forget(odd, [6], device="cpu")
-    out = obliviate.forget(odd, [6], data=digits, device="cpu")
+    # the head step alone (depth output): a feature edit would carry non-negative minima
+    out = obliviate.forget(odd, [6], data=digits, device="cpu", depth="output")
     record = out.history[-1]
     assert record["verified"] is True and record["verification"]["on"] == ["codes", "data"]
     assert record["strength_needed"]["training_statistics"] is None  # no finite strength

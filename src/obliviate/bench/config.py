@@ -37,6 +37,9 @@ class BenchConfig:
         reference: compare every method with a model retrained without the forget classes
             (the ``retrain`` method with its hyperparameters here, trained once per seed and
             cached).
+        evidence: with ``reference``, add the depth evidence of every row
+            (:mod:`obliviate.evidence`: prototype attacks, relearn time, agreement with the
+            retrained model) as ``ev_*`` columns.
         data_dir: where the dataset files are.
     """
 
@@ -51,6 +54,7 @@ class BenchConfig:
     relearn_steps: int = 1000
     mia: bool = True
     reference: bool = True
+    evidence: bool = True
     data_dir: str | None = None
 
     def __post_init__(self) -> None:
@@ -89,6 +93,7 @@ class BenchConfig:
             "forget_classes": list(self.forget_classes),
             "hyperparameters": self.hyperparameters.get(method, {}),
             "relearn_steps": self.relearn_steps, "mia": self.mia, "reference": self.reference,
+            "evidence": self.evidence,
         }  # fmt: skip
         return _digest(payload)
 

@@ -28,6 +28,17 @@ COLUMNS: tuple[tuple[str, str, bool, str], ...] = (
     ("gap_retain_test_acc", "gap A_R", True, "|A_R - the retrained model's A_R|, in points"),
     ("gap_forget_train_acc", "gap forget-train acc", True, "|forget-class training accuracy - "
      "the retrained model's|, in points"),
+    ("ev_proto_k10", "Proto k=10", True, "prototype attack: forget-class test samples assigned "
+     "to their class by the nearest mean of 10 training samples' features per class, in %"),
+    ("ev_proto_gap", "Proto gap", True, "Proto k=10 minus the retrained model's, in points "
+     "(> 0: the features hold more of the class than after retraining)"),
+    ("ev_relearn_gap", "RE gap", False, "RE minus the retrained model's RE, in points "
+     "(< 0: the head relearns the class more easily than after retraining)"),
+    ("ev_relearn_steps_ratio", "relearn-time ratio", False, "fine-tune steps on 10 samples per "
+     "class to regain 90 % of the original's forget-class accuracy, over the retrained "
+     "model's (>= 1: as slow as from retraining)"),
+    ("ev_agree_forget", "agree forget", False, "forget-class test samples on which the "
+     "prediction equals the retrained model's, in %"),
 )  # fmt: skip
 
 

@@ -73,6 +73,7 @@ class BenchRunner:
         self.progress = progress
         self._data: Dataset | None = None
         self._models: dict[tuple[str, int], ModelBundle] = {}  # (kind, seed) -> loaded once
+        self._evidence: dict[tuple[str, int], Any] = {}  # the reference's measures per seed
 
     @property
     def data(self) -> Dataset:
@@ -140,6 +141,8 @@ class BenchRunner:
                 )
             forget_test = self.data.test.of_classes(forget)
             row["kl_to_retrained"] = mean_kl_divergence(ref_model, model, forget_test.x)
+            if config.evidence:
+                row.update(self.evidence(model, ref_model, trained, seed))
         record = bundle.history[-1] if bundle.history and method != "original" else {}
         row.update(
             method=method,
@@ -155,6 +158,25 @@ class BenchRunner:
         if (kind, seed) not in self._models:
             self._models[(kind, seed)] = make()
         return self._models[(kind, seed)]
+
+    def evidence(self, model: torch.nn.Module, reference: torch.nn.Module,
+                 trained: ModelBundle, seed: int) -> dict[str, Any]:  # fmt: skip
+        """The depth evidence of one row against the retrained model (``ev_*`` columns); the
+        reference's own measures are taken once per seed."""
+        from obliviate.evidence import EvidenceConfig, gather_evidence
+        from obliviate.metrics import RelearnConfig
+
+        config = EvidenceConfig(relearn=RelearnConfig(steps=self.config.relearn_steps,
+                                                      seed=seed),
+                                mia=False, seed=seed)  # fmt: skip
+        original = trained.model.to(self.device).eval()
+        key = ("reference-evidence", seed)
+        report = gather_evidence(
+            model, reference, self.data, list(self.config.forget_classes), original=original,
+            config=config, reference_measures=self._evidence.get(key),
+        )  # fmt: skip
+        self._evidence[key] = report.reference
+        return report.columns()
 
     def mia(self, model: torch.nn.Module, seed: int) -> float:
         """MIA-efficacy of ``model``: members = retain train, non-members = test, on forget train."""

@@ -133,6 +133,9 @@ class MethodOutput:
 
     model: Classifier
     details: dict[str, Any] = field(default_factory=dict)
+    #: training statistics that still hold for ``model`` (:mod:`obliviate.stats`); the front
+    #: door clears the forgotten classes' entries. ``None``: the model's are stale, dropped.
+    statistics: Any = None
 
 
 class UnlearningMethod(ABC):

@@ -54,6 +54,7 @@ from obliviate.calibration import (
     statistics_strength,
     truncated_predictions,
 )
+from obliviate.deep import apply_edit, logit_bounds, redirect, retain_drop_bound, transport
 from obliviate.errors import ObliviateError
 from obliviate.fisher import diagonal_fisher, warm_up
 from obliviate.methods.base import (
@@ -68,6 +69,22 @@ from obliviate.methods.base import (
 )
 from obliviate.models import Classifier
 from obliviate.training import batched_eval, extract_features
+
+
+#: The calibrated mode's depths (see :class:`MnemonicForgetting`).
+DEPTHS = ("auto", "features", "output")
+
+
+def _deep_unavailable(model: Classifier, stats) -> str | None:
+    """Why the feature-level forget cannot run on ``model``, or ``None`` when it can."""
+    if model.feature_layer() is None:
+        return f"architecture {type(model).__name__} names no feature layer to edit"
+    if stats is None:
+        return "the model file has no training statistics"
+    if stats.layer is None:
+        return ("the model file has no layer statistics (trained before they were recorded, "
+                "or by a method that changes the features); retrain or retrofit it")
+    return None
 
 
 def noise_ratio(f_forget: torch.Tensor, f_retain: torch.Tensor) -> torch.Tensor:
@@ -133,6 +150,11 @@ class MnemonicForgetting(UnlearningMethod):
         retain_per_class: given retain samples per class used to verify (drawn with the seed).
         chunk_size: codes per forward pass (calibrated mode) or per vectorised Fisher pass
             (paper mode): memory grows with it, time does not.
+        depth: calibrated mode: ``features`` edits the last feature layer and the head
+            (:mod:`obliviate.deep`), ``output`` only the head, ``auto`` (default) the deepest
+            that verifies.
+        redirect: how far the forget classes' mean pre-activation moves towards the kept
+            classes they resemble (1: all the way; depth ``features``).
     """
 
     name = "mnemonic"
@@ -151,9 +173,14 @@ class MnemonicForgetting(UnlearningMethod):
         max_retain_drop: float = 1.0,
         retain_per_class: int = 500,
         chunk_size: int = 64,
+        depth: str = "auto",
+        redirect: float = 1.0,
     ) -> None:
         check_positive(lambda1=lambda1, lambda2=lambda2, chunk_size=chunk_size,
-                       max_strength=max_strength, retain_per_class=retain_per_class)  # fmt: skip
+                       max_strength=max_strength, retain_per_class=retain_per_class,
+                       redirect=redirect)  # fmt: skip
+        if depth not in DEPTHS:
+            raise ObliviateError(f"depth must be one of {', '.join(DEPTHS)}, got {depth!r}")
         check_non_negative(margin=margin, max_retain_drop=max_retain_drop)
         if not 0.0 <= min_forget_error <= 100.0:
             raise ObliviateError(f"min_forget_error must lie in [0, 100], got {min_forget_error}")
@@ -165,6 +192,8 @@ class MnemonicForgetting(UnlearningMethod):
         self.max_retain_drop = max_retain_drop
         self.retain_per_class = retain_per_class
         self.chunk_size = chunk_size
+        self.depth = depth
+        self.redirect = redirect
 
     @property
     def paper_mode(self) -> bool:
@@ -206,10 +235,87 @@ class MnemonicForgetting(UnlearningMethod):
     # -- calibrated mode --------------------------------------------------------------------
 
     def _calibrated(self, model, inputs, labels, forget, retain, given, context) -> MethodOutput:
+        if not bool(torch.isfinite(model(inputs[: self.chunk_size])).all()):
+            raise ObliviateError(
+                "the model's outputs on its codes are NaN/inf: the weights contain NaN/inf; "
+                "check the model file (was training diverging?)"
+            )
+        deep_note = None
+        if self.depth in ("auto", "features"):
+            missing = _deep_unavailable(model, context.stats)
+            if missing is None:
+                deep = self._deep(model, inputs, labels, forget, retain, context)
+                if deep.details["verified"] or self.depth == "features":
+                    return deep
+                deep_note = ("features: not verified (" + str(deep.details["verification"]
+                             ["reason"]) + "); fell back to output only")  # fmt: skip
+            elif self.depth == "features":
+                raise ObliviateError(f"depth 'features' is not available for this model: "
+                                     f"{missing}; use depth 'output'")  # fmt: skip
+            else:
+                deep_note = f"features: unavailable ({missing}); output only"
+        out = self._head_step(model, model, inputs, labels, forget, retain, given,
+                              context.stats, context.stats)  # fmt: skip
+        out.details.update(depth="output", depth_note=deep_note or "output only requested",
+                           scope="forget-class rows of the classifier; the features are the "
+                           "input's, unchanged, and still hold the forgotten classes")  # fmt: skip
+        return out
+
+    def _deep(self, model, inputs, labels, forget, retain, context) -> MethodOutput:
+        """Redirect the forget classes at the last feature layer (:mod:`obliviate.deep`), then
+        the closed-form head step on the edited model, verified by bounds carried through the
+        edit (or on data when given)."""
+        layer = model.feature_layer()
+        stats = context.stats
+        edit = redirect(model, layer, stats.layer, forget, retain, gamma=self.redirect)
+        edited = copy.deepcopy(model)
+        apply_edit(edited, layer, edit)
+        feature_bound = layer.feature_bound(edit.channel_bound)
+        bounds = logit_bounds(model.classifier, feature_bound)
+        carried = transport(stats, feature_bound, bounds, layer.nonnegative)
+        given = _GivenData.of(context, edited, retain, self.retain_per_class,
+                              inputs.device, forget_features=True, oracle=model)  # fmt: skip
+        out = self._head_step(edited, model, inputs, labels, forget, retain, given, carried,
+                              stats)  # fmt: skip
+        drop = retain_drop_bound(stats.layer, bounds, forget, retain)
+        checks = out.details["verification"]["checks"]
+        codes = checks["codes"]  # the edit may reorder kept classes on codes, which are not
+        # real data: only the forget codes' margin gates here, the kept classes are judged below
+        codes["retain_codes_unchanged_gates"] = False
+        codes["passed"] = codes["forget_margin_max"] <= -self.margin + 1e-4
+        if not given.retain_any:  # with kept-class data, the data check judges them
+            checks["retain_bound"] = {
+                "training_accuracy_drop_bound": drop,
+                "max_retain_drop": self.max_retain_drop,
+                "passed": drop is not None and drop <= self.max_retain_drop,
+            }
+        reason = out.details["verification"]["reason"]
+        if reason is None or reason.startswith("the check(s) on"):
+            verified, reason = _verdict(checks, None, f"after the feature edit and strength "
+                                        f"{out.details['strength']:.3g}")  # fmt: skip
+            out.details["verified"] = verified
+            out.details["verification"]["reason"] = reason
+        out.details["verification"]["on"] = list(checks)
+        out.details.update(
+            depth="features",
+            scope=f"layer {layer.name} (the forget classes redirected onto the kept classes "
+                  "they resemble) and the forget-class rows of the classifier",
+            redirect={"layer": layer.name, "gamma": self.redirect,
+                      "mixture": {str(f): {str(k): p for k, p in m.items()}
+                                  for f, m in edit.mixture.items()},
+                      "largest_logit_change_bound": float(bounds.max())},
+        )  # fmt: skip
+        return out
+
+    def _head_step(self, model, original, inputs, labels, forget, retain, given, stats,
+                   original_stats) -> MethodOutput:  # fmt: skip
+        """The closed-form lowering of the forget rows of ``model`` (the input, or the input
+        after a feature edit) and its checks; ``stats`` must hold for ``model``."""
         with torch.no_grad():  # in chunks: memory is bounded by chunk_size, time linear in codes
             feats = torch.cat([model.features(inputs[i : i + self.chunk_size])
                                for i in range(0, len(inputs), self.chunk_size)])  # fmt: skip
             logits = model.classifier(feats)
+            old_logits = logits if model is original else original(inputs)
         if not bool(torch.isfinite(logits).all()):
             raise ObliviateError(
                 "the model's outputs on its codes are NaN/inf: the weights contain NaN/inf; "
@@ -223,7 +329,6 @@ class MnemonicForgetting(UnlearningMethod):
             required_strength(direction, r, feats[is_code[r]], logits[is_code[r]], retain,
                               self.margin) for r in rows
         )  # fmt: skip
-        stats = context.stats
         bounds = []
         if stats is not None:
             per_class = [statistics_strength(direction, r, stats, retain, self.margin)
@@ -244,13 +349,13 @@ class MnemonicForgetting(UnlearningMethod):
         out = copy.deepcopy(model)
         apply_head(out.classifier, direction, strength)
 
-        with torch.no_grad():  # the feature extractor is the input's, unchanged: reuse its features
+        with torch.no_grad():  # the features are ``model``'s: reuse them
             new_logits = out.classifier(feats)
         code_margins = forget_margins(new_logits, labels, retain)
         is_f = torch.isin(labels, torch.tensor(forget, device=labels.device))
         kept_same = bool(torch.equal(  # the kept classes' ranking of every retain code is as before
             truncated_predictions(new_logits[~is_f], retain),
-            truncated_predictions(logits[~is_f], retain),
+            truncated_predictions(old_logits[~is_f], retain),
         ))  # fmt: skip
         checks: dict[str, dict] = {
             "codes": {
@@ -266,7 +371,7 @@ class MnemonicForgetting(UnlearningMethod):
                 "strength_needed": needed["training_statistics"],  # finite here
                 "passed": strength >= needed["training_statistics"],
             }
-        if given.any:  # the feature extractor is the input's, unchanged: its features are exact
+        if given.any:  # ``model``'s features are exact for ``out``: only the head changed since
             checks["data"] = given.check(
                 out.classifier(given.forget_features) if given.forget_features is not None else None,
                 out.classifier(given.retain_features) if given.retain_features is not None else None,
@@ -295,7 +400,6 @@ class MnemonicForgetting(UnlearningMethod):
             model=out,
             details={
                 "mode": "calibrated",
-                "scope": "forget-class rows of the classifier",
                 "strength": strength,
                 # None: no finite strength guarantees it (JSON has no infinity)
                 "strength_needed": {k: v if math.isfinite(v) else None for k, v in needed.items()},
@@ -303,8 +407,8 @@ class MnemonicForgetting(UnlearningMethod):
                 "eta_max": direction.eta_max,
                 "verified": verified,
                 "verification": {"on": list(checks), "checks": checks, "reason": reason},
-                "keeps_statistics": True,
             },
+            statistics=stats,
         )
 
     # -- paper mode -------------------------------------------------------------------------
@@ -398,11 +502,17 @@ class _GivenData:
     def any(self) -> bool:
         return self.forget_x is not None or self.retain_x is not None
 
+    @property
+    def retain_any(self) -> bool:
+        return self.retain_x is not None
+
     @classmethod
     def of(cls, context: UnlearnContext, model: Classifier, retain: list[int],
-           retain_per_class: int, device: torch.device, *, forget_features: bool) -> _GivenData:  # fmt: skip
+           retain_per_class: int, device: torch.device, *, forget_features: bool,
+           oracle: Classifier | None = None) -> _GivenData:  # fmt: skip
         """The given samples; the forget samples' features and logits only when asked (the
-        calibrated mode solves its strength on them, paper mode never reads them)."""
+        calibrated mode solves its strength on them, paper mode never reads them). Features
+        are ``model``'s; the truncation oracle is ``oracle``'s (default ``model``)."""
         out = cls()
         if context.forget_data is not None and len(context.forget_data):
             out.forget_x = context.forget_data.x
@@ -417,9 +527,10 @@ class _GivenData:
             out.retain_y = subset.y.to(device)
             out.retain_features = extract_features(model, out.retain_x)
             with torch.no_grad():
-                out.oracle_retain = truncated_predictions(
-                    model.classifier(out.retain_features), retain
-                )
+                judge = oracle if oracle is not None else model
+                base = out.retain_features if judge is model else extract_features(judge,
+                                                                                    out.retain_x)
+                out.oracle_retain = truncated_predictions(judge.classifier(base), retain)
         return out
 
     def logits_of(self, model: Classifier, which: str) -> torch.Tensor | None:

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from obliviate.deep import FeatureLayer
 from obliviate.errors import ObliviateError
 from obliviate.registry import Registry
 
@@ -55,6 +56,12 @@ class Classifier(nn.Module):
             "splits the network at; use a registered architecture (obliviate list)"
         )
 
+    def feature_layer(self) -> FeatureLayer | None:
+        """The layer the deep forget edits (:mod:`obliviate.deep`) and how a change of its
+        pre-activation reaches the penultimate features; ``None`` where that is not known
+        (the deep forget is then unavailable)."""
+        return None
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x))
 
@@ -81,6 +88,10 @@ class FullyConnected(Classifier):
 
     def blocks(self) -> list[nn.Module]:
         return [nn.Sequential(Reshape((self.input_dim,)), self.hidden, nn.Sigmoid())]
+
+    def feature_layer(self) -> FeatureLayer:
+        # sigmoid: slope at most 1/4
+        return FeatureLayer("hidden", torch.full((self.hidden.out_features,), 0.25))
 
 
 @MODELS.register("cnn")
@@ -113,6 +124,11 @@ class SmallCNN(Classifier):
 
     def blocks(self) -> list[nn.Module]:
         return [nn.Sequential(Reshape(self.image_shape), *self.body[:3]), self.body[3:]]
+
+    def feature_layer(self) -> FeatureLayer:
+        # ReLU then a 2x2 average pool: each channel feeds 4 features, slope at most 1
+        conv = self.body[3]
+        return FeatureLayer("body.3", torch.ones(conv.out_channels), features_per_channel=4)
 
 
 @MODELS.register("convnet")
@@ -152,6 +168,10 @@ class ConvNet(Classifier):
     def blocks(self) -> list[nn.Module]:
         return [nn.Sequential(Reshape(self.image_shape), *self.block1), self.block2, self.block3]
 
+    def feature_layer(self) -> FeatureLayer:
+        # ReLU then a global average pool: slope at most 1
+        return FeatureLayer("block3.0", torch.ones(self.block3[0].out_channels))
+
 
 @MODELS.register("resnet18")
 class CifarResNet18(Classifier):
@@ -181,6 +201,14 @@ class CifarResNet18(Classifier):
         stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
         return [stem, net.layer1, net.layer2, net.layer3, net.layer4,
                 nn.Sequential(net.avgpool, nn.Flatten())]  # fmt: skip
+
+    def feature_layer(self) -> FeatureLayer:
+        # the last block's second convolution, then batch norm (eval: a per-channel scale),
+        # the residual sum, ReLU and a global average pool
+        block = self.backbone.layer4[-1]
+        bn = block.bn2
+        scale = (bn.weight.detach() / torch.sqrt(bn.running_var + bn.eps)).abs().cpu()
+        return FeatureLayer("backbone.layer4.1.conv2", scale)
 
 
 #: The two readings of Hayase et al.'s activation (see :class:`NormalisedHardTanh`).

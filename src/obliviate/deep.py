@@ -1,0 +1,407 @@
+"""Deep (feature-level) forgetting: a closed-form edit of the last feature layer, from statistics
+stored at training time, with a bound that verifies it without data.
+
+A forget that lowers only the classifier rows leaves the features as they were, and whoever has
+the weights and a few labelled samples gets the class back (the prototype attack and the relearn
+probe of :mod:`obliviate.evidence`). A model retrained without the class maps that class's inputs
+onto the kept classes it resembles. This module does the same in one step, in the weights of the
+*last feature layer* ``a = W u + b`` (``u``: the layer's input, a flattened image patch for a
+convolution; ``a``: its pre-activation):
+
+redirect
+    For each forget class ``c`` the mean pre-activation ``W m_c`` (``m_c``: class ``c``'s mean
+    input, stored) is moved to ``t_c = sum_k pi_k W m_k``, a mixture of the kept classes' means
+    weighted by the original model's mean softmax over the kept classes on class ``c``
+    (``pi``: where the truncated model sends class ``c``, i.e. the classes it resembles). Among
+    all changes ``dW`` with ``dW m_c = t_c - W m_c`` for every forget class, the one that moves
+    the training inputs least (least ``sum_u |dW u|^2``, a ridge-regularised second moment ``A``
+    of the inputs) is ``dW = D (M^T V)^{-1} V^T`` with ``V = A^{-1} M`` (one column ``v_c`` per
+    forget class, stored). Inputs unlike the forget classes' (small ``v_c . u``) barely move.
+
+The stored statistics (:class:`LayerStatistics`) are aggregates, never samples: each class's mean
+input, ``v_c`` per class, and the range of ``v_f . u`` over each class's training inputs. With
+those ranges the change of every training sample's pre-activation is bounded, per class, without
+data; the architecture's Lipschitz constant from the pre-activation to the penultimate features
+(:meth:`~obliviate.models.Classifier.feature_layer`) carries it to the features and the logits.
+:func:`transport` turns the file's output statistics into bounds that hold after the edit, so the
+closed-form head step of :mod:`obliviate.calibration` still guarantees that every training sample
+of the forget classes falls below a kept class, and :func:`retain_drop_bound` bounds the kept
+classes' training accuracy lost against the truncation oracle.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from obliviate.errors import ObliviateError
+
+#: Keys of the layer statistics in the model file.
+LAYER_KEYS = ("stats.layer.class_mean", "stats.layer.directions", "stats.layer.ranges",
+              "stats.logit_mean", "stats.margin_quantiles", "stats.confusion")  # fmt: skip
+#: Quantiles of each class's true-class margin kept for the retain bound.
+QUANTILES = 128
+#: Ridge added to the inputs' second moment, relative to its mean eigenvalue.
+RIDGE = 1e-3
+#: Largest input dimension whose second moment is inverted exactly; above it, a rank-512
+#: eigendecomposition plus an isotropic remainder.
+FULL_RANK_LIMIT = 2048
+
+
+@dataclass
+class FeatureLayer:
+    """Where a deep forget edits a model, and how a pre-activation change reaches the features.
+
+    Attributes:
+        name: dotted name of an ``nn.Linear`` or ``nn.Conv2d`` (zero padding, one group) whose
+            output, through a monotone activation and pooling, gives the penultimate features.
+        channel_lipschitz: per output channel, the largest change of a feature fed by that
+            channel per unit change of the channel's pre-activation (sigmoid: 1/4, ReLU: 1, a
+            batch norm in between: its scale).
+        features_per_channel: penultimate features fed by each channel, channel-major (an
+            average pool to 2x2: 4).
+        nonnegative: the penultimate features are never negative (sigmoid, ReLU).
+    """
+
+    name: str
+    channel_lipschitz: torch.Tensor
+    features_per_channel: int = 1
+    nonnegative: bool = True
+
+    def module(self, model: nn.Module) -> nn.Module:
+        return model.get_submodule(self.name)
+
+    def feature_bound(self, channel_bound: torch.Tensor) -> torch.Tensor:
+        """Per-feature bound ``[..., d_feat]`` from a per-channel pre-activation bound."""
+        lip = self.channel_lipschitz.to(channel_bound)
+        return (channel_bound * lip).repeat_interleave(self.features_per_channel, dim=-1)
+
+
+def layer_inputs(module: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
+    """The rows ``u`` that ``module`` multiplies by its weight: ``[n, d]`` for a linear layer,
+    ``[n * positions, d]`` image patches for a convolution (with a trailing 1 when it has a
+    bias)."""
+    if isinstance(module, nn.Linear):
+        rows = inputs.reshape(-1, module.in_features)
+    elif isinstance(module, nn.Conv2d):
+        patches = nn.functional.unfold(inputs, module.kernel_size, dilation=module.dilation,
+                                       padding=module.padding, stride=module.stride)  # fmt: skip
+        rows = patches.transpose(1, 2).reshape(-1, patches.shape[1])
+    else:  # pragma: no cover - guarded by check_layer
+        raise ObliviateError(f"cannot edit a {type(module).__name__}")
+    if module.bias is not None:
+        rows = torch.cat([rows, torch.ones(len(rows), 1, dtype=rows.dtype, device=rows.device)], 1)
+    return rows
+
+
+def check_layer(module: nn.Module) -> None:
+    """Raise unless ``module`` is a layer the edit understands."""
+    if isinstance(module, nn.Linear):
+        return
+    if isinstance(module, nn.Conv2d) and module.groups == 1 and module.padding_mode == "zeros" \
+            and isinstance(module.padding, tuple):  # fmt: skip
+        return
+    raise ObliviateError(f"the deep forget edits an nn.Linear or a plain nn.Conv2d, not "
+                         f"{type(module).__name__}")  # fmt: skip
+
+
+def weight_matrix(module: nn.Module) -> torch.Tensor:
+    """The layer's weight as ``[out, d]``, with the bias as the last column when it has one."""
+    w = module.weight.reshape(module.weight.shape[0], -1)
+    if module.bias is not None:
+        w = torch.cat([w, module.bias[:, None]], 1)
+    return w
+
+
+@dataclass
+class LayerStatistics:
+    """Aggregates of the training set at the last feature layer and the outputs (no sample).
+
+    Attributes:
+        layer: the edited layer's dotted name.
+        class_mean: ``[C, d]`` each class's mean layer input ``m_c``.
+        directions: ``[d, C]``, ``v_c = A^{-1} m_c`` per class (``A``: the ridge-regularised
+            second moment of every training input of the layer).
+        ranges: ``[C, C, 2]``, ``ranges[k, f]`` = (min, max) of ``v_f . u`` over the layer
+            inputs ``u`` of class ``k``'s training samples.
+        logit_mean: ``[C, C]`` each class's mean logits (where the model sends it).
+        margin_quantiles: ``[C, QUANTILES + 1]`` the sorted true-class margins
+            ``z_y - max_{k != y} z_k`` of each class, sampled at ``QUANTILES + 1`` ranks.
+        confusion: ``[C, C]`` training predictions per (true, predicted) class; empty after a
+            deep forget, which changes them.
+    """
+
+    layer: str
+    class_mean: torch.Tensor
+    directions: torch.Tensor
+    ranges: torch.Tensor
+    logit_mean: torch.Tensor
+    margin_quantiles: torch.Tensor
+    confusion: torch.Tensor
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        values = (self.class_mean, self.directions, self.ranges, self.logit_mean,
+                  self.margin_quantiles, self.confusion)  # fmt: skip
+        return {k: v.contiguous() for k, v in zip(LAYER_KEYS, values)}
+
+    @classmethod
+    def from_tensors(cls, tensors: dict[str, torch.Tensor], layer: str | None,
+                     num_classes: int) -> LayerStatistics | None:  # fmt: skip
+        """The statistics stored in a model file; ``None`` without them; raises when their
+        shapes contradict each other or the class count."""
+        if layer is None or not all(k in tensors for k in LAYER_KEYS):
+            return None
+        out = cls(layer, *(tensors[k].float() for k in LAYER_KEYS))
+        c, d = num_classes, out.class_mean.shape[-1]
+        expected = {"class_mean": (c, d), "directions": (d, c), "ranges": (c, c, 2),
+                    "logit_mean": (c, c), "margin_quantiles": (c, QUANTILES + 1)}  # fmt: skip
+        for name, shape in expected.items():
+            if tuple(getattr(out, name).shape) != shape:
+                raise ObliviateError(f"the layer statistics {name} have shape "
+                                     f"{tuple(getattr(out, name).shape)}, expected {shape}")  # fmt: skip
+        if out.confusion.numel() and tuple(out.confusion.shape) != (c, c):
+            raise ObliviateError("the layer statistics' confusion matrix does not fit the model")
+        finite = [out.class_mean, out.directions, out.logit_mean]
+        if not all(bool(torch.isfinite(t).all()) for t in finite) or \
+                torch.isnan(out.ranges).any() or torch.isnan(out.margin_quantiles).any():  # fmt: skip
+            raise ObliviateError("the layer statistics hold NaN or infinite values")
+        return out
+
+    def without(self, classes: list[int] | tuple[int, ...]) -> LayerStatistics:
+        """A copy with every entry about ``classes`` cleared (means, directions, ranges,
+        logits, margins, confusion): a forgotten class leaves no per-class trace."""
+        index = torch.tensor(list(classes), dtype=torch.long)
+        out = copy.deepcopy(self)
+        out.class_mean[index] = 0.0
+        out.directions[:, index] = 0.0
+        out.ranges[index] = 0.0
+        out.ranges[:, index] = 0.0
+        out.logit_mean[index] = 0.0
+        out.logit_mean[:, index] = 0.0
+        out.margin_quantiles[index] = float("inf")  # no sample: nothing at risk
+        if out.confusion.numel():
+            out.confusion[index] = 0.0
+            out.confusion[:, index] = 0.0
+        return out
+
+
+class _Accumulator:
+    """Per-class sums and the second moment of a layer's inputs, in float64."""
+
+    def __init__(self) -> None:
+        self.sums: torch.Tensor | None = None
+        self.moment: torch.Tensor | None = None
+        self.counts: torch.Tensor | None = None
+
+    def add(self, rows: torch.Tensor, labels: torch.Tensor, num_classes: int) -> None:
+        rows = rows.double()
+        if self.sums is None:
+            d = rows.shape[1]
+            self.sums = torch.zeros(num_classes, d, dtype=torch.float64, device=rows.device)
+            self.moment = torch.zeros(d, d, dtype=torch.float64, device=rows.device)
+            self.counts = torch.zeros(num_classes, dtype=torch.float64, device=rows.device)
+        self.sums.index_add_(0, labels, rows)
+        self.counts += torch.bincount(labels, minlength=num_classes).double()
+        self.moment += rows.T @ rows
+
+
+def _inverse_times(moment: torch.Tensor, n: float, rhs: torch.Tensor) -> torch.Tensor:
+    """``(moment / n + ridge)^{-1} rhs``: exact up to ``FULL_RANK_LIMIT`` dimensions, else a
+    rank-512 eigendecomposition plus the mean remaining eigenvalue."""
+    a = moment / max(n, 1.0)
+    d = a.shape[0]
+    ridge = RIDGE * float(torch.trace(a)) / d
+    if d <= FULL_RANK_LIMIT:
+        return torch.linalg.solve(a + ridge * torch.eye(d, dtype=a.dtype, device=a.device), rhs)
+    values, vectors = torch.linalg.eigh(a)
+    keep = 512
+    top_v, top_u = values[-keep:], vectors[:, -keep:]
+    rest = float(values[:-keep].clamp_min(0).mean())
+    proj = top_u.T @ rhs
+    return top_u @ (proj / (top_v.clamp_min(0) + ridge)[:, None]) + \
+        (rhs - top_u @ proj) / (rest + ridge)  # fmt: skip
+
+
+@torch.no_grad()
+def record_layer_statistics(model: nn.Module, layer: FeatureLayer, x: torch.Tensor,
+                            y: torch.Tensor, num_classes: int, *,
+                            batch_size: int = 512) -> LayerStatistics:  # fmt: skip
+    """Two passes over the training inputs ``x``: the layer inputs' class means, second moment
+    and logits, then the ranges of ``v_f . u`` per class (see :class:`LayerStatistics`)."""
+    module = layer.module(model)
+    check_layer(module)
+    captured: list[torch.Tensor] = []
+    hook = module.register_forward_hook(lambda _m, args, _o: captured.append(args[0]))
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    acc = _Accumulator()
+    logits_sum = torch.zeros(num_classes, num_classes, dtype=torch.float64)
+    confusion = torch.zeros(num_classes, num_classes)
+    margins = []
+    try:
+        for start in range(0, len(y), batch_size):
+            xb, yb = x[start : start + batch_size].to(device), y[start : start + batch_size]
+            captured.clear()
+            logits = model(xb).float().cpu()
+            rows = layer_inputs(module, captured[0])
+            per_sample = len(rows) // len(yb)
+            acc.add(rows, yb.to(device).repeat_interleave(per_sample), num_classes)
+            logits_sum.index_add_(0, yb, logits.double())
+            confusion.index_put_((yb, logits.argmax(1)), torch.ones(len(yb)), accumulate=True)
+            own = logits.gather(1, yb[:, None]).squeeze(1)
+            others = logits.scatter(1, yb[:, None], float("-inf")).max(1).values
+            margins.append(own - others)
+        assert acc.sums is not None and acc.moment is not None and acc.counts is not None
+        counts = acc.counts.clamp_min(1.0)
+        class_mean = acc.sums / counts[:, None]
+        directions = _inverse_times(acc.moment, float(acc.counts.sum()), class_mean.T)  # [d, C]
+        ranges = torch.zeros(num_classes, num_classes, 2, dtype=torch.float64, device=device)
+        ranges[..., 0], ranges[..., 1] = float("inf"), float("-inf")
+        for start in range(0, len(y), batch_size):
+            xb, yb = x[start : start + batch_size].to(device), y[start : start + batch_size]
+            captured.clear()
+            model(xb)
+            rows = layer_inputs(module, captured[0]).double()
+            labels = yb.to(device).repeat_interleave(len(rows) // len(yb))
+            proj = rows @ directions  # [rows, C]
+            index = labels[:, None].expand_as(proj)
+            lo = torch.full_like(ranges[..., 0], float("inf")).scatter_reduce(0, index, proj, "amin")
+            hi = torch.full_like(ranges[..., 1], float("-inf")).scatter_reduce(0, index, proj, "amax")
+            ranges[..., 0] = torch.minimum(ranges[..., 0], lo)
+            ranges[..., 1] = torch.maximum(ranges[..., 1], hi)
+    finally:
+        hook.remove()
+        model.train(was_training)
+    ranges = torch.where(torch.isfinite(ranges), ranges, torch.zeros_like(ranges))
+    margin = torch.cat(margins)
+    quantiles = torch.full((num_classes, QUANTILES + 1), float("inf"))
+    for c in range(num_classes):
+        values = margin[y == c].sort().values
+        if len(values):
+            ranks = torch.linspace(0, len(values) - 1, QUANTILES + 1).floor().long()
+            quantiles[c] = values[ranks]
+    return LayerStatistics(
+        layer=layer.name, class_mean=class_mean.float().cpu(),
+        directions=directions.float().cpu(), ranges=ranges.float().cpu(),
+        logit_mean=(logits_sum / acc.counts.cpu().clamp_min(1.0)[:, None]).float(),
+        margin_quantiles=quantiles, confusion=confusion,
+    )  # fmt: skip
+
+
+@dataclass
+class FeatureEdit:
+    """A computed edit: ``delta`` (``[out, d]``, bias in the last column when present), the
+    per-class bound on every channel's pre-activation change (``[C, out]``), and the targets'
+    mixture weights per forget class (for the record)."""
+
+    delta: torch.Tensor
+    channel_bound: torch.Tensor
+    mixture: dict[int, dict[int, float]]
+
+
+def redirect(model: nn.Module, layer: FeatureLayer, stats: LayerStatistics, forget: list[int],
+             retain: list[int], *, gamma: float = 1.0) -> FeatureEdit:  # fmt: skip
+    """The closed-form edit of the module doc, and its bound per class (see :class:`FeatureEdit`)."""
+    module = layer.module(model)
+    check_layer(module)
+    w = weight_matrix(module).detach().double().cpu()
+    if w.shape[1] != stats.class_mean.shape[1]:
+        raise ObliviateError("the layer statistics do not fit the model's last feature layer")
+    means = stats.class_mean.double()
+    pre = means @ w.T  # [C, out]: mean pre-activation per class
+    weights = torch.softmax(stats.logit_mean.double()[forget][:, retain], dim=1)  # [F, R]
+    targets = weights @ pre[retain]
+    shift = gamma * (targets - pre[forget])  # [F, out]
+    v = stats.directions.double()[:, forget]  # [d, F]
+    gram = means[forget] @ v  # [F, F]: m_f . v_g
+    try:
+        coef = torch.linalg.solve(gram.T, shift)  # [F, out]: (M^T V)^{-T} D^T
+    except RuntimeError:
+        raise ObliviateError("the forget classes' mean inputs are linearly dependent at the last "
+                             "feature layer; forget them one request at a time") from None
+    delta = coef.T @ v.T  # [out, d] = D (M^T V)^{-1} V^T
+    reach = stats.ranges.double()[:, forget].abs().amax(-1)  # [C, F]: max |v_f . u| per class
+    channel_bound = reach @ coef.abs()  # [C, out]
+    mixture = {f: {k: float(p) for k, p in zip(retain, row) if p >= 0.01}
+               for f, row in zip(forget, weights)}  # fmt: skip
+    return FeatureEdit(delta.float(), channel_bound.float(), mixture)
+
+
+@torch.no_grad()
+def apply_edit(model: nn.Module, layer: FeatureLayer, edit: FeatureEdit) -> None:
+    """Add ``edit.delta`` to the layer's weight (and bias) in place."""
+    module = layer.module(model)
+    delta = edit.delta.to(module.weight.device, module.weight.dtype)
+    if module.bias is not None:
+        module.bias += delta[:, -1]
+        delta = delta[:, :-1]
+    module.weight += delta.reshape(module.weight.shape)
+
+
+def logit_bounds(classifier: nn.Linear, feature_bound: torch.Tensor) -> torch.Tensor:
+    """``[C, C]``: ``bound[y, k]`` bounds the change of ``z_y - z_k`` on class ``y``'s training
+    samples, ``sum_i |W_yi - W_ki| * feature_bound[y, i]``."""
+    w = classifier.weight.detach().float().cpu()
+    rows = []
+    for y in range(w.shape[0]):
+        rows.append((w[y][None, :] - w).abs() @ feature_bound[y])
+    return torch.stack(rows)
+
+
+def transport(stats, feature_bound: torch.Tensor, bounds: torch.Tensor, nonnegative: bool):
+    """Output statistics that still hold after an edit whose features move by at most
+    ``feature_bound[c]`` and whose logit differences by ``bounds`` (see :func:`logit_bounds`):
+    margins grow by the bound, feature minima shrink by it (not below 0 for non-negative
+    features), margin quantiles shrink by each class's largest bound; the confusion matrix,
+    which an edit changes, is dropped."""
+    from obliviate.stats import TrainingStatistics
+
+    floor = stats.feature_min - feature_bound
+    if nonnegative:
+        floor = floor.clamp_min(0.0)
+    layer = None
+    if stats.layer is not None:
+        layer = copy.deepcopy(stats.layer)
+        layer.margin_quantiles = layer.margin_quantiles - bounds.amax(1, keepdim=True)
+        layer.confusion = torch.empty(0)
+    return TrainingStatistics(stats.margin + bounds, floor, stats.samples, layer)
+
+
+def retain_drop_bound(layer_stats: LayerStatistics, bounds: torch.Tensor, forget: list[int],
+                      retain: list[int]) -> float | None:  # fmt: skip
+    """Points of kept-class *training* accuracy that the edit can cost at most against the
+    truncation oracle, or ``None`` when the statistics cannot tell (no confusion matrix).
+
+    A sample of kept class ``y`` whose margin over every other class is at least ``B_y =
+    max_k bounds[y, k]`` keeps its prediction (the forget rows only go down afterwards). So
+    at most ``P(margin < B_y)`` of class ``y`` is wrong after the edit, read conservatively from
+    the stored quantiles, while the oracle gets wrong at least the samples the model got wrong
+    less those it sent to a forget class.
+    """
+    confusion = layer_stats.confusion
+    if not confusion.numel():
+        return None
+    total, lost = 0.0, 0.0
+    q = layer_stats.margin_quantiles
+    for y in retain:
+        n = float(confusion[y].sum())
+        if n == 0:
+            continue
+        b = float(bounds[y].amax())
+        above = (q[y] >= b).nonzero()
+        # at most i/QUANTILES of the samples lie below the i-th stored rank (floor ranks)
+        at_risk = 1.0 if len(above) == 0 else float(above[0, 0]) / QUANTILES
+        wrong_before = 1.0 - float(confusion[y, y]) / n
+        sent_to_forget = float(confusion[y, forget].sum()) / n
+        lost += n * max(0.0, min(1.0, at_risk) - wrong_before + sent_to_forget)
+        total += n
+    return 100.0 * lost / total if total else 0.0
+
+
+def finite_or_none(value: float) -> float | None:
+    return value if math.isfinite(value) else None

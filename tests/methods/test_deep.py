@@ -1,0 +1,185 @@
+"""The deep (feature-level) forget: the closed-form redirect, the bounds that carry the file's
+statistics through it, the depth modes and their records."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+import obliviate
+from obliviate.calibration import truncated_predictions
+from obliviate.deep import (
+    apply_edit,
+    logit_bounds,
+    redirect,
+    retain_drop_bound,
+    transport,
+    weight_matrix,
+)
+from obliviate.errors import NotVerifiedError, ObliviateError
+from obliviate.evidence import prototype_accuracy
+from obliviate.stats import record_statistics
+from obliviate.training import extract_features, predict
+
+
+@pytest.fixture(scope="module")
+def cnn_bundle(digits):
+    return obliviate.train(digits, "cnn", config=obliviate.TrainConfig(epochs=15, lr=0.05),
+                           progress=False)  # fmt: skip
+
+
+def _edited(bundle, forget):
+    model = bundle.model
+    retain = [c for c in range(bundle.num_classes) if c not in forget]
+    layer = model.feature_layer()
+    edit = redirect(model, layer, bundle.stats.layer, forget, retain)
+    out = copy.deepcopy(model)
+    apply_edit(out, layer, edit)
+    return out, layer, edit, retain
+
+
+@pytest.mark.parametrize("forget", [[3], [1, 8]])
+def test_redirect_moves_each_forget_class_mean_exactly_onto_its_target(digits_bundle, forget):
+    edited, layer, edit, retain = _edited(digits_bundle, forget)
+    stats = digits_bundle.stats.layer
+    before = stats.class_mean.double() @ weight_matrix(layer.module(digits_bundle.model)).double().T
+    after = stats.class_mean.double() @ weight_matrix(layer.module(edited)).double().T
+    weights = torch.softmax(stats.logit_mean.double()[forget][:, retain], dim=1)
+    target = weights @ before[retain]
+    assert torch.allclose(after[forget], target, atol=1e-3)
+    # the closest kept class in the mixture is the one the model confuses it with most
+    assert not torch.allclose(after[forget], before[forget], atol=1e-2)
+
+
+@pytest.mark.parametrize("arch", ["fc", "cnn"])
+def test_the_bounds_hold_on_every_training_sample(digits_bundle, cnn_bundle, digits, arch):
+    bundle = digits_bundle if arch == "fc" else cnn_bundle
+    edited, layer, edit, retain = _edited(bundle, [3])
+    x, y = digits.train.x, digits.train.y
+    old, new = extract_features(bundle.model, x), extract_features(edited, x)
+    feature_bound = layer.feature_bound(edit.channel_bound)
+    assert bool(((new - old).abs() <= feature_bound[y] + 1e-4).all())
+    bounds = logit_bounds(bundle.model.classifier, feature_bound)
+    z_old, z_new = bundle.model.classifier(old), bundle.model.classifier(new)
+    d_old = z_old.gather(1, y[:, None]) - z_old  # z_y - z_k
+    d_new = z_new.gather(1, y[:, None]) - z_new
+    assert bool(((d_new - d_old).abs() <= bounds[y] + 1e-3).all())
+    assert float((d_new - d_old).detach().abs().max()) > 0.1  # the edit did move something
+
+
+def test_carried_statistics_hold_for_the_edited_model(digits_bundle, digits):
+    edited, layer, edit, _ = _edited(digits_bundle, [0])
+    feature_bound = layer.feature_bound(edit.channel_bound)
+    bounds = logit_bounds(digits_bundle.model.classifier, feature_bound)
+    carried = transport(digits_bundle.stats, feature_bound, bounds, layer.nonnegative)
+    actual = record_statistics(edited, digits.train)
+    assert bool((actual.margin <= carried.margin + 1e-4).all())
+    assert bool((actual.feature_min >= carried.feature_min - 1e-5).all())
+    # quantiles only fall: every stored rank of the new margins lies above the carried one
+    assert bool((actual.layer.margin_quantiles >= carried.layer.margin_quantiles - 1e-4).all())
+
+
+def test_the_kept_class_bound_is_never_below_the_true_drop(digits_bundle, digits):
+    for forget in ([3], [2, 4, 6]):
+        edited, layer, edit, retain = _edited(digits_bundle, forget)
+        bounds = logit_bounds(digits_bundle.model.classifier, layer.feature_bound(edit.channel_bound))
+        bound = retain_drop_bound(digits_bundle.stats.layer, bounds, forget, retain)
+        kept = digits.train.without_classes(forget)
+        with torch.no_grad():
+            oracle = truncated_predictions(digits_bundle.model(kept.x), retain)
+            after = truncated_predictions(edited(kept.x), retain)
+        drop = 100.0 * float((oracle == kept.y).float().mean() - (after == kept.y).float().mean())
+        assert bound is not None and bound >= drop
+
+
+def test_features_depth_verified_on_data_takes_the_class_out_of_the_features(digits_bundle,
+                                                                             digits):  # fmt: skip
+    deep = obliviate.forget(digits_bundle, [3], data=digits, depth="features", progress=False)
+    record = deep.history[-1]
+    assert record["verified"] is True and record["depth"] == "features"
+    assert record["verification"]["checks"]["data"]["passed"]
+    assert "retain_bound" not in record["verification"]["checks"]  # data judged the kept classes
+    old, new = digits_bundle.model, deep.model
+    assert not torch.equal(old.hidden.weight, new.hidden.weight)
+    assert (predict(new, digits.test.of_classes([3]).x) != 3).all()
+    shallow = obliviate.forget(digits_bundle, [3], depth="output", progress=False)
+    assert torch.equal(shallow.model.hidden.weight, old.hidden.weight)
+    retrained = obliviate.api.retrained_reference(digits_bundle, [3], digits, progress=False)
+    p_deep = prototype_accuracy(new, digits.train, digits.test, [3])
+    p_shallow = prototype_accuracy(shallow.model, digits.train, digits.test, [3])
+    p_retrained = prototype_accuracy(retrained.model, digits.train, digits.test, [3])
+    # the head-only forget keeps more of the class than retraining; the deep one no more
+    assert p_shallow > p_retrained + 5.0 and p_deep <= p_retrained + 2.0, (p_shallow, p_deep,
+                                                                          p_retrained)
+
+
+def test_features_without_data_cannot_vouch_for_the_kept_classes(digits_bundle):
+    with pytest.raises(NotVerifiedError, match="retain_bound"):
+        obliviate.forget(digits_bundle, [3], depth="features", progress=False)
+    forced = obliviate.forget(digits_bundle, [3], depth="features", progress=False, force=True)
+    record = forced.history[-1]
+    assert record["verified"] is False and record["depth"] == "features"
+    checks = record["verification"]["checks"]
+    assert checks["training_statistics"]["passed"]  # the forget side is bounded without data
+    assert checks["retain_bound"]["passed"] is False
+    assert checks["retain_bound"]["training_accuracy_drop_bound"] > 1.0
+
+
+def test_auto_without_data_stays_output_only_and_says_why(digits_bundle):
+    out = obliviate.forget(digits_bundle, [3], progress=False)
+    record = out.history[-1]
+    assert record["verified"] is True and record["depth"] == "output"
+    assert "features: not verified" in record["depth_note"]
+    assert "still hold" in record["scope"]
+    assert torch.equal(out.model.hidden.weight, digits_bundle.model.hidden.weight)
+
+
+def test_auto_with_data_goes_deep_when_the_data_verify_it(digits_bundle, digits):
+    out = obliviate.forget(digits_bundle, [3], data=digits, progress=False)
+    assert out.history[-1]["depth"] == "features" and out.history[-1]["verified"] is True
+
+
+def test_without_layer_statistics_the_forget_is_output_only(digits_bundle):
+    bare = digits_bundle.clone()
+    bare.stats.layer = None
+    out = obliviate.forget(bare, [3], progress=False)
+    assert out.history[-1]["depth"] == "output"
+    assert "unavailable" in out.history[-1]["depth_note"]
+    with pytest.raises(ObliviateError, match="depth 'features' is not available"):
+        obliviate.forget(bare, [3], depth="features", progress=False)
+
+
+def test_layer_statistics_round_trip_and_forget_their_classes(digits_bundle, digits, tmp_path):
+    obliviate.save(digits_bundle, tmp_path / "m.safetensors")
+    back = obliviate.load(tmp_path / "m.safetensors")
+    a, b = digits_bundle.stats.layer, back.stats.layer
+    assert a.layer == b.layer == "hidden"
+    for name in ("class_mean", "directions", "ranges", "logit_mean", "confusion"):
+        assert torch.equal(getattr(a, name), getattr(b, name)), name
+    deep = obliviate.forget(back, [5], data=digits, depth="features", progress=False)
+    layer = deep.stats.layer
+    assert float(layer.class_mean[5].abs().sum()) == 0.0
+    assert float(layer.directions[:, 5].abs().sum()) == 0.0
+    assert float(layer.ranges[5].abs().sum()) == 0.0 and float(layer.ranges[:, 5].abs().sum()) == 0
+    assert float(layer.logit_mean[5].abs().sum()) == 0.0
+    assert layer.confusion.numel() == 0  # the edit changed the predictions it counted
+    # a second request on the deep-forgotten model still verifies (carried statistics)
+    again = obliviate.forget(deep, [7], progress=False)
+    assert again.history[-1]["verified"] is True
+
+
+def test_damaged_layer_statistics_are_refused(digits_bundle, tmp_path):
+    from safetensors.torch import load_file, save_file
+    from safetensors import safe_open
+
+    path = tmp_path / "m.safetensors"
+    obliviate.save(digits_bundle, path)
+    with safe_open(str(path), "pt") as fh:
+        meta = fh.metadata()
+    tensors = load_file(path)
+    tensors["stats.layer.directions"] = tensors["stats.layer.directions"][:-1].contiguous()
+    save_file(tensors, tmp_path / "bad.safetensors", metadata=meta)
+    with pytest.raises(ObliviateError, match="layer statistics"):
+        obliviate.load(tmp_path / "bad.safetensors")
