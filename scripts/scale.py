@@ -48,10 +48,24 @@ def worker(args: argparse.Namespace) -> dict:
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
+    stats_seconds = None
+    if args.mode == "features":  # the deep forget needs the layer statistics: record them on
+        # one random image per class (time and memory only), as training would on its data
+        from obliviate.data import Split
+        from obliviate.stats import record_statistics
+
+        x = torch.rand(args.num_classes, *shape)
+        y = torch.arange(args.num_classes)
+        started = time.perf_counter()
+        bundle.stats = record_statistics(bundle.model, Split(x, y), batch_size=32)
+        stats_seconds = time.perf_counter() - started
+        bundle.model.to(device)
     setup_rss = rss_mib()
     hyper = {"chunk_size": args.chunk}
     if args.mode == "paper":
         hyper.update(lambda1=1e-6, lambda2=0.5)  # the v1 supplement's ImageNet setting
+    if args.mode == "features":
+        hyper.update(depth="features")
     classes = list(range(args.forget))
     start = time.perf_counter()
     out = obliviate.forget(bundle, classes, device=device, progress=False, force=True, **hyper)
@@ -64,6 +78,12 @@ def worker(args: argparse.Namespace) -> dict:
         "peak_rss_mib": rss_mib(), "setup_rss_mib": setup_rss,
         "threads": torch.get_num_threads(),
     }  # fmt: skip
+    if stats_seconds is not None:
+        layer = bundle.stats.layer
+        row["statistics_seconds"] = stats_seconds
+        row["statistics_mib"] = sum(t.numel() * t.element_size()
+                                    for t in layer.tensors().values()) / 2**20  # fmt: skip
+        row["depth"] = record.get("depth")
     if device.type == "cuda":
         row["peak_cuda_mib"] = torch.cuda.max_memory_allocated() / 2**20
         row["gpu"] = torch.cuda.get_device_name()
@@ -80,6 +100,8 @@ def main() -> None:
     parser.add_argument("--chunks", default="16,64,256", help="calibrated-mode chunk sizes")
     parser.add_argument("--paper-chunks", default="8,32", help="paper-mode chunk sizes ('' skips)")
     parser.add_argument("--forget-counts", default="1,10")
+    parser.add_argument("--features-chunks", default="64", help="deep-forget (depth features) "
+                        "chunk sizes ('' skips)")  # fmt: skip
     parser.add_argument("--num-classes", type=int, default=1000)
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--out", type=Path, default=Path("docs/results/scale.md"))
@@ -93,6 +115,8 @@ def main() -> None:
         return
     plan = [("calibrated", c, k) for c in _ints(args.chunks) for k in _ints(args.forget_counts)]
     plan += [("paper", c, k) for c in _ints(args.paper_chunks) for k in _ints(args.forget_counts)]
+    plan += [("features", c, k) for c in _ints(args.features_chunks)
+             for k in _ints(args.forget_counts)]  # fmt: skip
     rows = []
     for mode, chunk, k in plan:
         cmd = [sys.executable, __file__, "--worker", "--device", args.device, "--mode", mode,
@@ -112,7 +136,8 @@ def main() -> None:
         f"{args.image_size}x{args.image_size}, {where}",
         "",
         f"Produced by `python scripts/scale.py --device {args.device} --chunks {args.chunks} "
-        f"--paper-chunks '{args.paper_chunks}' --forget-counts {args.forget_counts}"
+        f"--paper-chunks '{args.paper_chunks}' --features-chunks '{args.features_chunks}' "
+        f"--forget-counts {args.forget_counts}"
         + (f" --num-classes {args.num_classes}" if args.num_classes != 1000 else "")
         + (f" --image-size {args.image_size}" if args.image_size != 224 else "")
         + "`. Random weights (time and memory only; `force=True` because a random model has "
@@ -122,7 +147,10 @@ def main() -> None:
         "calibrated = the default forget (a forward pass of every code, chunk codes at a time, "
         "then a closed-form change of the forget rows); paper = Alg. 2 with λ = (1e-6, 0.5) "
         "(per-sample gradients of every code, chunk at a time, then two candidates judged on "
-        "the codes).",
+        "the codes); features = the deep forget (`depth features`: the closed-form redirect "
+        "at layer4's last convolution, then the calibrated head step; its layer statistics "
+        "recorded first on one random image per class, which the statistics columns time and "
+        "size).",
         "",
         "| mode | chunk | classes forgotten | method s | wall s | peak memory MiB | rise over set-up MiB |",
         "|---|---|---|---|---|---|---|",
@@ -134,6 +162,13 @@ def main() -> None:
             peak, rise = r["peak_rss_mib"], r["peak_rss_mib"] - r["setup_rss_mib"]
         lines.append(f"| {r['mode']} | {r['chunk']} | {r['forget']} | {r['method_seconds']:.2f} | "
                      f"{r['wall_seconds']:.2f} | {peak:.0f} | {rise:.0f} |")  # fmt: skip
+    deep = [r for r in rows if r["mode"] == "features"]
+    if deep:
+        lines += ["", "Layer statistics of the deep forget: recorded in "
+                  + ", ".join(f"{r['statistics_seconds']:.1f} s" for r in deep)
+                  + f" (one pass over {args.num_classes} images, a second moment of the "
+                  "layer's patches and its eigendecomposition); stored size "
+                  + f"{deep[0]['statistics_mib']:.1f} MiB."]  # fmt: skip
     lines += ["", f"For comparison: {PAPER}.", ""]
     if not _ints(args.paper_chunks):
         lines.insert(-2, "Paper mode was not run (`--paper-chunks ''`): per-sample gradients of "

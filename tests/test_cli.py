@@ -196,3 +196,21 @@ def test_evaluate_a_model_that_forgot_nothing(cli, model_file):
 def test_evaluate_settings_are_checked(cli, model_file, args, message):
     code, _, err = cli("evaluate", model_file, "--relearn-steps", "5", *args)
     assert code == 2 and message in err
+
+
+def test_forget_says_its_depth_and_the_deep_forget_needs_data(cli, tmp_path, model_file):
+    out = tmp_path / "o.safetensors"
+    code, _, err = cli("forget", model_file, "--classes", "3", "--out", out)
+    assert code == 0, err
+    assert "depth: output only — the features still hold the class" in err
+    assert "--data" in err  # how to go deeper
+    deep = tmp_path / "d.safetensors"
+    code, _, err = cli("forget", model_file, "--classes", "3", "--depth", "features", "--out", deep)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "retain_bound" in err
+    assert not deep.exists()
+    code, _, err = cli("forget", model_file, "--classes", "3", "--data", "digits", "--out", deep)
+    assert code == 0, err
+    assert "depth: features — layer hidden" in err and "verified: true" in err
+    assert obliviate.load(deep).history[-1]["depth"] == "features"
+    code, _, err = cli("forget", model_file, "--classes", "3", "--depth", "deepest", "--out", deep)
+    assert code == 2 and "unknown depth 'deepest'" in err

@@ -41,7 +41,7 @@ def test_every_method_two_seeds(tmp_path):
     page = (tmp_path / "table.md").read_text().splitlines()
     table = [line for line in page if line.startswith("|")]
     legend = [line for line in page if line.startswith("- **")]
-    assert len(legend) == 9 and all("is better" in line for line in legend)  # every column
+    assert len(legend) == 14 and all("is better" in line for line in legend)  # every column
     assert "± " in table[2]  # two seeds: a spread
     names = [line.split("|")[1].strip() for line in table[2:]]
     assert names == ["original", *METHODS.names()]
@@ -64,6 +64,10 @@ def test_every_method_two_seeds(tmp_path):
     assert row["mia_efficacy"] == 100  # the retrained model never saw class 0
     assert forgotten["forget_train_acc"] < original["forget_train_acc"]
     assert forgotten["seconds"] > 0 and original["seconds"] is None
+    # depth evidence: the data-free default only lowers the head, so the prototype attack on
+    # its features reads exactly what it reads on the original's
+    assert forgotten["ev_proto_k10"] == original["ev_proto_k10"] > 50.0
+    assert forgotten["ev_reference"] == "retrained" and "ev_relearn_steps_ratio" in forgotten
 
 
 def test_resume_skips_finished_rows_and_reports_corrupt_lines(tmp_path, caplog):

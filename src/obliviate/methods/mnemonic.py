@@ -244,11 +244,12 @@ class MnemonicForgetting(UnlearningMethod):
         if self.depth in ("auto", "features"):
             missing = _deep_unavailable(model, context.stats)
             if missing is None:
-                deep = self._deep(model, inputs, labels, forget, retain, context)
-                if deep.details["verified"] or self.depth == "features":
+                deep, deep_note = self._deep(model, inputs, labels, forget, retain, context)
+                if deep is not None and (deep.details["verified"] or self.depth == "features"):
                     return deep
-                deep_note = ("features: not verified (" + str(deep.details["verification"]
-                             ["reason"]) + "); fell back to output only")  # fmt: skip
+                if deep is not None:
+                    deep_note = ("features: not verified (" + str(deep.details["verification"]
+                                 ["reason"]) + "); fell back to output only")  # fmt: skip
             elif self.depth == "features":
                 raise ObliviateError(f"depth 'features' is not available for this model: "
                                      f"{missing}; use depth 'output'")  # fmt: skip
@@ -261,28 +262,33 @@ class MnemonicForgetting(UnlearningMethod):
                            "input's, unchanged, and still hold the forgotten classes")  # fmt: skip
         return out
 
-    def _deep(self, model, inputs, labels, forget, retain, context) -> MethodOutput:
+    def _deep(self, model, inputs, labels, forget, retain, context
+              ) -> tuple[MethodOutput | None, str | None]:  # fmt: skip
         """Redirect the forget classes at the last feature layer (:mod:`obliviate.deep`), then
         the closed-form head step on the edited model, verified by bounds carried through the
-        edit (or on data when given)."""
+        edit (or on data when given). ``(None, why)`` when ``auto`` can tell from the bound
+        alone, before any model is built, that the kept classes cannot be verified."""
         layer = model.feature_layer()
         stats = context.stats
         edit = redirect(model, layer, stats.layer, forget, retain, gamma=self.redirect)
-        edited = copy.deepcopy(model)
-        apply_edit(edited, layer, edit)
         feature_bound = layer.feature_bound(edit.channel_bound)
         bounds = logit_bounds(model.classifier, feature_bound)
+        drop = retain_drop_bound(stats.layer, bounds, forget, retain)
+        no_retain_data = context.retain_data is None or len(context.retain_data) == 0
+        if self.depth == "auto" and no_retain_data and (drop is None or
+                                                        drop > self.max_retain_drop):  # fmt: skip
+            return None, ("features: not verified without data (the kept-class bound allows "
+                          + ("an unknown loss" if drop is None else f"{drop:.1f} points") +
+                          f" of training accuracy, more than {self.max_retain_drop:g}); output "
+                          "only; pass --data DATASET to verify the deep forget on it")  # fmt: skip
+        edited = copy.deepcopy(model)
+        apply_edit(edited, layer, edit)
         carried = transport(stats, feature_bound, bounds, layer.nonnegative)
         given = _GivenData.of(context, edited, retain, self.retain_per_class,
                               inputs.device, forget_features=True, oracle=model)  # fmt: skip
         out = self._head_step(edited, model, inputs, labels, forget, retain, given, carried,
                               stats)  # fmt: skip
-        drop = retain_drop_bound(stats.layer, bounds, forget, retain)
         checks = out.details["verification"]["checks"]
-        codes = checks["codes"]  # the edit may reorder kept classes on codes, which are not
-        # real data: only the forget codes' margin gates here, the kept classes are judged below
-        codes["retain_codes_unchanged_gates"] = False
-        codes["passed"] = codes["forget_margin_max"] <= -self.margin + 1e-4
         if not given.retain_any:  # with kept-class data, the data check judges them
             checks["retain_bound"] = {
                 "training_accuracy_drop_bound": drop,
@@ -305,7 +311,7 @@ class MnemonicForgetting(UnlearningMethod):
                                   for f, m in edit.mixture.items()},
                       "largest_logit_change_bound": float(bounds.max())},
         )  # fmt: skip
-        return out
+        return out, None
 
     def _head_step(self, model, original, inputs, labels, forget, retain, given, stats,
                    original_stats) -> MethodOutput:  # fmt: skip
@@ -315,7 +321,6 @@ class MnemonicForgetting(UnlearningMethod):
             feats = torch.cat([model.features(inputs[i : i + self.chunk_size])
                                for i in range(0, len(inputs), self.chunk_size)])  # fmt: skip
             logits = model.classifier(feats)
-            old_logits = logits if model is original else original(inputs)
         if not bool(torch.isfinite(logits).all()):
             raise ObliviateError(
                 "the model's outputs on its codes are NaN/inf: the weights contain NaN/inf; "
@@ -353,16 +358,17 @@ class MnemonicForgetting(UnlearningMethod):
             new_logits = out.classifier(feats)
         code_margins = forget_margins(new_logits, labels, retain)
         is_f = torch.isin(labels, torch.tensor(forget, device=labels.device))
-        kept_same = bool(torch.equal(  # the kept classes' ranking of every retain code is as before
-            truncated_predictions(new_logits[~is_f], retain),
-            truncated_predictions(old_logits[~is_f], retain),
-        ))  # fmt: skip
+        kept_same = None  # after a feature edit the codes' old outputs are not recomputed
+        if model is original:  # the kept classes' ranking of every retain code is as before
+            kept_same = bool(torch.equal(truncated_predictions(new_logits[~is_f], retain),
+                                         truncated_predictions(logits[~is_f], retain)))  # fmt: skip
         checks: dict[str, dict] = {
             "codes": {
                 "forget_margin_max": float(code_margins[is_f].max()),
                 "target": -self.margin,
                 "retain_codes_unchanged": kept_same,
-                "passed": float(code_margins[is_f].max()) <= -self.margin + 1e-4 and kept_same,
+                "passed": float(code_margins[is_f].max()) <= -self.margin + 1e-4
+                and kept_same is not False,
             }
         }
         if "training_statistics" in usable:  # with data, a bound that guarantees nothing is moot

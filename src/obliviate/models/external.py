@@ -77,6 +77,27 @@ class WrappedClassifier(Classifier):
             )
         return out
 
+    def feature_layer(self):
+        """For a torchvision ResNet: the last convolution of the last block, whose batch norm
+        (a per-channel scale in eval mode), residual sum, ReLU and global average pool lead to
+        the features; ``None`` for any other architecture (its path is not known)."""
+        from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
+
+        from obliviate.deep import FeatureLayer
+
+        net = self.backbone
+        if type(net) is not ResNet or not isinstance(net.fc, nn.Identity):
+            return None
+        index = len(net.layer4) - 1
+        block = net.layer4[index]
+        name, bn = {BasicBlock: ("conv2", "bn2"), Bottleneck: ("conv3", "bn3")}.get(
+            type(block), (None, None))  # fmt: skip
+        if name is None:
+            return None
+        norm = getattr(block, bn)
+        scale = (norm.weight.detach() / torch.sqrt(norm.running_var + norm.eps)).abs().cpu()
+        return FeatureLayer(f"backbone.layer4.{index}.{name}", scale)
+
 
 def find_head(module: nn.Module) -> str:
     """Dotted name of the last ``nn.Linear`` registered in ``module`` (torchvision's ``fc``,

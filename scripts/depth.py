@@ -1,0 +1,395 @@
+"""How deep does each method forget? Every method against a model retrained without the classes,
+on outputs and on what the features still reveal (docs/results/depth.md).
+
+    python scripts/depth.py run --suite fc --seeds 0,1,2 --methods mnemonic-variants
+    python scripts/depth.py run --suite digits --seeds 0 --methods all
+    python scripts/depth.py table          # rewrite docs/results/depth.md from the results
+
+Suites: ``fc`` and ``convnet`` on Fashion-MNIST (10 epochs, the paper's recipe), ``digits``
+(fc, 40 epochs at lr 0.1). Requests: every class alone, {1,8} and {2,4,6} (``--requests`` picks
+a subset, e.g. ``3,7,1+8``). For each (suite, seed, request): the model is trained once, the
+reference is retrained once (``obliviate.api.retrained_reference``, the ``retrain`` method with
+the model's recipe), and every method forgets; each result is measured with
+``obliviate.evidence`` (prototype attacks at k = 1 and 10, one block earlier where the model has
+one, RE, relearn time, agreement and JS divergence to the reference, MIA) plus A_R against the
+truncation oracle (the original with the forget classes' logits masked). One JSON row per
+(suite, seed, request, method) goes to RUNS/results.jsonl; a rerun skips the rows it has.
+
+Method rows (``--methods``):
+  mnemonic            the default, data-free (``depth auto``: output only when the features
+                      cannot be verified without data)
+  mnemonic-deep-data  ``depth features`` verified on the training data (the default when
+                      ``--data`` is given)
+  mnemonic-deep       ``depth features`` without data, written with ``force`` (verified: false)
+  mnemonic-output     ``depth output``
+  paper               paper mode, the architecture's lambdas, written with ``force``
+  ssd sfdn fastmu lwsf erm-ktp finetune gradient-ascent random-label retrain
+                      the registered baselines at their defaults (data where they need it)
+``mnemonic-variants`` = the five mnemonic rows; ``baselines`` = the others; ``all`` = both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+import obliviate
+from obliviate import api
+from obliviate.errors import NotVerifiedError, ObliviateError
+from obliviate.evidence import EvidenceConfig, gather_evidence
+from obliviate.metrics import RelearnConfig
+from obliviate.training import TrainConfig, predict
+
+ROOT = Path(__file__).resolve().parent.parent
+SUITES = {
+    "fc": ("fashion-mnist", "fc", TrainConfig(epochs=10)),
+    "convnet": ("fashion-mnist", "convnet", TrainConfig(epochs=10)),
+    "digits": ("digits", "fc", TrainConfig(epochs=40, lr=0.1)),
+}
+REQUESTS = [[c] for c in range(10)] + [[1, 8], [2, 4, 6]]
+#: label -> (method, hyperparameters, data given, force)
+ROWS = {
+    "mnemonic": ("mnemonic", {}, False, False),
+    "mnemonic-deep-data": ("mnemonic", {"depth": "features"}, True, False),
+    "mnemonic-deep": ("mnemonic", {"depth": "features"}, False, True),
+    "mnemonic-output": ("mnemonic", {"depth": "output"}, False, False),
+    "paper": ("mnemonic", {"lambda1": 1e-3, "lambda2": 10.0}, False, True),
+    "ssd": ("ssd", {}, True, True),
+    "sfdn": ("sfdn", {}, True, True),
+    "fastmu": ("fastmu", {}, True, True),
+    "lwsf": ("lwsf", {}, False, True),
+    "erm-ktp": ("erm-ktp", {}, True, True),
+    "finetune": ("finetune", {}, True, True),
+    "gradient-ascent": ("gradient-ascent", {}, True, True),
+    "random-label": ("random-label", {}, True, True),
+    "retrain": ("retrain", {}, True, True),
+}
+GROUPS = {
+    "mnemonic-variants": ["mnemonic", "mnemonic-deep-data", "mnemonic-deep", "mnemonic-output",
+                          "paper"],
+    "baselines": ["ssd", "sfdn", "fastmu", "lwsf", "erm-ktp", "finetune", "gradient-ascent",
+                  "random-label", "retrain"],
+}  # fmt: skip
+GROUPS["all"] = GROUPS["mnemonic-variants"] + GROUPS["baselines"]
+#: the issue's goals for the default forget, per request
+GOALS = {"fe": 99.5, "dar_median": -1.0, "dar_worst": -3.0, "proto_median": 2.0,
+         "proto_worst": 5.0, "re_median": -3.0}  # fmt: skip
+
+
+def parse_requests(text: str | None) -> list[list[int]]:
+    if not text:
+        return REQUESTS
+    return [[int(c) for c in token.split("+")] for token in text.split(",")]
+
+
+def key(row: dict) -> tuple:
+    return row["suite"], row["seed"], tuple(row["classes"]), row["label"]
+
+
+def read_rows(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def trained(suite: str, seed: int, runs: Path, data) -> obliviate.ModelBundle:
+    dataset, arch, config = SUITES[suite]
+    path = runs / "models" / f"{suite}-s{seed}.safetensors"
+    if path.exists():
+        return obliviate.load(path)
+    from dataclasses import replace
+
+    bundle = api.train(data, arch, config=replace(config, seed=seed),
+                       codes=obliviate.CodeConfig(seed=seed), progress=False)  # fmt: skip
+    path.parent.mkdir(parents=True, exist_ok=True)
+    obliviate.save(bundle, path)
+    return bundle
+
+
+def oracle_retain_acc(model, data, classes) -> float:
+    retain = [c for c in range(data.num_classes) if c not in classes]
+    with torch.no_grad():
+        logits = torch.cat([model(data.test.x[i : i + 2048])
+                            for i in range(0, len(data.test.x), 2048)])  # fmt: skip
+    pred = torch.tensor(retain)[logits[:, retain].argmax(1)]
+    keep = ~torch.isin(data.test.y, torch.tensor(classes))
+    return 100.0 * float((pred[keep] == data.test.y[keep]).float().mean())
+
+
+def run(args: argparse.Namespace) -> None:
+    runs = Path(args.runs)
+    runs.mkdir(parents=True, exist_ok=True)
+    results = runs / "results.jsonl"
+    done = {key(r) for r in read_rows(results)}
+    labels = []
+    for token in args.methods.split(","):
+        labels += GROUPS.get(token, [token])
+    unknown = [m for m in labels if m not in ROWS]
+    if unknown:
+        sys.exit(f"unknown method rows {unknown}; known: {', '.join(ROWS)}")
+    dataset = SUITES[args.suite][0]
+    data = api.resolve_dataset(dataset)
+    config = EvidenceConfig(relearn=RelearnConfig(steps=args.relearn_steps),
+                            relearn_max_steps=args.relearn_max_steps)  # fmt: skip
+    for seed in [int(s) for s in args.seeds.split(",")]:
+        bundle = trained(args.suite, seed, runs, data)
+        for classes in parse_requests(args.requests):
+            todo = [m for m in labels if (args.suite, seed, tuple(classes), m) not in done]
+            if not todo:
+                continue
+            reference = api.retrained_reference(bundle, classes, data, seed=seed,
+                                                cache_dir=runs / "references", progress=False)  # fmt: skip
+            oracle = oracle_retain_acc(bundle.model, data, classes)
+            ref_measures = None
+            for label in todo:
+                method, hyper, with_data, force = ROWS[label]
+                started = time.perf_counter()
+                try:
+                    if label == "retrain":
+                        result = reference
+                    else:
+                        result = api.forget(bundle, classes, method=method,
+                                            data=data if with_data else None, seed=seed,
+                                            progress=False, force=force, **hyper)  # fmt: skip
+                except (NotVerifiedError, ObliviateError) as exc:
+                    row = {"suite": args.suite, "seed": seed, "classes": classes, "label": label,
+                           "refused": str(exc)[:300]}  # fmt: skip
+                    _append(results, row)
+                    print(f"{args.suite} s{seed} {classes} {label}: refused ({exc})"[:200],
+                          flush=True)  # fmt: skip
+                    continue
+                report = gather_evidence(result.model.eval(), reference.model.eval(), data,
+                                         classes, original=bundle.model.eval(), config=config,
+                                         reference_measures=ref_measures)  # fmt: skip
+                ref_measures = report.reference
+                record = result.history[-1]
+                ar = _retain_acc(result.model, data, classes)
+                row = {
+                    "suite": args.suite, "seed": seed, "classes": classes, "label": label,
+                    "method": method, "hyperparameters": hyper, "data_given": with_data,
+                    "verified": record.get("verified"), "depth": record.get("depth"),
+                    "ms": 1000.0 * record["seconds"], "retain_acc": ar, "oracle_retain_acc": oracle,
+                    "dar": ar - oracle, **report.model.flat(),
+                    "reference": report.reference.flat(), **report.agreement, **report.gaps,
+                    "wall_s": time.perf_counter() - started,
+                }  # fmt: skip
+                _append(results, row)
+                print(f"{args.suite} s{seed} {classes} {label}: FE {row['forget_err']:.1f} "
+                      f"dAR {row['dar']:+.2f} proto {row['proto_k10']:.1f} (ref "
+                      f"{row['reference']['proto_k10']:.1f}) RE {row['relearn_err']:.1f} (ref "
+                      f"{row['reference']['relearn_err']:.1f}) {row['ms']:.1f} ms", flush=True)  # fmt: skip
+
+
+def _retain_acc(model, data, classes) -> float:
+    keep = ~torch.isin(data.test.y, torch.tensor(classes))
+    return 100.0 * float((predict(model, data.test.x[keep]) == data.test.y[keep]).float().mean())
+
+
+def _append(path: Path, row: dict) -> None:
+    with path.open("a") as fh:
+        fh.write(json.dumps(row) + "\n")
+
+
+# --- the page ---------------------------------------------------------------------------------
+
+
+def _stat(values: list[float], how: str) -> float | None:
+    vals = [v for v in values if v is not None and not math.isnan(v)]
+    if not vals:
+        return None
+    return {"median": statistics.median, "max": max, "min": min}[how](vals)
+
+
+def _f(value: float | None, fmt: str = "{:+.1f}") -> str:
+    return "-" if value is None else fmt.format(value)
+
+
+def summarise(rows: list[dict]) -> dict:
+    ok = [r for r in rows if "refused" not in r]
+    proto = [r["proto_gap"] for r in ok]
+    re_gap = [r["relearn_gap"] for r in ok]
+    dar = [r["dar"] for r in ok]
+    fe = [r["forget_err"] for r in ok]
+    return {
+        "n": len(rows), "refused": len(rows) - len(ok),
+        "verified": sum(1 for r in ok if r.get("verified") is True),
+        "fe_min": _stat(fe, "min"), "dar_median": _stat(dar, "median"),
+        "dar_worst": _stat(dar, "min"), "proto_median": _stat(proto, "median"),
+        "proto_worst": _stat(proto, "max"), "re_median": _stat(re_gap, "median"),
+        "re_worst": _stat(re_gap, "min"),
+        "steps_ratio_median": _stat([r.get("relearn_steps_ratio") for r in ok], "median"),
+        "early_gap_median": _stat([r.get("proto_early_k10") - r["reference"]["proto_early_k10"]
+                                   for r in ok if r.get("proto_early_k10") is not None], "median"),
+        "agree_forget_median": _stat([r.get("agree_forget") for r in ok], "median"),
+        "js_forget_median": _stat([r.get("js_forget") for r in ok], "median"),
+        "mia_median": _stat([r.get("mia_efficacy") for r in ok], "median"),
+        "ms_median": _stat([r.get("ms") for r in ok], "median"),
+    }  # fmt: skip
+
+
+def meets(s: dict) -> bool:
+    need = ("fe_min", "dar_median", "dar_worst", "proto_median", "proto_worst", "re_median")
+    if any(s[k] is None for k in need):
+        return False
+    return (s["fe_min"] >= GOALS["fe"] and s["dar_median"] >= GOALS["dar_median"]
+            and s["dar_worst"] >= GOALS["dar_worst"] and s["proto_median"] <= GOALS["proto_median"]
+            and s["proto_worst"] <= GOALS["proto_worst"]
+            and s["re_median"] >= GOALS["re_median"])  # fmt: skip
+
+
+def table(runs: Path, page: Path) -> None:
+    rows = read_rows(runs / "results.jsonl")
+    suites = [s for s in SUITES if any(r["suite"] == s for r in rows)]
+    out = [PAGE_HEAD.strip(), ""]
+    for suite in suites:
+        mine = [r for r in rows if r["suite"] == suite]
+        seeds = sorted({r["seed"] for r in mine})
+        requests = sorted({tuple(r["classes"]) for r in mine})
+        dataset, arch, _ = SUITES[suite]
+        out += [f"### {dataset} `{arch}` — seeds {', '.join(map(str, seeds))}; "
+                f"{len(requests)} requests", ""]  # fmt: skip
+        out += ["| method | rows (verified / refused) | FE min | A_R−oracle median / worst | "
+                "proto gap median / worst | RE gap median / worst | early-block proto gap "
+                "median | relearn-time ratio median | agree forget median % | JS forget median "
+                "| MIA median % | ms median | goals met |",
+                "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+        for label in ROWS:
+            group = [r for r in mine if r["label"] == label]
+            if not group:
+                continue
+            s = summarise(group)
+            out.append(
+                f"| {label} | {s['n']} ({s['verified']} / {s['refused']}) | "
+                f"{_f(s['fe_min'], '{:.1f}')} | {_f(s['dar_median'], '{:+.2f}')} / "
+                f"{_f(s['dar_worst'], '{:+.2f}')} | {_f(s['proto_median'])} / "
+                f"{_f(s['proto_worst'])} | {_f(s['re_median'])} / {_f(s['re_worst'])} | "
+                f"{_f(s['early_gap_median'])} | {_f(s['steps_ratio_median'], '{:.2f}')} | "
+                f"{_f(s['agree_forget_median'], '{:.1f}')} | "
+                f"{_f(s['js_forget_median'], '{:.3f}')} | {_f(s['mia_median'], '{:.1f}')} | "
+                f"{_f(s['ms_median'], '{:.1f}')} | {'yes' if meets(s) else 'no'} |"
+            )
+        out.append("")
+        plot = page.parent / "depth" / f"{suite}.png"
+        _plot(mine, plot, f"{dataset} {arch}")
+        out += [f"![prototype gap against A_R change, {suite}](depth/{plot.name})", ""]
+        out += per_request(mine)
+    out.append(LEGEND.strip())
+    page.write_text("\n".join(out) + "\n")
+    print(f"wrote {page}")
+
+
+def per_request(rows: list[dict]) -> list[str]:
+    """Per request (mean over seeds): the default, the deep rows and retrain."""
+    labels = [m for m in ("mnemonic", "mnemonic-deep-data", "mnemonic-deep") if
+              any(r["label"] == m for r in rows)]  # fmt: skip
+    if not labels:
+        return []
+    out = ["<details><summary>per request (mean over seeds): proto k=10 / RE / A_R−oracle"
+           "</summary>", "", "| request | retrained proto / RE | " + " | ".join(labels) + " |",
+           "|---|---|" + "---|" * len(labels)]  # fmt: skip
+    for request in sorted({tuple(r["classes"]) for r in rows}, key=lambda c: (len(c), c)):
+        cells = []
+        refs = [r["reference"] for r in rows if tuple(r["classes"]) == request and "reference" in r]
+        if not refs:
+            continue
+        cells.append(f"{statistics.mean(x['proto_k10'] for x in refs):.1f} / "
+                     f"{statistics.mean(x['relearn_err'] for x in refs):.1f}")  # fmt: skip
+        for label in labels:
+            g = [r for r in rows if tuple(r["classes"]) == request and r["label"] == label
+                 and "refused" not in r]  # fmt: skip
+            cells.append("-" if not g else
+                         f"{statistics.mean(r['proto_k10'] for r in g):.1f} / "
+                         f"{statistics.mean(r['relearn_err'] for r in g):.1f} / "
+                         f"{statistics.mean(r['dar'] for r in g):+.2f}")  # fmt: skip
+        out.append(f"| {'{' + ','.join(map(str, request)) + '}'} | " + " | ".join(cells) + " |")
+    return out + ["", "</details>", ""]
+
+
+def _plot(rows: list[dict], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for label in ROWS:
+        g = [r for r in rows if r["label"] == label and "refused" not in r]
+        if g:
+            ax.scatter([r["dar"] for r in g], [r["proto_gap"] for r in g], s=12, label=label,
+                       alpha=0.7)  # fmt: skip
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.axvline(0, color="grey", lw=0.8)
+    ax.set_xlabel("A_R − truncation oracle (points; right is better)")
+    ax.set_ylabel("prototype k=10 − retrained (points; lower is deeper)")
+    ax.set_title(f"{title}: one point per request and seed", fontsize=9)
+    ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+PAGE_HEAD = """
+# How deep is the forget? Every method against retraining
+
+Written by `python scripts/depth.py table` from `runs/depth/results.jsonl` (rows made by
+`python scripts/depth.py run ...`, commands below). Each row forgets one request (every class
+alone, {1,8}, {2,4,6}) from a model trained with mnemonic codes, and is judged against a model
+retrained without the classes with the same recipe, on the test split: outputs (FE, A_R against
+the truncation oracle) and what the features still reveal (prototype attacks, the relearn probe,
+relearn time), with the attacker's samples drawn from the training split with a fixed seed.
+
+Goals of the default forget (issue 22), per request: FE ≥ 99.5; A_R − oracle median ≥ −1,
+worst ≥ −3; prototype k=10 − retrained median ≤ +2, worst ≤ +5; RE − retrained median ≥ −3.
+"""
+
+LEGEND = """
+**Columns.** *rows (verified / refused)*: requests × seeds, how many the method's own check
+verified, how many it refused. *FE min*: the smallest forget-class test error (%). *A_R−oracle*:
+retain-class test accuracy minus the truncation oracle's (the original with the forget logits
+masked), in points; higher is better. *proto gap*: nearest-prototype accuracy (k = 10 training
+samples per class, cosine, penultimate features) on the forget classes' test samples, minus the
+retrained model's; lower is deeper, > 0 means the features hold more of the class than after
+retraining. *RE gap*: relearn-probe error (head retrained 1000 steps on frozen features) minus
+the retrained model's; higher is deeper. *early-block proto gap*: the prototype gap one block
+before the penultimate features (models with several blocks). *relearn-time ratio*: (steps + 1)
+to regain 90 % of the original's forget-class accuracy when fine-tuning the whole model on 10
+samples per class, over the retrained model's (≥ 1: as slow as from retraining; the budget is
+300 steps). *agree forget*: forget-class test samples on which the prediction equals the
+retrained model's. *JS forget*: mean Jensen-Shannon divergence to the retrained model on them
+(nats). *MIA*: forget training samples a membership attack calls non-members. *ms*: the
+method's own time. *goals met*: all six goals over the rows shown.
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run")
+    r.add_argument("--suite", choices=list(SUITES), required=True)
+    r.add_argument("--seeds", default="0")
+    r.add_argument("--methods", default="mnemonic-variants")
+    r.add_argument("--requests", default=None, help="e.g. 3,7,1+8 (default: every class, "
+                   "{1,8}, {2,4,6})")  # fmt: skip
+    r.add_argument("--relearn-steps", type=int, default=1000)
+    r.add_argument("--relearn-max-steps", type=int, default=300)
+    r.add_argument("--runs", default=str(ROOT / "runs" / "depth"))
+    t = sub.add_parser("table")
+    t.add_argument("--runs", default=str(ROOT / "runs" / "depth"))
+    t.add_argument("--page", default=str(ROOT / "docs" / "results" / "depth.md"))
+    args = parser.parse_args()
+    if args.command == "run":
+        run(args)
+    else:
+        table(Path(args.runs), Path(args.page))
+
+
+if __name__ == "__main__":
+    main()
