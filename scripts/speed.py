@@ -7,7 +7,11 @@ For each model (forgetting class 0) it prints:
 floor       one forward+backward pass over the model's codes plus two forward passes (the least
             any Fisher-from-codes method must do), median of warm repetitions
 forget      `obliviate.forget(bundle, [0])` as a caller waits for it: validation, cloning, the
-            calibrated method, verification, weight hashes and the audit record (warm, median)
+            calibrated method, verification, weight hashes and the audit record (warm, median);
+            the default without data (depth auto: the deep edit's kept-class bound is computed
+            and, failing, the output-only step is taken)
+deep forget the same call with `depth="features"` (the edit of the last feature layer and the
+            head step on it; `force=True`, since without data it cannot verify the kept classes)
 sha256      one SHA-256 of the model's weights (`weights_sha256`); the audit record takes two
 method      the method's own part of that call (the audit record's `seconds`)
 cli         a fresh `obliviate forget` process: its wall time, and the record's `seconds`
@@ -96,9 +100,9 @@ def main() -> None:
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU. "
         f"Median of {args.repeats} warm repetitions unless said otherwise.",
         "",
-        "| model | floor ms | forget ms (x floor) | method ms (x floor) | sha256 ms | cli wall ms |"
-        " cli method ms | ssd s (x forget) | retrain s (x forget) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| model | floor ms | forget ms (x floor) | method ms (x floor) | deep forget ms (x floor) "
+        "| sha256 ms | cli wall ms | cli method ms | ssd s (x forget) | retrain s (x forget) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for path in [Path(p) for p in args.models.split(",") if p]:
         bundle = obliviate.load(path)
@@ -113,6 +117,11 @@ def main() -> None:
 
         t_forget = median_time(forget_once, args.repeats)
         t_method = statistics.median(seconds)
+        t_deep = None
+        if bundle.stats is not None and bundle.stats.layer is not None:
+            t_deep = median_time(lambda: obliviate.forget(
+                bundle, [0], device="cpu", progress=False, depth="features", force=True),
+                args.repeats)  # fmt: skip
         t_hash = median_time(lambda: weights_sha256(bundle.model), args.repeats)
         cli_wall, cli_method = cli_time(path)
         ssd = obliviate.forget(bundle, [0], method="ssd", data=data, device="cpu",
@@ -125,7 +134,8 @@ def main() -> None:
         lines.append(
             f"| {path.name} ({bundle.arch}) | {t_floor * 1e3:.2f} | {t_forget * 1e3:.2f} "
             f"({t_forget / t_floor:.1f}x) | {t_method * 1e3:.2f} ({t_method / t_floor:.1f}x) | "
-            f"{t_hash * 1e3:.2f} | {cli_wall * 1e3:.0f} | "
+            + ("-" if t_deep is None else f"{t_deep * 1e3:.2f} ({t_deep / t_floor:.1f}x)")
+            + f" | {t_hash * 1e3:.2f} | {cli_wall * 1e3:.0f} | "
             f"{cli_method * 1e3:.1f} | {ssd:.2f} ({ssd / t_forget:.0f}x) | {retrain:.1f} "
             f"({retrain / t_forget:.0f}x; {epochs} epochs) |"
         )

@@ -226,6 +226,7 @@ class BenchRunner:
                 row = self.evaluate_row(method, seed, bundle, reference, trained)
                 if method != "original":
                     row["verified"] = bundle.history[-1].get("verified")
+                    row["depth"] = bundle.history[-1].get("depth")
                 row.update(
                     row_key=config.row_key(method, seed),
                     model_key=config.model_key(seed),
