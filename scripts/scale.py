@@ -167,7 +167,7 @@ def main() -> None:
         lines += ["", "Layer statistics of the deep forget: recorded in "
                   + ", ".join(f"{r['statistics_seconds']:.1f} s" for r in deep)
                   + f" (one pass over {args.num_classes} images, a second moment of the "
-                  "layer's patches and its eigendecomposition); stored size "
+                  "layer's patches and a Cholesky solve with it); stored size "
                   + f"{deep[0]['statistics_mib']:.1f} MiB."]  # fmt: skip
     lines += ["", f"For comparison: {PAPER}.", ""]
     if not _ints(args.paper_chunks):

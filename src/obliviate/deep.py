@@ -47,9 +47,6 @@ LAYER_KEYS = ("stats.layer.class_mean", "stats.layer.directions", "stats.layer.r
 QUANTILES = 128
 #: Ridge added to the inputs' second moment, relative to its mean eigenvalue.
 RIDGE = 1e-3
-#: Largest input dimension whose second moment is inverted exactly; above it, a rank-512
-#: eigendecomposition plus an isotropic remainder.
-FULL_RANK_LIMIT = 2048
 
 
 @dataclass
@@ -210,20 +207,13 @@ class _Accumulator:
 
 
 def _inverse_times(moment: torch.Tensor, n: float, rhs: torch.Tensor) -> torch.Tensor:
-    """``(moment / n + ridge)^{-1} rhs``: exact up to ``FULL_RANK_LIMIT`` dimensions, else a
-    rank-512 eigendecomposition plus the mean remaining eigenvalue."""
+    """``(moment / n + ridge)^{-1} rhs`` by a Cholesky factorisation (the matrix is symmetric
+    positive definite with the ridge; ``d^3 / 3`` flops, 2-3 s for ResNet-18's 4608)."""
     a = moment / max(n, 1.0)
     d = a.shape[0]
     ridge = RIDGE * float(torch.trace(a)) / d
-    if d <= FULL_RANK_LIMIT:
-        return torch.linalg.solve(a + ridge * torch.eye(d, dtype=a.dtype, device=a.device), rhs)
-    values, vectors = torch.linalg.eigh(a)
-    keep = 512
-    top_v, top_u = values[-keep:], vectors[:, -keep:]
-    rest = float(values[:-keep].clamp_min(0).mean())
-    proj = top_u.T @ rhs
-    return top_u @ (proj / (top_v.clamp_min(0) + ridge)[:, None]) + \
-        (rhs - top_u @ proj) / (rest + ridge)  # fmt: skip
+    factor = torch.linalg.cholesky(a + ridge * torch.eye(d, dtype=a.dtype, device=a.device))
+    return torch.cholesky_solve(rhs, factor)
 
 
 @torch.no_grad()
