@@ -279,8 +279,8 @@ class MnemonicForgetting(UnlearningMethod):
                                                         drop > self.max_retain_drop):  # fmt: skip
             return None, ("features: not verified without data (the kept-class bound allows "
                           + ("an unknown loss" if drop is None else f"{drop:.1f} points") +
-                          f" of training accuracy, more than {self.max_retain_drop:g}); output "
-                          "only; pass --data DATASET to verify the deep forget on it")  # fmt: skip
+                          f" of training accuracy, more than {self.max_retain_drop:g}); pass "
+                          "--data DATASET to verify the deep forget on it")  # fmt: skip
         edited = copy.deepcopy(model)
         apply_edit(edited, layer, edit)
         carried = transport(stats, feature_bound, bounds, layer.nonnegative)
