@@ -219,9 +219,12 @@ def _inverse_times(moment: torch.Tensor, n: float, rhs: torch.Tensor) -> torch.T
 @torch.no_grad()
 def record_layer_statistics(model: nn.Module, layer: FeatureLayer, x: torch.Tensor,
                             y: torch.Tensor, num_classes: int, *,
-                            batch_size: int = 512) -> LayerStatistics:  # fmt: skip
+                            batch_size: int = 512,
+                            ) -> tuple[LayerStatistics, torch.Tensor, torch.Tensor]:  # fmt: skip
     """Two passes over the training inputs ``x``: the layer inputs' class means, second moment
-    and logits, then the ranges of ``v_f . u`` per class (see :class:`LayerStatistics`)."""
+    and the outputs, then the ranges of ``v_f . u`` per class (see :class:`LayerStatistics`).
+    Also returns what :func:`obliviate.stats.record_statistics` keeps of the first pass: the
+    per-class logit margins ``[C, C]`` and feature minima ``[C, d_feat]``."""
     module = layer.module(model)
     check_layer(module)
     captured: list[torch.Tensor] = []
@@ -233,11 +236,20 @@ def record_layer_statistics(model: nn.Module, layer: FeatureLayer, x: torch.Tens
     logits_sum = torch.zeros(num_classes, num_classes, dtype=torch.float64)
     confusion = torch.zeros(num_classes, num_classes)
     margins = []
+    pair_margin = torch.full((num_classes, num_classes), float("-inf"))
+    feature_min: torch.Tensor | None = None
     try:
         for start in range(0, len(y), batch_size):
             xb, yb = x[start : start + batch_size].to(device), y[start : start + batch_size]
             captured.clear()
-            logits = model(xb).float().cpu()
+            feats = model.features(xb)
+            logits = model.classifier(feats).float().cpu()
+            feats = feats.float().cpu()
+            if feature_min is None:
+                feature_min = torch.full((num_classes, feats.shape[1]), float("inf"))
+            feature_min.scatter_reduce_(0, yb[:, None].expand_as(feats), feats, "amin")
+            diffs = logits.gather(1, yb[:, None]) - logits  # z_y - z_k
+            pair_margin.scatter_reduce_(0, yb[:, None].expand_as(diffs), diffs, "amax")
             rows = layer_inputs(module, captured[0])
             per_sample = len(rows) // len(yb)
             acc.add(rows, yb.to(device).repeat_interleave(per_sample), num_classes)
@@ -275,12 +287,15 @@ def record_layer_statistics(model: nn.Module, layer: FeatureLayer, x: torch.Tens
         if len(values):
             ranks = torch.linspace(0, len(values) - 1, QUANTILES + 1).floor().long()
             quantiles[c] = values[ranks]
-    return LayerStatistics(
+    stats = LayerStatistics(
         layer=layer.name, class_mean=class_mean.float().cpu(),
         directions=directions.float().cpu(), ranges=ranges.float().cpu(),
         logit_mean=(logits_sum / acc.counts.cpu().clamp_min(1.0)[:, None]).float(),
         margin_quantiles=quantiles, confusion=confusion,
     )  # fmt: skip
+    assert feature_min is not None
+    feature_min = torch.where(torch.isinf(feature_min), torch.zeros_like(feature_min), feature_min)
+    return stats, pair_margin, feature_min
 
 
 @dataclass

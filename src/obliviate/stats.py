@@ -99,6 +99,13 @@ def record_statistics(model: Classifier, data: Split, *, batch_size: int = 1024)
     """Summarise ``data`` (the clean training split) through ``model`` (see module doc)."""
     if len(data) == 0:
         raise ObliviateError("no training samples to compute the statistics from")
+    layer = model.feature_layer() if hasattr(model, "feature_layer") else None
+    if layer is not None:  # one pass gives the outputs' statistics and the layer's
+        num_classes = model.classifier.out_features
+        layer_stats, margin, feature_min = record_layer_statistics(
+            model, layer, data.x, data.y, num_classes, batch_size=batch_size)  # fmt: skip
+        return TrainingStatistics(margin=margin, feature_min=feature_min, samples=len(data),
+                                  layer=layer_stats)  # fmt: skip
     feats = extract_features(model, data.x, batch_size=batch_size)
     logits = model.classifier(feats)
     device = logits.device
@@ -111,9 +118,4 @@ def record_statistics(model: Classifier, data: Split, *, batch_size: int = 1024)
     feature_min = torch.full((num_classes, feats.shape[1]), float("inf"), device=device)
     feature_min.scatter_reduce_(0, y[:, None].expand_as(feats), feats, "amin", include_self=True)
     feature_min = torch.where(torch.isinf(feature_min), torch.zeros_like(feature_min), feature_min)
-    layer = model.feature_layer() if hasattr(model, "feature_layer") else None
-    layer_stats = None
-    if layer is not None:
-        layer_stats = record_layer_statistics(model, layer, data.x, data.y, num_classes)
-    return TrainingStatistics(margin=margin.cpu(), feature_min=feature_min.cpu(), samples=len(data),
-                              layer=layer_stats)  # fmt: skip
+    return TrainingStatistics(margin=margin.cpu(), feature_min=feature_min.cpu(), samples=len(data))
