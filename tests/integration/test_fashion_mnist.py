@@ -38,3 +38,23 @@ def test_fc_protocol_forgets_class_0(fashion):
     assert after.forget_err >= 99
     assert before.retain_acc - after.retain_acc <= 3
     assert forgotten.history[-1]["data"] == {"codes": True, "forget_samples": 0, "retain_samples": 0}
+
+
+def test_fc_deep_forget_with_data_takes_class_0_out_of_the_features(fashion):
+    from obliviate.evidence import prototype_accuracy
+
+    bundle = obliviate.train(
+        fashion, "fc", config=obliviate.TrainConfig(epochs=3, seed=1), progress=False
+    )
+    shallow = obliviate.forget(bundle, [0])
+    deep = obliviate.forget(bundle, [0], data=fashion)  # auto: deep when the data verify it
+    record = deep.history[-1]
+    assert shallow.history[-1]["depth"] == "output"
+    assert record["depth"] == "features" and record["verified"] is True
+    after = obliviate.evaluate(deep, fashion, [0], relearn_steps=0)
+    oracle = obliviate.evaluate(shallow, fashion, [0], relearn_steps=0)
+    assert after.forget_err >= 99.5 and after.retain_acc >= oracle.retain_acc - 1.0
+    p_shallow = prototype_accuracy(shallow.model, fashion.train, fashion.test, [0])
+    p_deep = prototype_accuracy(deep.model, fashion.train, fashion.test, [0])
+    print(f"prototype attack on class 0: output only {p_shallow:.1f}, deep {p_deep:.1f}")
+    assert p_deep < p_shallow - 10.0
