@@ -32,7 +32,7 @@ def retrained_0(digits_bundle, digits):
 
 def test_a_head_only_forget_leaves_the_prototype_attack_where_it_was(digits_bundle, digits):
     forgotten = obliviate.forget(digits_bundle, [0], depth="output", progress=False)
-    report = api.evidence(forgotten, dataset=digits, original=digits_bundle, config=FAST)
+    report = api.depth_evidence(forgotten, dataset=digits, original=digits_bundle, config=FAST)
     assert report.reference_kind == "original"
     assert report.model.forget_err == 100.0  # the output no longer says 0 ...
     for k in FAST.shots:  # ... but the features are the original's, bit for bit
@@ -42,7 +42,7 @@ def test_a_head_only_forget_leaves_the_prototype_attack_where_it_was(digits_bund
 
 
 def test_a_retrained_model_is_its_own_reference_with_gap_zero(retrained_0, digits):
-    report = api.evidence(retrained_0, retrained_0, digits, config=FAST)
+    report = api.depth_evidence(retrained_0, retrained_0, digits, config=FAST)
     assert report.reference_kind == "retrained"
     assert report.gaps["proto_gap"] == 0.0
     assert report.gaps["relearn_gap"] == 0.0
@@ -53,7 +53,8 @@ def test_a_retrained_model_is_its_own_reference_with_gap_zero(retrained_0, digit
 
 def test_a_head_only_forget_is_shallower_than_retraining(digits_bundle, digits, retrained_0):
     forgotten = obliviate.forget(digits_bundle, [0], depth="output", progress=False)
-    report = api.evidence(forgotten, retrained_0, digits, original=digits_bundle, config=FAST)
+    report = api.depth_evidence(forgotten, retrained_0, digits, original=digits_bundle,
+                                config=FAST)
     # digits' 0 is easy: retraining without it still leaves features that separate it, but a
     # model that saw it keeps more: the gap is positive (shallower), never the reverse
     assert report.model.proto[10] >= report.reference.proto[10]

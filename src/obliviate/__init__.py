@@ -25,6 +25,7 @@ _PUBLIC = {
     "create_model": "obliviate.models", "TrainConfig": "obliviate.training",
     "wrap": "obliviate.pretrained", "retrofit": "obliviate.pretrained",
     "source_model": "obliviate.pretrained", "FolderOptions": "obliviate.data",
+    "depth_evidence": "obliviate.api", "retrained_reference": "obliviate.api",
 }  # fmt: skip
 
 
@@ -67,5 +68,7 @@ __all__ = [
     "wrap",
     "retrofit",
     "FolderOptions",
+    "depth_evidence",
+    "retrained_reference",
     "__version__",
 ]

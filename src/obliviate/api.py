@@ -520,7 +520,7 @@ def retrained_reference(
     return reference
 
 
-def evidence(
+def depth_evidence(
     bundle: ModelBundle,
     reference: ModelBundle | None = None,
     dataset: str | Dataset | None = None,

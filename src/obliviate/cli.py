@@ -505,7 +505,7 @@ def evidence_cmd(
     ref = load(reference) if reference is not None else None
     orig = load(original) if original is not None else None
     classes = parse_classes(forget_classes) if forget_classes is not None else None
-    report = api.evidence(
+    report = api.depth_evidence(
         bundle, ref, dataset, classes, original=orig, retrain=retrain, config=config,
         cache_dir=cache_dir, data_dir=data_dir, device=device,
     )  # fmt: skip
