@@ -17,7 +17,7 @@ from obliviate.checkpoint import ModelBundle, weights_sha256
 from obliviate.codes import CodeConfig, MnemonicCodes
 from obliviate.data import FOLDER_PREFIX, Dataset, Split, load_dataset
 from obliviate.distributed import DistributedContext, check_batch
-from obliviate.errors import NotVerifiedError, ObliviateError
+from obliviate.errors import NotVerifiedError, ObliviateError, warn_goal_missed
 from obliviate.methods import METHODS, ForgetRequest, UnlearnContext, UnlearningMethod
 from obliviate.methods.base import hyperparameter_defaults
 from obliviate.metrics import EvalReport, RelearnConfig, evaluate_model
@@ -390,6 +390,11 @@ def forget(
             "was written (force=True / --force keeps the unverified result)",
             record=output.details,
         )
+    if verified is False:  # force=True: returned, but the caller hears it
+        reason = output.details.get("verification", {}).get("reason") or "its checks failed"
+        warn_goal_missed(f"classes {list(request.classes)} are not verified as forgotten with "
+                         f"{method}: {reason}; returned because force=True (recorded as "
+                         "verified: false)")  # fmt: skip
     keeps_stats = output.details.pop("keeps_statistics", False)
     model = output.model if output.model is not bundle.model else copy.deepcopy(output.model)
     result = dataclasses.replace(  # shares no tensor with the input (like ModelBundle.clone)
