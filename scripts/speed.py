@@ -8,7 +8,9 @@ floor       one forward+backward pass over the model's codes plus two forward pa
             any Fisher-from-codes method must do), median of warm repetitions
 forget      `obliviate.forget(bundle, [0])` as a caller waits for it: validation, cloning, the
             calibrated method, verification, weight hashes and the audit record (warm, median)
-sha256      one SHA-256 of the model's weights (`weights_sha256`); the audit record takes two
+sha256      one SHA-256 of the model's weights computed afresh (`weights_sha256(..., reuse=False)`);
+            the audit record needs two, but a warm forget computes only the output's: the
+            input's is remembered from the last time those very tensors were hashed
 method      the method's own part of that call (the audit record's `seconds`)
 cli         a fresh `obliviate forget` process: its wall time, and the record's `seconds`
 ssd         `obliviate.forget(..., method="ssd", data=...)` once (the method's own time)
@@ -113,7 +115,7 @@ def main() -> None:
 
         t_forget = median_time(forget_once, args.repeats)
         t_method = statistics.median(seconds)
-        t_hash = median_time(lambda: weights_sha256(bundle.model), args.repeats)
+        t_hash = median_time(lambda: weights_sha256(bundle.model, reuse=False), args.repeats)
         cli_wall, cli_method = cli_time(path)
         ssd = obliviate.forget(bundle, [0], method="ssd", data=data, device="cpu",
                                progress=False, force=True).history[-1]["seconds"]  # fmt: skip
