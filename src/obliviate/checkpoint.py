@@ -208,9 +208,13 @@ def read_safetensors(path: str | Path, what: str,
     if raw is None:
         raise ObliviateError(f"{path} is a safetensors file but not an obliviate {what}")
     try:
-        return json.loads(raw), tensors
+        meta = json.loads(raw)
     except json.JSONDecodeError:
         raise ObliviateError(f"{path}: the obliviate metadata is not valid JSON") from None
+    if not isinstance(meta, dict):
+        raise ObliviateError(f"{path}: the obliviate metadata is a JSON {_json_type(meta)}, not "
+                             f"an object; the file is damaged or not an obliviate {what}")  # fmt: skip
+    return meta, tensors
 
 
 def load(path: str | Path, *, map_location: str | torch.device = "cpu",
@@ -236,8 +240,7 @@ def load(path: str | Path, *, map_location: str | torch.device = "cpu",
     if meta.get("format") == "obliviate.deposit-module":
         raise ObliviateError(f"{path} is a LIRF deposit module, not a model; give it to "
                              "'obliviate withdraw' with its target")  # fmt: skip
-    if not isinstance(meta, dict):
-        raise ObliviateError(f"{path}: the obliviate metadata is not a JSON object")
+    _check_metadata_types(path, meta)
     version = meta.get("format_version", 0)
     if meta.get("format") != FORMAT or not 0 <= _int_or(version, -1) <= FORMAT_VERSION:
         raise ObliviateError(
@@ -337,6 +340,37 @@ def _given_module(path: Path, arch: str, module: torch.nn.Module | None,
 MAX_CLASSES = 100_000
 MAX_INPUT_VALUES = 50_000_000
 MAX_ARCH_INT = 1_000_000
+
+
+#: The JSON type of every top-level metadata value a model file may hold (absent is allowed;
+#: ``None`` in a tuple: null is allowed too).
+METADATA_TYPES: dict[str, tuple[type | None, ...]] = {
+    "format": (str,), "format_version": (int,), "arch": (str,), "arch_kwargs": (dict,),
+    "num_classes": (int,), "input_shape": (list,), "dataset": (str,), "codes": (dict, None),
+    "train_config": (dict, None), "forgotten_classes": (list,), "history": (list,),
+    "stats_samples": (int, None), "dataset_options": (dict, None), "retrofit": (dict, None),
+}  # fmt: skip
+
+
+def _json_type(value: Any) -> str:
+    names = {dict: "object", list: "array", str: "string", bool: "boolean", int: "number",
+             float: "number", type(None): "null"}  # fmt: skip
+    return names.get(type(value), type(value).__name__)
+
+
+def _check_metadata_types(path: Path, meta: dict) -> None:
+    """Refuse a top-level metadata value of the wrong JSON type (a boolean is no number)."""
+    for key, allowed in METADATA_TYPES.items():
+        if key not in meta:
+            continue
+        value = meta[key]
+        ok = any(value is None if kind is None else
+                 isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+                 for kind in allowed)  # fmt: skip
+        if not ok:
+            wanted = " or ".join("null" if k is None else _json_type(k()) for k in allowed)
+            raise ObliviateError(f"{path}: the metadata's {key!r} is a JSON {_json_type(value)}, "
+                                 f"expected {wanted}; the file is damaged or was edited")  # fmt: skip
 
 
 def _int_or(value: Any, default: int) -> int:
