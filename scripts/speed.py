@@ -12,7 +12,9 @@ forget      `obliviate.forget(bundle, [0])` as a caller waits for it: validation
             and, failing, the output-only step is taken)
 deep forget the same call with `depth="features"` (the edit of the last feature layer and the
             head step on it; `force=True`, since without data it cannot verify the kept classes)
-sha256      one SHA-256 of the model's weights (`weights_sha256`); the audit record takes two
+sha256      one SHA-256 of the model's weights computed afresh (`weights_sha256(..., reuse=False)`);
+            the audit record needs two, but a warm forget computes only the output's: the
+            input's is remembered from the last time those very tensors were hashed
 method      the method's own part of that call (the audit record's `seconds`)
 cli         a fresh `obliviate forget` process: its wall time, and the record's `seconds`
 ssd         `obliviate.forget(..., method="ssd", data=...)` once (the method's own time)
@@ -122,7 +124,7 @@ def main() -> None:
             t_deep = median_time(lambda: obliviate.forget(
                 bundle, [0], device="cpu", progress=False, depth="features", force=True),
                 args.repeats)  # fmt: skip
-        t_hash = median_time(lambda: weights_sha256(bundle.model), args.repeats)
+        t_hash = median_time(lambda: weights_sha256(bundle.model, reuse=False), args.repeats)
         cli_wall, cli_method = cli_time(path)
         ssd = obliviate.forget(bundle, [0], method="ssd", data=data, device="cpu",
                                progress=False, force=True).history[-1]["seconds"]  # fmt: skip

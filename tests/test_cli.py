@@ -7,7 +7,8 @@ import pytest
 
 import obliviate
 
-JSON_KEYS = {"retain_acc", "forget_err", "relearn_err", "score", "forget_seconds", "per_class_acc"}
+JSON_KEYS = {"retain_acc", "forget_err", "relearn_err", "score", "forget_seconds", "per_class_acc",
+             "forget_classes", "forget_classes_from"}
 
 
 @pytest.fixture(scope="module")

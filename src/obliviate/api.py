@@ -17,7 +17,7 @@ from obliviate.checkpoint import ModelBundle, weights_sha256
 from obliviate.codes import CodeConfig, MnemonicCodes
 from obliviate.data import FOLDER_PREFIX, Dataset, Split, load_dataset
 from obliviate.distributed import DistributedContext, check_batch
-from obliviate.errors import NotVerifiedError, ObliviateError
+from obliviate.errors import NotVerifiedError, ObliviateError, warn_goal_missed
 from obliviate.methods import METHODS, ForgetRequest, UnlearnContext, UnlearningMethod
 from obliviate.methods.base import hyperparameter_defaults
 from obliviate.metrics import EvalReport, RelearnConfig, evaluate_model
@@ -57,7 +57,11 @@ def bundle_dataset(bundle: ModelBundle, dataset: str | Dataset | None,
     the model's input size, then ``options`` over both."""
     name = dataset if dataset is not None else bundle.dataset
     if not name:
-        raise ObliviateError("this model file names no dataset; give one (--dataset)")
+        raise ObliviateError(
+            "this model names no dataset (a module made with obliviate.wrap?); give it: in "
+            "Python as the dataset argument, e.g. obliviate.evaluate(bundle, \"digits\"), on "
+            "the command line with --dataset"
+        )
     if isinstance(name, str) and name.startswith(FOLDER_PREFIX):
         merged = dict(bundle.dataset_options) if name == bundle.dataset else {}
         if "image_size" not in merged and len(bundle.input_shape) == 3:
@@ -197,6 +201,12 @@ def _check_forget_classes(bundle: ModelBundle, classes: Sequence[int]) -> tuple[
                 f"class {c} is out of range: this model has classes 0..{bundle.num_classes - 1}"
             )
         out.append(int(c))
+    again = sorted(set(out) & set(bundle.forgotten_classes))
+    if again:
+        raise ObliviateError(
+            f"class(es) {again} were already forgotten ({_forgetting_record(bundle, again[0])}); "
+            "forget only classes the model still knows"
+        )
     gone = set(out) | set(bundle.forgotten_classes)
     if len(gone) >= bundle.num_classes:
         raise ObliviateError(
@@ -204,6 +214,17 @@ def _check_forget_classes(bundle: ModelBundle, classes: Sequence[int]) -> tuple[
             f"(requested {sorted(set(out))}, already forgotten {sorted(bundle.forgotten_classes)})"
         )
     return tuple(sorted(set(out)))
+
+
+def _forgetting_record(bundle: ModelBundle, c: int) -> str:
+    """Which record of ``bundle.history`` forgot class ``c``, in words."""
+    for number, record in enumerate(bundle.history, start=1):
+        classes = record.get("classes") or []
+        flat = [x for item in classes for x in (item if isinstance(item, list) else [item])]
+        if c in flat:
+            return (f"record {number} of {len(bundle.history)} of the model's history: "
+                    f"{record.get('method')} at {record.get('utc')}")  # fmt: skip
+    return "the model file lists it as forgotten"
 
 
 def _describe_needs(needs: frozenset[str]) -> str:
@@ -368,7 +389,10 @@ def forget(
     )
     input_sha = weights_sha256(bundle.model)
     unlearner.prepare()
-    torch.manual_seed(seed)
+    if device.type == "cpu":  # the CPU generator alone: seeding every backend costs milliseconds
+        torch.random.default_generator.manual_seed(seed)
+    else:
+        torch.manual_seed(seed)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     start = time.perf_counter()
@@ -390,6 +414,11 @@ def forget(
             "was written (force=True / --force keeps the unverified result)",
             record=output.details,
         )
+    if verified is False:  # force=True: returned, but the caller hears it
+        reason = output.details.get("verification", {}).get("reason") or "its checks failed"
+        warn_goal_missed(f"classes {list(request.classes)} are not verified as forgotten with "
+                         f"{method}: {reason}; returned because force=True (recorded as "
+                         "verified: false)")  # fmt: skip
     model = output.model if output.model is not bundle.model else copy.deepcopy(output.model)
     result = dataclasses.replace(  # shares no tensor with the input (like ModelBundle.clone)
         bundle,

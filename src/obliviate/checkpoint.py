@@ -22,6 +22,7 @@ import json
 import math
 import os
 import tempfile
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -102,15 +103,50 @@ class ModelBundle:
         }
 
 
-def weights_sha256(model: torch.nn.Module) -> str:
-    """SHA-256 over the state dict (sorted keys, names, dtypes, shapes and raw bytes)."""
+#: Digests already computed, per model (weakly held): a weak reference to every tensor of its
+#: state dict, their stamps (:func:`_stamp`) and the digest.
+_DIGESTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def weights_sha256(model: torch.nn.Module, *, reuse: bool = True) -> str:
+    """SHA-256 over the state dict: for each entry in sorted key order, the UTF-8 bytes of
+    ``f"{name}|{dtype}|{tuple(shape)}|"`` and then the tensor's raw bytes (C order).
+
+    The same value for a model file: ``python -c "import obliviate; from obliviate.checkpoint
+    import weights_sha256; print(weights_sha256(obliviate.load('m.safetensors').model))"``.
+
+    A model's digest is remembered and given again while every tensor of its state dict is
+    the same object at the same address with the same version counter, which PyTorch bumps on
+    every in-place change (an optimiser step, ``load_state_dict``, ``copy_``, ``+=`` under
+    ``no_grad``). Writes through ``.data``, which PyTorch does not count, are not seen: pass
+    ``reuse=False`` to hash afresh.
+    """
+    state = model.state_dict(keep_vars=True)
+    stamps = _stamps(state)
+    memo = _DIGESTS.get(model) if reuse and stamps is not None else None
+    if (memo is not None and memo[1] == stamps
+            and all(ref() is t for ref, t in zip(memo[0], state.values(), strict=True))):  # fmt: skip
+        return memo[2]
     digest = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
+    for name, tensor in sorted(state.items()):
         t = tensor.detach().cpu().contiguous()
         digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
         if t.numel():  # the raw bytes, through the buffer protocol (no copy)
             digest.update(memoryview(t.reshape(-1).view(torch.uint8).numpy()))
-    return digest.hexdigest()
+    value = digest.hexdigest()
+    if stamps is not None:
+        _DIGESTS[model] = ([weakref.ref(t) for t in state.values()], stamps, value)
+    return value
+
+
+def _stamps(state: dict[str, torch.Tensor]) -> list[tuple] | None:
+    """Name, address, version counter, dtype, shape and device of each tensor; ``None`` when a
+    tensor keeps no version counter (made under ``torch.inference_mode``)."""
+    try:
+        return [(name, t.data_ptr(), t._version, t.dtype, tuple(t.shape), t.device)
+                for name, t in state.items()]  # fmt: skip
+    except RuntimeError:
+        return None
 
 
 def save(bundle: ModelBundle, path: str | Path) -> Path:
@@ -174,9 +210,13 @@ def read_safetensors(path: str | Path, what: str,
     if raw is None:
         raise ObliviateError(f"{path} is a safetensors file but not an obliviate {what}")
     try:
-        return json.loads(raw), tensors
+        meta = json.loads(raw)
     except json.JSONDecodeError:
         raise ObliviateError(f"{path}: the obliviate metadata is not valid JSON") from None
+    if not isinstance(meta, dict):
+        raise ObliviateError(f"{path}: the obliviate metadata is a JSON {_json_type(meta)}, not "
+                             f"an object; the file is damaged or not an obliviate {what}")  # fmt: skip
+    return meta, tensors
 
 
 def load(path: str | Path, *, map_location: str | torch.device = "cpu",
@@ -202,8 +242,7 @@ def load(path: str | Path, *, map_location: str | torch.device = "cpu",
     if meta.get("format") == "obliviate.deposit-module":
         raise ObliviateError(f"{path} is a LIRF deposit module, not a model; give it to "
                              "'obliviate withdraw' with its target")  # fmt: skip
-    if not isinstance(meta, dict):
-        raise ObliviateError(f"{path}: the obliviate metadata is not a JSON object")
+    _check_metadata_types(path, meta)
     version = meta.get("format_version", 0)
     if meta.get("format") != FORMAT or not 0 <= _int_or(version, -1) <= FORMAT_VERSION:
         raise ObliviateError(
@@ -326,6 +365,37 @@ def _given_module(path: Path, arch: str, module: torch.nn.Module | None,
 MAX_CLASSES = 100_000
 MAX_INPUT_VALUES = 50_000_000
 MAX_ARCH_INT = 1_000_000
+
+
+#: The JSON type of every top-level metadata value a model file may hold (absent is allowed;
+#: ``None`` in a tuple: null is allowed too).
+METADATA_TYPES: dict[str, tuple[type | None, ...]] = {
+    "format": (str,), "format_version": (int,), "arch": (str,), "arch_kwargs": (dict,),
+    "num_classes": (int,), "input_shape": (list,), "dataset": (str,), "codes": (dict, None),
+    "train_config": (dict, None), "forgotten_classes": (list,), "history": (list,),
+    "stats_samples": (int, None), "dataset_options": (dict, None), "retrofit": (dict, None),
+}  # fmt: skip
+
+
+def _json_type(value: Any) -> str:
+    names = {dict: "object", list: "array", str: "string", bool: "boolean", int: "number",
+             float: "number", type(None): "null"}  # fmt: skip
+    return names.get(type(value), type(value).__name__)
+
+
+def _check_metadata_types(path: Path, meta: dict) -> None:
+    """Refuse a top-level metadata value of the wrong JSON type (a boolean is no number)."""
+    for key, allowed in METADATA_TYPES.items():
+        if key not in meta:
+            continue
+        value = meta[key]
+        ok = any(value is None if kind is None else
+                 isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+                 for kind in allowed)  # fmt: skip
+        if not ok:
+            wanted = " or ".join("null" if k is None else _json_type(k()) for k in allowed)
+            raise ObliviateError(f"{path}: the metadata's {key!r} is a JSON {_json_type(value)}, "
+                                 f"expected {wanted}; the file is damaged or was edited")  # fmt: skip
 
 
 def _int_or(value: Any, default: int) -> int:

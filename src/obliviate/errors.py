@@ -19,3 +19,21 @@ class NotVerifiedError(ObliviateError):
     def __init__(self, message: str, record: dict | None = None) -> None:
         super().__init__(message)
         self.record = record or {}
+
+
+class GoalMissedWarning(UserWarning):
+    """A command ran to the end but missed the goal it checks (a retrofit whose codes are not
+    all learned or that cost too much accuracy, a deposit that left the classes in the target,
+    a backdoor forget below its target, a forget written unverified with ``force=True``).
+
+    The result is still returned; the warning says what was missed and what to try. The
+    command line prints the same as a ``WARNING``/``warning:`` line. Turn it into an error
+    with ``warnings.simplefilter("error", obliviate.GoalMissedWarning)``.
+    """
+
+
+def warn_goal_missed(message: str) -> None:
+    """Warn the caller of a library function that its result missed its goal."""
+    import warnings
+
+    warnings.warn(message, GoalMissedWarning, stacklevel=3)

@@ -170,6 +170,27 @@ def evaluate_model(
     )
 
 
+def truncation_oracle(model: Classifier, dataset: Dataset, forget_classes: Sequence[int]) -> EvalReport:
+    """The truncation oracle of ``model`` (the original, before forgetting) on the test split:
+    its predictions with the forget classes' logits masked, so it predicts only kept classes.
+    Its A_R is the yardstick of an output-layer forget; its FE is 100 by construction; RE and S
+    are not defined for it (``None``)."""
+    forget_classes = sorted(set(int(c) for c in forget_classes))
+    dataset.check_classes(forget_classes)
+    retain = [c for c in range(dataset.num_classes) if c not in forget_classes]
+    if not forget_classes or not retain:
+        raise ObliviateError("the truncation oracle needs some forget classes and some kept ones")
+    index = torch.tensor(retain)
+    preds = torch.cat(batched_eval(lambda xb: index[model(xb)[:, retain].argmax(dim=1).cpu()],
+                                   model, dataset.test.x, 1024))  # fmt: skip
+    labels = dataset.test.y
+    return EvalReport(
+        retain_acc=retain_accuracy(preds, labels, forget_classes),
+        forget_err=forget_error(preds, labels, forget_classes), relearn_err=None, score=None,
+        forget_seconds=None, per_class_acc=per_class_accuracy(preds, labels, dataset.num_classes),
+    )  # fmt: skip
+
+
 # --- metrics beyond the paper: membership inference and distance to a retrained reference ---
 
 

@@ -25,7 +25,7 @@ from obliviate.checkpoint import ModelBundle, weights_sha256
 from obliviate.codes import CodeConfig, MnemonicCodes
 from obliviate.data import Dataset, Split
 from obliviate.distributed import DistributedContext, check_batch
-from obliviate.errors import ObliviateError
+from obliviate.errors import ObliviateError, warn_goal_missed
 from obliviate.models import MODELS, Classifier, create_model
 from obliviate.models.external import (
     WrappedClassifier,
@@ -249,7 +249,7 @@ def retrofit(
     The record's ``goal_met`` says whether every code is classified as its class and at most
     ``max_accuracy_drop`` points were lost; a retrofit that misses it is still returned (each
     later forget verifies itself: the calibrated forget does not need the codes to be learned,
-    see docs/results/retrofit.md), and the command line warns.
+    see docs/results/retrofit.md) with a :class:`~obliviate.errors.GoalMissedWarning`.
 
     Raises:
         ObliviateError: the model already has codes, has forgotten classes (fine-tuning on every
@@ -333,6 +333,8 @@ def retrofit(
         "utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "output_sha256": weights_sha256(net),
     }
+    if not record["goal_met"]:
+        warn_goal_missed(_retrofit_shortfall(record))
     return dataclasses.replace(
         bundle,
         model=net.cpu().eval(),
@@ -345,3 +347,16 @@ def retrofit(
         dataset_options=dict(dataset.options),
         retrofit=record,
     )
+
+
+def _retrofit_shortfall(record: dict[str, Any]) -> str:
+    """What a retrofit that missed its goal missed, and what to try."""
+    missed = []
+    if not record["codes_learned"]:
+        missed.append(f"the codes of classes {record['codes_missed']} are not classified as "
+                      "their class (more steps or a larger t_mix learn them)")  # fmt: skip
+    if not record["accuracy_kept"]:
+        missed.append(f"it cost {record['accuracy_drop']:.2f} points of test accuracy, more than "
+                      f"max_accuracy_drop={record['goal']['max_accuracy_drop']:g} (a lower lr or "
+                      "more steps may keep more)")  # fmt: skip
+    return "the retrofit missed its goal: " + "; ".join(missed)

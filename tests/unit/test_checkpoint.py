@@ -90,3 +90,31 @@ def test_codes_that_do_not_fit_the_model_are_rejected(tmp_path, tiny_bundle):
     path = obliviate.save(broken, tmp_path / "b.safetensors")
     with pytest.raises(ObliviateError, match="codes have shape"):
         obliviate.load(path)
+
+
+def test_a_remembered_weights_hash_is_the_fresh_one_until_a_tensor_changes(tiny_bundle):
+    model = tiny_bundle.clone().model
+    first = weights_sha256(model)
+    assert weights_sha256(model) == first == weights_sha256(model, reuse=False)
+    with torch.no_grad():  # in-place, as an optimiser step: the version counter moves
+        model.classifier.bias[0] += 1e-3
+    changed = weights_sha256(model)
+    assert changed != first and changed == weights_sha256(model, reuse=False)
+    model.load_state_dict(tiny_bundle.model.state_dict())  # copied in place: the same weights
+    assert weights_sha256(model) == first
+    model.classifier.weight = torch.nn.Parameter(model.classifier.weight.detach() * 2)
+    assert weights_sha256(model) == weights_sha256(model, reuse=False) != first
+    with torch.no_grad():  # through .data PyTorch counts nothing: only reuse=False sees it
+        model.classifier.bias.data[0] += 1.0
+    stale = weights_sha256(model)
+    assert weights_sha256(model, reuse=False) != stale
+
+
+def test_the_weights_hash_is_the_documented_recipe(tiny_bundle):
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name, t in sorted(tiny_bundle.model.state_dict().items()):
+        digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        digest.update(t.contiguous().numpy().tobytes())
+    assert weights_sha256(tiny_bundle.model, reuse=False) == digest.hexdigest()

@@ -17,7 +17,8 @@ import obliviate
 from obliviate import ObliviateError
 
 KEYS = ["format", "format_version", "arch", "arch_kwargs", "num_classes", "input_shape",
-        "dataset", "codes", "train_config", "forgotten_classes", "history", "stats_samples"]  # fmt: skip
+        "dataset", "codes", "train_config", "forgotten_classes", "history", "stats_samples",
+        "dataset_options", "retrofit"]  # fmt: skip
 DELETE = object()
 
 json_values = st.recursive(
@@ -38,15 +39,27 @@ def parts(bundle) -> tuple[dict, dict[str, torch.Tensor]]:
     return meta, tensors
 
 
-def load_written(meta: dict, tensors: dict[str, torch.Tensor]) -> None:
+def load_written(meta, tensors: dict[str, torch.Tensor]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "edited.safetensors"
         save_file(tensors, str(path), metadata={"obliviate": json.dumps(meta)})
         try:
-            obliviate.load(path)
+            bundle = obliviate.load(path)
         except ObliviateError:
             pass
+        else:  # what loads has the types the rest of the package relies on
+            assert isinstance(meta, dict)
+            assert isinstance(bundle.dataset, str) and isinstance(bundle.train_config, dict)
+            assert isinstance(bundle.dataset_options, dict) and isinstance(bundle.history, list)
+            assert bundle.retrofit is None or isinstance(bundle.retrofit, dict)
         assert [p.name for p in Path(tmp).iterdir()] == ["edited.safetensors"]  # nothing written
+
+
+@settings(max_examples=60, deadline=None)
+@given(value=json_values)
+def test_any_json_value_as_the_whole_metadata_is_a_user_error(tiny_bundle, value):
+    _, tensors = parts(tiny_bundle)
+    load_written(value, tensors)
 
 
 @settings(max_examples=150, deadline=None)

@@ -17,6 +17,7 @@ import torch
 
 from obliviate import api
 from obliviate.data import Dataset
+from obliviate.errors import warn_goal_missed
 from obliviate.finer.forgetting import (
     ForgetSettings,
     accuracies,
@@ -68,7 +69,8 @@ def run_backdoor(
 
     Returns:
         A JSON-ready dict: the settings used, accuracy of every variant on the four test sets,
-        seconds of each forgetting run, and the tuning trials if any.
+        seconds of each forgetting run, the tuning trials if any, and ``goal`` (whether the
+        main variant met its goal; a :class:`~obliviate.errors.GoalMissedWarning` when not).
     """
     data_obj = api.resolve_dataset(dataset, data_dir)
     data = build_finer_data(data_obj, classes, transform)
@@ -108,8 +110,12 @@ def run_backdoor(
         results[label] = accuracies(forgotten, data)
     main = ("RLD" if term == "rld" else "RND") if pattern == "A" else list(variants)[-1]
     percent = {label: {k: 100.0 * v for k, v in accs.items()} for label, accs in results.items()}
+    goal = backdoor_goal(pattern, percent["pretrained"], percent[main], main)
+    if not goal["met"]:
+        warn_goal_missed(f"{main} missed its goal ({goal['criterion']}); try other settings "
+                         "(settings=..., tune_trials=N)")  # fmt: skip
     return {
-        "goal": backdoor_goal(pattern, percent["pretrained"], percent[main], main),
+        "goal": goal,
         "accuracy_unit": "%",
         "dataset": data_obj.name, "classes": list(data.classes), "transform": data.transform,
         "pattern": pattern, "term": term, "model": model, "model_kwargs": model_kwargs or {},

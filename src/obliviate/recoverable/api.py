@@ -23,7 +23,7 @@ import torch
 
 from obliviate.checkpoint import ModelBundle, read_safetensors, weights_sha256, write_safetensors
 from obliviate.data import Dataset
-from obliviate.errors import ObliviateError
+from obliviate.errors import ObliviateError, warn_goal_missed
 from obliviate.models import create_model
 from obliviate.recoverable.lirf import (
     Deposit,
@@ -31,6 +31,7 @@ from obliviate.recoverable.lirf import (
     LIRFSettings,
     RecoverNet,
     deposit,
+    lirf_accuracy,
 )
 from obliviate.recoverable.pruning import apply_pruning, split_network
 from obliviate.training import resolve_device
@@ -39,6 +40,12 @@ MODULE_FORMAT = "obliviate.deposit-module"
 MODULE_FORMAT_VERSION = 1
 RECOVER_ARCH = "lirf-recover"
 WEIGHT_PREFIX = "weights."
+#: The goal a deposit is checked against (LIRF on Fashion-MNIST,
+#: docs/results/recoverable-forgetting.md): the target's test accuracy on the deposited classes
+#: below this (%), and on the preserved ones within ``DEPOSIT_MAX_PRE_DROP`` points of the
+#: original's.
+DEPOSIT_MAX_DEP_ACC = 20.0
+DEPOSIT_MAX_PRE_DROP = 3.0
 
 
 def deposit_records(bundle: ModelBundle) -> list[dict[str, Any]]:
@@ -71,7 +78,9 @@ def deposit_bundle(
 
     Returns:
         ``(target bundle, modules, deposit)``: the target's history ends with the deposit's
-        audit record and its ``forgotten_classes`` include the deposited classes.
+        audit record and its ``forgotten_classes`` include the deposited classes;
+        ``deposit.goal`` holds the test metrics of the original and the target and whether
+        the goal was met (a :class:`~obliviate.errors.GoalMissedWarning` when not).
     """
     if bundle.arch == RECOVER_ARCH:
         raise ObliviateError("deposit from a target or an original model, not a recover net")
@@ -100,7 +109,28 @@ def deposit_bundle(
     )
     target.history = [*bundle.history, result.record]
     modules = [m.cpu() for m in result.modules]
+    taken = [c for r in deposit_records(target) for s in r["classes"] for c in s]
+    result.goal = deposit_goal(lirf_accuracy(bundle.model, data.test.x, data.test.y, taken),
+                               lirf_accuracy(target.model, data.test.x, data.test.y, taken))  # fmt: skip
+    if not result.goal["met"]:
+        warn_goal_missed(result.goal["missed"])
     return target, modules, result
+
+
+def deposit_goal(original: dict[str, Any], target: dict[str, Any]) -> dict[str, Any]:
+    """Whether a deposit met its goal, from the test metrics (:func:`lirf_accuracy`) of the
+    original and the target: ``{"met", "missed", "original", "target"}``, ``missed`` being
+    the sentence that says what was missed and what to try (``None`` when met)."""
+    dep, pre, original_pre = target["dep_acc"], target["pre_acc"], original["pre_acc"]
+    met = dep < DEPOSIT_MAX_DEP_ACC and pre >= original_pre - DEPOSIT_MAX_PRE_DROP
+    missed = None if met else (
+        f"the deposit missed its goal (the target's test accuracy on the deposited classes "
+        f"below {DEPOSIT_MAX_DEP_ACC:g} %, on the preserved ones within "
+        f"{DEPOSIT_MAX_PRE_DROP:g} points of the original): deposited {dep:.1f} %, preserved "
+        f"{pre:.1f} % against {original_pre:.1f} %. The target still knows the classes; try "
+        "more epochs (--hp epochs=) or another split (--hp block=)"
+    )  # fmt: skip
+    return {"met": met, "missed": missed, "original": original, "target": target}
 
 
 def save_module(module: DepositModule, path: str | Path) -> Path:

@@ -277,6 +277,9 @@ class Deposit:
         seconds: wall-clock time of the deposit training.
         losses: mean ``L_all`` of every epoch.
         record: the audit record (block, sets, module ids, back hash, settings).
+        goal: set by :func:`obliviate.recoverable.deposit_bundle`: the test metrics of the
+            original and the target (:func:`lirf_accuracy`) and whether the deposit met its
+            goal (``met``, and ``missed``: what it missed).
     """
 
     target: Classifier
@@ -284,6 +287,7 @@ class Deposit:
     seconds: float
     losses: list[float]
     record: dict[str, Any] = field(default_factory=dict)
+    goal: dict[str, Any] = field(default_factory=dict)
 
 
 def check_class_sets(class_sets: Sequence[Sequence[int]], num_classes: int,
