@@ -33,7 +33,7 @@ from safetensors.torch import save_file
 from obliviate.codes import CodeConfig, MnemonicCodes
 from obliviate.errors import ObliviateError
 from obliviate.models import Classifier, create_model
-from obliviate.stats import TrainingStatistics
+from obliviate.stats import FEATURE_MIN_KEY, MARGIN_KEY, TrainingStatistics
 
 FORMAT = "obliviate.model"
 FORMAT_VERSION = 1
@@ -197,11 +197,11 @@ def load(path: str | Path, *, map_location: str | torch.device = "cpu",
 
     path = Path(path)
     meta, tensors = read_safetensors(path, "model", map_location)
+    if not isinstance(meta, dict):
+        raise ObliviateError(f"{path}: the obliviate metadata is not a JSON object")
     if meta.get("format") == "obliviate.deposit-module":
         raise ObliviateError(f"{path} is a LIRF deposit module, not a model; give it to "
                              "'obliviate withdraw' with its target")  # fmt: skip
-    if not isinstance(meta, dict):
-        raise ObliviateError(f"{path}: the obliviate metadata is not a JSON object")
     version = meta.get("format_version", 0)
     if meta.get("format") != FORMAT or not 0 <= _int_or(version, -1) <= FORMAT_VERSION:
         raise ObliviateError(
@@ -256,7 +256,8 @@ def load(path: str | Path, *, map_location: str | torch.device = "cpu",
             raise ObliviateError(f"{path}: bad code settings: {exc}") from None
         codes = MnemonicCodes(tensors[CODES_KEY], config)
     stats = TrainingStatistics.from_tensors(tensors, _int_or(meta.get("stats_samples"), 0))
-    if stats is not None and (
+    malformed = stats is None and MARGIN_KEY in tensors and FEATURE_MIN_KEY in tensors
+    if malformed or stats is not None and (
         tuple(stats.margin.shape) != (num_classes, num_classes)
         or stats.feature_min.shape[0] != num_classes
         or torch.isnan(stats.margin).any() or not bool(torch.isfinite(stats.feature_min).all())

@@ -27,10 +27,12 @@ def test_backdoor_pattern_b_with_two_optuna_trials(cli, tmp_path):
     assert "D_r,extra" in stdout and "CE+Fisher+RLD" in stdout
     before, after = report["accuracy"]["pretrained"], report["accuracy"]["CE+Fisher+RLD"]
     half = before["D_r,extra"] + 0.5 * (before["D_r"] - before["D_r,extra"])
-    met = after["D_r,extra"] >= half and after["D_r"] >= before["D_r"] - 10.0
     assert report["accuracy_unit"] == "%" and before["D_r"] > 1.0  # percentages, like evaluate
-    assert report["goal"]["variant"] == "CE+Fisher+RLD" and report["goal"]["met"] is met
-    assert ("missed its goal" in err) is (not met)
+    # the goal, on a setting where it is reached: at least half of the poisoned extra samples'
+    # accuracy restored, D_r kept within 10 points
+    assert after["D_r,extra"] >= half and after["D_r"] >= before["D_r"] - 10.0
+    assert report["goal"]["variant"] == "CE+Fisher+RLD" and report["goal"]["met"] is True
+    assert "missed its goal" not in err
 
 
 def test_pattern_a_reports_rld_rnd_and_truncation(digits):
