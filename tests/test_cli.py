@@ -106,9 +106,11 @@ def test_bad_files_exit_2(monkeypatch, cli, tmp_path):
 
 def test_model_without_codes_exit_2(monkeypatch, cli, tmp_path, digits_bundle_no_codes):
     path = obliviate.save(digits_bundle_no_codes, tmp_path / "plain.safetensors")
-    code, _, err = cli("forget", path, "--classes", "0",
-                       "--out", tmp_path / "o.safetensors")
-    assert code == 2 and "mnemonic-data" in err
+    code, out, err = cli("forget", path, "--classes", "0", "--out", tmp_path / "o.safetensors",
+                         "--report", tmp_path / "r.json")  # fmt: skip
+    assert code == 2 and "mnemonic-data" in err and out == ""
+    assert err.startswith("error: ") and err.count("\n") == 1  # one line
+    assert [p.name for p in tmp_path.iterdir()] == ["plain.safetensors"]  # nothing written
 
 
 def test_evaluate_shape_mismatch_exit_2(monkeypatch, cli, tmp_path, tiny_bundle):

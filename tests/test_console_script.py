@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,20 @@ SCRIPT = Path(sys.executable).with_name("obliviate")
 
 def run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([str(SCRIPT), *args], capture_output=True, text=True, timeout=120)
+
+
+@contextmanager
+def ended(proc: subprocess.Popen) -> Iterator[subprocess.Popen]:
+    """Kill ``proc`` (a 100000-epoch run) if the block leaves it running, e.g. when an
+    assertion fails before it was interrupted."""
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=60)
+        if proc.stderr is not None:
+            proc.stderr.close()
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +68,6 @@ def test_every_usage_mistake_is_one_line_exit_2_and_writes_nothing(model_file, t
     cases = mistakes(model_file, out)
     with ThreadPoolExecutor(max_workers=4) as pool:
         results = dict(zip(cases, pool.map(lambda args: run(*args), cases.values())))
-    assert len(results) >= 10
     for name, proc in results.items():
         assert proc.returncode == 2, (name, proc.stderr)
         assert "Traceback" not in proc.stderr, name
@@ -115,11 +130,12 @@ def test_ctrl_c_exits_130_with_one_line_and_no_file(tmp_path):
         [str(SCRIPT), "train", "--dataset", "digits", "--epochs", "100000", "--out", str(out)],
         stderr=subprocess.PIPE, text=True, env=env,
     )  # fmt: skip
-    first = proc.stderr.readline()  # the plain progress line: training has started
-    assert first.startswith("training fc on digits: 0/"), first
-    proc.send_signal(signal.SIGINT)
-    rest = proc.stderr.read()
-    assert proc.wait(timeout=60) == 130
+    with ended(proc):
+        first = proc.stderr.readline()  # the plain progress line: training has started
+        assert first.startswith("training fc on digits: 0/"), first
+        proc.send_signal(signal.SIGINT)
+        rest = proc.stderr.read()
+        assert proc.wait(timeout=60) == 130
     assert rest.strip().splitlines()[-1] == "interrupted" and "Traceback" not in rest
     assert list(tmp_path.iterdir()) == []  # no model, no temporary file
 
@@ -135,11 +151,12 @@ def test_ctrl_c_in_bench_exits_130_and_a_rerun_resumes(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "OBLIVIATE_NO_PROGRESS"}
     proc = subprocess.Popen(args, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
                             env=env)  # fmt: skip
-    first = proc.stderr.readline()
-    assert first.startswith("benchmark: 0/4"), first
-    proc.send_signal(signal.SIGINT)
-    rest = proc.stderr.read()
-    assert proc.wait(timeout=60) == 130 and rest.strip().splitlines()[-1] == "interrupted"
+    with ended(proc):
+        first = proc.stderr.readline()
+        assert first.startswith("benchmark: 0/4"), first
+        proc.send_signal(signal.SIGINT)
+        rest = proc.stderr.read()
+        assert proc.wait(timeout=60) == 130 and rest.strip().splitlines()[-1] == "interrupted"
     done = run(*args[1:])
     assert done.returncode == 0, done.stderr
     rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]

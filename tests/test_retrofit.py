@@ -188,14 +188,17 @@ def test_weights_files_load_with_their_architecture_and_pickles_are_refused(tmp_
 
 
 def test_retrofit_adds_codes_to_a_model_trained_without_them(digits, digits_bundle_no_codes):
-    out = retrofit(digits_bundle_no_codes, digits, steps=300, codes=obliviate.CodeConfig(t_mix=0.3),
+    # a model worth keeping (the 2-epoch fixture is near chance, so no drop could show)
+    plain = obliviate.train(digits, "fc", config=TrainConfig(epochs=40, lr=0.1), codes=None,
+                            progress=False)  # fmt: skip
+    out = retrofit(plain, digits, steps=300, codes=obliviate.CodeConfig(t_mix=0.3),
                    config=TrainConfig(lr=0.1), progress=False)  # fmt: skip
     record = out.retrofit
     assert out.codes is not None and out.stats is not None
-    assert digits_bundle_no_codes.codes is None  # the input is untouched
+    assert plain.codes is None  # the input is untouched
     assert record["steps"] == 300 and record["code_accuracy"] == 100.0
-    assert record["accuracy_after"] > 50 and record["goal_met"] == (
-        record["accuracy_drop"] <= 1.0)
+    assert record["accuracy_before"] > 90
+    assert record["accuracy_drop"] <= 1.0 and record["goal_met"] is True  # the codes cost nothing
     forgotten = obliviate.forget(out, [3])
     assert forgotten.history[-1]["verified"] is True
     with pytest.raises(ObliviateError, match="already has mnemonic codes"):

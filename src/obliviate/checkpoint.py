@@ -34,7 +34,7 @@ from safetensors.torch import save_file
 from obliviate.codes import CodeConfig, MnemonicCodes
 from obliviate.errors import ObliviateError
 from obliviate.models import Classifier, create_model
-from obliviate.stats import TrainingStatistics
+from obliviate.stats import FEATURE_MIN_KEY, MARGIN_KEY, TrainingStatistics
 
 FORMAT = "obliviate.model"
 FORMAT_VERSION = 1
@@ -239,6 +239,8 @@ def load(path: str | Path, *, map_location: str | torch.device = "cpu",
 
     path = Path(path)
     meta, tensors = read_safetensors(path, "model", map_location)
+    if not isinstance(meta, dict):
+        raise ObliviateError(f"{path}: the obliviate metadata is not a JSON object")
     if meta.get("format") == "obliviate.deposit-module":
         raise ObliviateError(f"{path} is a LIRF deposit module, not a model; give it to "
                              "'obliviate withdraw' with its target")  # fmt: skip
@@ -305,8 +307,9 @@ def load(path: str | Path, *, map_location: str | torch.device = "cpu",
     except ObliviateError as exc:
         raise ObliviateError(f"{path}: {exc}; the file is damaged") from None
     if stats is not None and stats.layer is not None:
-        _check_layer_statistics(path, model, stats.layer)
-    if stats is not None and (
+        _check_layer_statistics(path, model, stats.layer, forgotten)
+    malformed = stats is None and MARGIN_KEY in tensors and FEATURE_MIN_KEY in tensors
+    if malformed or stats is not None and (
         tuple(stats.margin.shape) != (num_classes, num_classes)
         or stats.feature_min.shape[0] != num_classes
         or torch.isnan(stats.margin).any() or not bool(torch.isfinite(stats.feature_min).all())
@@ -330,8 +333,15 @@ def load(path: str | Path, *, map_location: str | torch.device = "cpu",
     )
 
 
-def _check_layer_statistics(path: Path, model: Classifier, layer: Any) -> None:
-    """The layer statistics name the model's own feature layer and fit its width."""
+def _check_layer_statistics(path: Path, model: Classifier, layer: Any,
+                            forgotten: list[int]) -> None:  # fmt: skip
+    """The layer statistics name the model's own feature layer and fit its width, and only
+    forgotten classes have the infinite margins of cleared entries."""
+    cleared = torch.isinf(layer.margin_quantiles).any(1).nonzero().flatten().tolist()
+    if not set(cleared) <= set(forgotten):
+        raise ObliviateError(f"{path}: the layer statistics have infinite margins for classes "
+                             f"{sorted(set(cleared) - set(forgotten))}, which the model has not "
+                             "forgotten; the file is damaged or edited")  # fmt: skip
     from obliviate.deep import weight_matrix
 
     own = model.feature_layer() if hasattr(model, "feature_layer") else None

@@ -162,10 +162,13 @@ class LayerStatistics:
                                      f"{tuple(getattr(out, name).shape)}, expected {shape}")  # fmt: skip
         if out.confusion.numel() and tuple(out.confusion.shape) != (c, c):
             raise ObliviateError("the layer statistics' confusion matrix does not fit the model")
-        finite = [out.class_mean, out.directions, out.logit_mean]
+        finite = [out.class_mean, out.directions, out.logit_mean, out.ranges, out.confusion]
+        q = out.margin_quantiles  # +inf only in the rows of forgotten classes (checked on load)
         if not all(bool(torch.isfinite(t).all()) for t in finite) or \
-                torch.isnan(out.ranges).any() or torch.isnan(out.margin_quantiles).any():  # fmt: skip
+                bool(torch.isnan(q).any()) or bool((q == float("-inf")).any()):  # fmt: skip
             raise ObliviateError("the layer statistics hold NaN or infinite values")
+        if bool((out.confusion < 0).any()):
+            raise ObliviateError("the layer statistics' confusion matrix has negative counts")
         return out
 
     def without(self, classes: list[int] | tuple[int, ...]) -> LayerStatistics:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import csv
 
+import pytest
 import torch
 
 import obliviate
 from obliviate.bench.analyses import fisher_overlap, gradient_norms, lambda_sweep
+from obliviate.fisher import per_class_fisher
 
 
 def test_lambda_sweep_moves_one_lambda_at_a_time(digits, digits_bundle):
@@ -38,7 +40,15 @@ def test_fisher_overlap_and_gradient_norms(digits, digits_bundle, digits_bundle_
     plain = fisher_overlap(digits_bundle_no_codes, digits, per_class=30)
     assert set(coded) == set(plain) == {"hidden.weight", "hidden.bias", "classifier.weight",
                                         "classifier.bias"}
-    assert all(-1.0 <= v <= 1.0 for v in [*coded.values(), *plain.values()])
+    # each value is the mean cosine between class 0's Fisher and every other class's
+    fishers = per_class_fisher(digits_bundle.model.eval(), digits_bundle.codes.tensor,
+                               torch.arange(10), 10)  # fmt: skip
+    for name in coded:
+        a = fishers[0][name].flatten()
+        cosines = [float(a @ fishers[c][name].flatten()
+                         / (a.norm() * fishers[c][name].flatten().norm())) for c in range(1, 10)]
+        assert coded[name] == pytest.approx(sum(cosines) / 9, abs=1e-5)
+    assert coded != plain  # the Fisher of codes is not that of images
     norms = gradient_norms(digits_bundle, digits, [0])
     assert set(norms) == {"train data D", "forget codes", "retain codes"}
     # at the trained weights the mean gradient on D is far smaller than at a fresh init

@@ -57,10 +57,14 @@ def test_every_method_two_seeds(tmp_path):
     report = (tmp_path / "report.html").read_text()
     assert "data:image/png;base64," in report and "<table>" in report
     row = next(r for r in results.rows if r["method"] == "retrain")
-    assert row["gap_retain_test_acc"] == 0 and row["kl_to_retrained"] < 1e-6  # it is the reference
     original = next(r for r in results.rows if r["method"] == "original" and r["seed"] == 0)
     forgotten = next(r for r in results.rows if r["method"] == "mnemonic" and r["seed"] == 0)
-    assert all(0 <= r["mia_efficacy"] <= 100 for r in results.rows)
+    # The retrain row is the reference model itself (the runner reuses the same call with the
+    # same seed), so its distance to the reference is zero by construction: this checks the
+    # reuse, not the metric. The metric is checked on the original model, which still knows
+    # the forget class that the reference never saw.
+    assert row["gap_retain_test_acc"] == 0 and row["kl_to_retrained"] < 1e-6
+    assert original["gap_forget_test_acc"] > 80 and original["kl_to_retrained"] > 1.0
     assert row["mia_efficacy"] == 100  # the retrained model never saw class 0
     assert forgotten["forget_train_acc"] < original["forget_train_acc"]
     assert forgotten["seconds"] > 0 and original["seconds"] is None

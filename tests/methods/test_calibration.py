@@ -106,7 +106,8 @@ def test_without_statistics_the_data_verifies(digits_bundle, digits):
     assert check["retain_accuracy"] >= check["oracle_retain_accuracy"] - 1.0
 
 
-def test_paper_mode_is_unchanged_and_needs_data_to_verify(digits_bundle, digits):
+def test_paper_mode_without_data_is_refused_and_force_keeps_it(digits_bundle):
+    """(Paper mode with data, verified or refused on that data: test_verification.py.)"""
     with pytest.raises(NotVerifiedError, match="paper mode"):
         obliviate.forget(digits_bundle, [0], lambda1=1e-3, lambda2=10.0, device="cpu")
     forced = obliviate.forget(digits_bundle, [0], lambda1=1e-3, lambda2=10.0, device="cpu",

@@ -183,3 +183,18 @@ def test_damaged_layer_statistics_are_refused(digits_bundle, tmp_path):
     save_file(tensors, tmp_path / "bad.safetensors", metadata=meta)
     with pytest.raises(ObliviateError, match="layer statistics"):
         obliviate.load(tmp_path / "bad.safetensors")
+
+
+def test_cleared_margins_only_for_forgotten_classes(digits_bundle, tmp_path):
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    path = tmp_path / "m.safetensors"
+    obliviate.save(digits_bundle, path)
+    with safe_open(str(path), "pt") as fh:
+        meta = fh.metadata()
+    tensors = load_file(path)
+    tensors["stats.margin_quantiles"][2] = float("inf")  # "no sample of class 2 at risk"
+    save_file(tensors, tmp_path / "bad.safetensors", metadata=meta)
+    with pytest.raises(ObliviateError, match="infinite margins for classes \\[2\\]"):
+        obliviate.load(tmp_path / "bad.safetensors")

@@ -16,15 +16,16 @@ def test_deposit_and_withdraw_from_the_cli(cli, digits, tmp_path):
     model = obliviate.save(original, tmp_path / "m.safetensors")
     code, out, err = cli("deposit", model, "--classes", "0,1", "--classes", "2", "--data", "digits",
                          "--out", tmp_path / "t.safetensors", "--module", tmp_path / "d1.safetensors",
-                         "--module", tmp_path / "d2.safetensors", "--hp", "epochs=2",
+                         "--module", tmp_path / "d2.safetensors", "--hp", "epochs=60",
                          "--report", tmp_path / "r.json")  # fmt: skip
     assert code == 0, err
     assert "Pre Acc" in out and "deposited [[0, 1], [2]]" in err
     report = json.loads((tmp_path / "r.json").read_text())
     assert set(report["test"]) == {"original", "target", "recover (these modules)"}
     target, original = report["test"]["target"], report["test"]["original"]
-    met = target["dep_acc"] < 20 and target["pre_acc"] >= original["pre_acc"] - 3
-    assert report["goal_met"] is met and ("missed its goal" in err) is (not met)
+    # the goal, on a setting where it is reached: deposited classes forgotten, the rest kept
+    assert target["dep_acc"] < 20 and target["pre_acc"] >= original["pre_acc"] - 3
+    assert report["goal_met"] is True and "missed its goal" not in err
     code, out, err = cli("withdraw", tmp_path / "t.safetensors", tmp_path / "d2.safetensors",
                          tmp_path / "d1.safetensors", "--out", tmp_path / "rec.safetensors",
                          "--data", "digits")  # fmt: skip

@@ -119,6 +119,7 @@ def test_random_labels_never_the_forget_class():
 
 def test_unsir_noise_maximises_the_forget_class_error(digits_bundle):
     model = digits_bundle.clone().model
+    before = {k: v.clone() for k, v in model.state_dict().items()}
     noise = error_maximising_noise(
         model, 0, (64, 1, 8, 8), steps=40, lr=0.1, regulariser=0.1, seed=0
     )
@@ -128,7 +129,9 @@ def test_unsir_noise_maximises_the_forget_class_error(digits_bundle):
         learned = nn.functional.cross_entropy(model(noise), labels)
         initial = nn.functional.cross_entropy(model(start), labels)
     assert learned > initial + 1.0
-    assert all(p.requires_grad for p in model.parameters())  # the model is handed back intact
+    # the model is handed back intact: same weights, gradients enabled again, still in eval mode
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    assert all(p.requires_grad for p in model.parameters()) and not model.training
 
 
 def test_erm_ktp_prohibits_the_forget_rows(digits, digits_bundle):

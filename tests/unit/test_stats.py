@@ -1,0 +1,94 @@
+"""Training statistics against a brute-force loop on a tiny untrained model, and the
+bookkeeping that stores, reads and clears them."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from obliviate.data import Split
+from obliviate.errors import ObliviateError
+from obliviate.models import create_model
+from obliviate.stats import FEATURE_MIN_KEY, MARGIN_KEY, TrainingStatistics, record_statistics
+
+
+@pytest.fixture
+def model_and_data():
+    torch.manual_seed(0)
+    model = create_model("fc", input_shape=(1, 3, 3), num_classes=4, hidden=6).eval()
+    x = torch.randn(30, 1, 3, 3)
+    y = torch.tensor([0, 1, 3] * 10)  # class 2 has no sample
+    return model, Split(x, y)
+
+
+def test_record_statistics_matches_a_brute_force_loop(model_and_data):
+    model, data = model_and_data
+    stats = record_statistics(model, data, batch_size=7)
+    assert stats.samples == 30 and stats.margin.shape == (4, 4)
+    with torch.no_grad():
+        feats = model.features(data.x)
+        logits = model.classifier(feats)
+    for c in (0, 1, 3):
+        own = logits[data.y == c]
+        for k in range(4):
+            assert float(stats.margin[c, k]) == pytest.approx(float((own[:, c] - own[:, k]).max()),
+                                                              abs=1e-5)  # fmt: skip
+        assert torch.allclose(stats.feature_min[c], feats[data.y == c].min(0).values, atol=1e-6)
+        assert float(stats.margin[c, c]) == 0.0
+    assert torch.isneginf(stats.margin[2]).all()  # no sample: no bound
+    assert not stats.feature_min[2].any()  # and no minimum
+    assert stats.margin.device.type == "cpu" and stats.feature_min.device.type == "cpu"
+    again = record_statistics(model, data, batch_size=1024)
+    assert torch.allclose(again.margin, stats.margin, atol=1e-6)
+    assert torch.equal(again.feature_min.isinf(), stats.feature_min.isinf())
+
+
+def test_record_statistics_refuses_empty_data(model_and_data):
+    model, data = model_and_data
+    with pytest.raises(ObliviateError, match="no training samples"):
+        record_statistics(model, Split(data.x[:0], data.y[:0]))
+
+
+def sample_stats() -> TrainingStatistics:
+    margin = torch.arange(16.0).reshape(4, 4) - 5.0
+    feature_min = torch.arange(12.0).reshape(4, 3) - 2.0
+    return TrainingStatistics(margin, feature_min, samples=12)
+
+
+def test_tensors_round_trip_and_partial_sets_are_no_statistics():
+    stats = sample_stats()
+    tensors = stats.tensors()
+    assert set(tensors) == {MARGIN_KEY, FEATURE_MIN_KEY} == {"stats.margin", "stats.feature_min"}
+    back = TrainingStatistics.from_tensors(
+        {k: v.double() for k, v in tensors.items()}, samples=12
+    )
+    assert back.margin.dtype == back.feature_min.dtype == torch.float32
+    assert torch.equal(back.margin, stats.margin) and torch.equal(back.feature_min, stats.feature_min)
+    assert back.samples == 12
+    transposed = TrainingStatistics(stats.margin.t(), stats.feature_min.t(), 1).tensors()
+    assert all(t.is_contiguous() for t in transposed.values())
+    assert TrainingStatistics.from_tensors({MARGIN_KEY: stats.margin}, 1) is None
+    assert TrainingStatistics.from_tensors({FEATURE_MIN_KEY: stats.feature_min}, 1) is None
+    flat = {MARGIN_KEY: stats.margin, FEATURE_MIN_KEY: stats.feature_min.reshape(-1)}
+    assert TrainingStatistics.from_tensors(flat, 1) is None
+
+
+def test_without_clears_the_forgotten_classes_and_leaves_the_input():
+    stats = sample_stats()
+    cleared = stats.without([1, 3])
+    for c in (1, 3):
+        assert torch.isneginf(cleared.margin[c]).all() and torch.isneginf(cleared.margin[:, c]).all()
+        assert not cleared.feature_min[c].any()
+    kept = [0, 2]
+    assert torch.equal(cleared.margin[kept][:, kept], stats.margin[kept][:, kept])
+    assert torch.equal(cleared.feature_min[kept], stats.feature_min[kept])
+    assert cleared.samples == 12
+    assert torch.equal(stats.margin, sample_stats().margin)  # the input is untouched
+    assert torch.equal(stats.feature_min, sample_stats().feature_min)
+
+
+def test_retained_margin_is_the_smallest_margin_to_a_kept_class():
+    stats = sample_stats()  # row 2: [3, 4, 5, 6]
+    assert stats.retained_margin(2, [1, 3]) == 4.0
+    assert stats.retained_margin(2, [3]) == 6.0
+    assert stats.retained_margin(2, [0, 1, 3]) == 3.0
