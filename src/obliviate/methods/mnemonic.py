@@ -154,7 +154,8 @@ class MnemonicForgetting(UnlearningMethod):
             (:mod:`obliviate.deep`), ``output`` only the head, ``auto`` (default) the deepest
             that verifies.
         redirect: how far the forget classes' mean pre-activation moves towards the kept
-            classes they resemble (1: all the way; depth ``features``).
+            classes they resemble (1: all the way; depth ``features``). When the full move
+            does not verify, half of it is tried before giving up (``auto``: output only).
     """
 
     name = "mnemonic"
@@ -244,8 +245,20 @@ class MnemonicForgetting(UnlearningMethod):
         if self.depth in ("auto", "features"):
             missing = _deep_unavailable(model, context.stats)
             if missing is None:
-                deep, deep_note = self._deep(model, inputs, labels, forget, retain, context)
-                if deep is not None and (deep.details["verified"] or self.depth == "features"):
+                # the full redirect first, then half of it: the deepest edit that verifies
+                first = None
+                for gamma in (self.redirect, self.redirect / 2):
+                    deep, deep_note = self._deep(model, inputs, labels, forget, retain, context,
+                                                 gamma)  # fmt: skip
+                    if deep is None or deep.details["verified"]:
+                        break
+                    first = first or deep
+                if deep is not None and deep.details["verified"]:
+                    if first is not None:
+                        deep.details["redirect"]["tried"] = [self.redirect, self.redirect / 2]
+                    return deep
+                deep = first or deep
+                if deep is not None and self.depth == "features":
                     return deep
                 if deep is not None:
                     deep_note = ("features: not verified (" + str(deep.details["verification"]
@@ -262,7 +275,7 @@ class MnemonicForgetting(UnlearningMethod):
                            "input's, unchanged, and still hold the forgotten classes")  # fmt: skip
         return out
 
-    def _deep(self, model, inputs, labels, forget, retain, context
+    def _deep(self, model, inputs, labels, forget, retain, context, gamma: float,
               ) -> tuple[MethodOutput | None, str | None]:  # fmt: skip
         """Redirect the forget classes at the last feature layer (:mod:`obliviate.deep`), then
         the closed-form head step on the edited model, verified by bounds carried through the
@@ -270,7 +283,7 @@ class MnemonicForgetting(UnlearningMethod):
         alone, before any model is built, that the kept classes cannot be verified."""
         layer = model.feature_layer()
         stats = context.stats
-        edit = redirect(model, layer, stats.layer, forget, retain, gamma=self.redirect)
+        edit = redirect(model, layer, stats.layer, forget, retain, gamma=gamma)
         feature_bound = layer.feature_bound(edit.channel_bound)
         bounds = logit_bounds(model.classifier, feature_bound)
         drop = retain_drop_bound(stats.layer, bounds, forget, retain)
@@ -306,7 +319,7 @@ class MnemonicForgetting(UnlearningMethod):
             depth="features",
             scope=f"layer {layer.name} (the forget classes redirected onto the kept classes "
                   "they resemble) and the forget-class rows of the classifier",
-            redirect={"layer": layer.name, "gamma": self.redirect,
+            redirect={"layer": layer.name, "gamma": gamma,
                       "mixture": {str(f): {str(k): p for k, p in m.items()}
                                   for f, m in edit.mixture.items()},
                       "largest_logit_change_bound": float(bounds.max())},
