@@ -198,3 +198,12 @@ def test_cleared_margins_only_for_forgotten_classes(digits_bundle, tmp_path):
     save_file(tensors, tmp_path / "bad.safetensors", metadata=meta)
     with pytest.raises(ObliviateError, match="infinite margins for classes \\[2\\]"):
         obliviate.load(tmp_path / "bad.safetensors")
+
+
+def test_when_the_full_redirect_fails_on_data_half_of_it_is_tried(digits_bundle, digits):
+    out = obliviate.forget(digits_bundle, [2, 4, 6], data=digits, progress=False)
+    record = out.history[-1]
+    # the full move costs the kept classes more than a point on the data; half of it does not
+    assert record["depth"] == "features" and record["verified"] is True
+    assert record["redirect"]["gamma"] == 0.5 and record["redirect"]["tried"] == [1.0, 0.5]
+    assert record["verification"]["checks"]["data"]["passed"]
