@@ -25,6 +25,7 @@ lists them.
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import os
 import shutil
@@ -54,7 +55,29 @@ NOT_MUTATED = ["calibration.apply_head (decorated with @torch.no_grad())",
 
 #: Why each surviving mutant is left alive: equivalent, or what a test would have to pin.
 #: Keyed by mutant name (valid for the source at the commit the page was made from).
-EXPLANATIONS: dict[str, str] = {}
+_GPU = ("differs only on a GPU (it drops a device argument); on the CPU, where the tests run, "
+        "it is equivalent")
+_C, _S = "obliviate.calibration.x_", "obliviate.stats.xǁTrainingStatisticsǁ"
+EXPLANATIONS: dict[str, str] = {
+    **{f"{_C}head_direction__mutmut_{i}": _GPU for i in (16, 18, 25, 27)},
+    **{f"{_C}truncated_predictions__mutmut_{i}": _GPU for i in (3, 5)},
+    **{f"{_C}statistics_strength__mutmut_{i}": _GPU for i in (8, 10)},
+    **{f"{_C}head_direction__mutmut_{i}": "equivalent: torch.nan_to_num's default for NaN is 0.0"
+       for i in (50, 53)},
+    **{f"{_C}head_direction__mutmut_{i}": "equivalent: torch.nan_to_num's default for +inf is "
+       "the dtype's largest finite value, and the Fishers are float32" for i in (51, 54)},
+    **{f"{_C}head_direction__mutmut_{i}": "equivalent for any model: eta has one entry per "
+       "penultimate feature, so it is never empty" for i in (60, 62)},
+    f"{_C}required_strength__mutmut_1": "equivalent: with no input (or no feature) no gap is "
+    "needed, so both versions return 0.0",
+    f"{_C}required_strength__mutmut_23": "equivalent: a needed sample (gap > 0) whose drop is "
+    "exactly 0 gives gap / 0 = inf, the same result as the early return",
+    **{f"{_C}statistics_strength__mutmut_{i}": "equivalent: the feature minima are float32 "
+       "(from_tensors and record_statistics make them so), as is the direction" for i in (9, 11)},
+    **{f"{_S}without__mutmut_{i}": "equivalent: torch.tensor of Python ints is int64 already"
+       for i in (4, 6)},
+    **{f"{_S}without__mutmut_{i}": 'equivalent: float("-INF") is float("-inf")' for i in (11, 15)},
+}
 
 STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests", None: "not checked",
           36: "timeout", -24: "timeout", 24: "timeout", 152: "timeout", 255: "timeout",
@@ -84,11 +107,80 @@ def results() -> dict[str, dict[str, str]]:
     return out
 
 
+QUICK_MODULES = {"calibration.py": "calibration", "stats.py": "stats"}
+QUICK_TESTS = ["test_calibration_math", "test_stats"]
+
+
+def quick_scan() -> dict[str, dict[str, str]]:
+    """Every mutmut mutant of calibration.py and stats.py against the two unit-test files,
+    called in this process through mutmut's trampolines (no pytest, no fork): a mutant is
+    killed when a test function raises. Kills by the rest of the selection are not counted,
+    so this score is a lower bound of mutmut's. Runs in a child process (clean imports)."""
+    code = f"""
+import inspect, json, os, sys
+sys.path = [{str(ROOT / "mutants" / "src")!r}, {str(ROOT / "tests" / "unit")!r}] + [
+    p for p in sys.path if os.path.realpath(p or ".") != {str(ROOT / "src")!r}]
+os.environ["MUTANT_UNDER_TEST"] = "none"
+import torch, obliviate.calibration
+assert "mutants" in obliviate.calibration.__file__
+mods = [__import__(m) for m in {QUICK_TESTS!r}]
+fixtures = {{}}
+for mod in mods:
+    for name in ("model_and_data",):
+        f = getattr(mod, name, None)
+        if f is not None:
+            fixtures[name] = getattr(f, "__wrapped__", None) or f._get_wrapped_function()
+tests = [fn for mod in mods for n, fn in inspect.getmembers(mod, inspect.isfunction)
+         if n.startswith("test_") and fn.__module__ == mod.__name__]
+def first_failure():
+    for fn in tests:
+        kwargs = {{k: fixtures[k]() for k in inspect.signature(fn).parameters}}
+        torch.manual_seed(0)
+        try:
+            fn(**kwargs)
+        except Exception:
+            return fn.__name__
+assert first_failure() is None, "the unit tests fail without a mutant"
+out = {{}}
+for label, module in {QUICK_MODULES!r}.items():
+    meta = json.load(open({str(ROOT / "mutants" / "src" / "obliviate")!r} + "/" + module + ".py.meta"))
+    out[label] = {{}}
+    for mutant in meta["exit_code_by_key"]:
+        os.environ["MUTANT_UNDER_TEST"] = mutant
+        out[label][mutant] = "survived" if first_failure() is None else "killed"
+print(json.dumps(out))
+"""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
+                          text=True, check=True)  # fmt: skip
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _function_source(lines: list[str], name: str) -> list[str]:
+    """The lines of ``def name(...)`` (any indentation) up to the next line indented as much."""
+    for i, line in enumerate(lines):
+        if line.lstrip().startswith(f"def {name}("):
+            indent = len(line) - len(line.lstrip())
+            body = [line]
+            for nxt in lines[i + 1:]:
+                if nxt.strip() and len(nxt) - len(nxt.lstrip()) <= indent and not nxt.lstrip(
+                ).startswith((")", "]")):
+                    break
+                body.append(nxt)
+            return body[1:]
+    return []
+
+
 def show(name: str) -> str:
-    proc = subprocess.run([str(MUTMUT), "show", name], cwd=ROOT, capture_output=True, text=True)
-    lines = [line for line in proc.stdout.splitlines() if line.startswith(("+", "-"))
-             and not line.startswith(("+++", "---"))]  # fmt: skip
-    return "\n".join(lines) or proc.stdout.strip()
+    """The mutant's changed lines, from mutmut's mutated copy of the module."""
+    module = name.split(".x", 1)[0]  # obliviate.calibration
+    path = ROOT / "mutants" / "src" / Path(*module.split(".")).with_suffix(".py")
+    lines = path.read_text().splitlines()
+    short = name[len(module) + 1:]
+    original = _function_source(lines, short.rsplit("__mutmut_", 1)[0] + "__mutmut_orig")
+    mutant = _function_source(lines, short)
+    diff = difflib.unified_diff(original, mutant, lineterm="", n=0)
+    return "\n".join(d for d in diff if d[:1] in "+-" and not d.startswith(("+++", "---")))
 
 
 def verdict_mutant() -> tuple[bool, str]:
@@ -116,35 +208,50 @@ def verdict_mutant() -> tuple[bool, str]:
         return proc.returncode == 1, summary
 
 
-def write_page(by_group: dict[str, dict[str, str]], verdict: tuple[bool, str] | None) -> str:
-    lines = [
-        "# Mutation testing of the core",
-        "",
-        "Made by `scripts/mutation.py` (mutmut "
-        + subprocess.run([str(MUTMUT), "--version"], capture_output=True, text=True).stdout.split()[-1]
-        + ", settings and the fast test selection in `pyproject.toml` under `[tool.mutmut]`).",
-        "Score = killed / (killed + survived + no tests); timeouts count as killed, and are "
-        "shown. A mutant not yet checked is listed as such and is not in the score.",
-        "",
-        "| Module | mutants | killed | timeout | survived | no tests | not checked | score | target |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    survivors = []
+def _table(by_group: dict[str, dict[str, str]]) -> list[str]:
+    lines = ["| Module | mutants | killed | timeout | survived | no tests | not checked | score | target |",
+             "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for label, statuses in by_group.items():
         count = Counter(statuses.values())
         killed = count["killed"] + count["timeout"]
         judged = killed + count["survived"] + count["no tests"] + count["suspicious"]
-        score = 100.0 * killed / judged if judged else float("nan")
+        score = f"{100.0 * killed / judged:.1f} %" if judged else "-"
         target = TARGETS.get(label)
         lines.append(
             f"| {label} | {len(statuses)} | {count['killed']} | {count['timeout']} | "
-            f"{count['survived']} | {count['no tests']} | {count['not checked']} | "
-            f"{score:.1f} % | {f'>= {target:g} %' if target else '-'} |"
+            f"{count['survived']} | {count['no tests']} | {count['not checked']} | {score} | "
+            f"{f'>= {target:g} %' if target else '-'} |"
         )
-        survivors += [(label, n) for n, s in statuses.items() if s in ("survived", "no tests",
-                                                                        "suspicious")]  # fmt: skip
-    lines += ["", "Not mutated (mutmut 3 skips decorated functions): "
-              + "; ".join(NOT_MUTATED) + "."]  # fmt: skip
+    return lines
+
+
+def write_page(by_group: dict[str, dict[str, str]], quick: dict[str, dict[str, str]] | None,
+               verdict: tuple[bool, str] | None) -> str:  # fmt: skip
+    version = subprocess.run([str(MUTMUT), "--version"], capture_output=True, text=True).stdout
+    lines = [
+        "# Mutation testing of the core",
+        "",
+        f"Made by `scripts/mutation.py` (mutmut {version.split()[-1] if version else '?'}; its "
+        "settings and the fast test selection are in `pyproject.toml` under `[tool.mutmut]`). "
+        "Score = killed / (killed + survived + no tests); timeouts count as killed and are "
+        "shown; mutants not checked yet are not in the score.",
+        "",
+        "## mutmut's run (fast test selection, one forked pytest per mutant)",
+        "",
+        *_table(by_group),
+        "",
+        "Not mutated (mutmut 3 skips decorated functions): " + "; ".join(NOT_MUTATED) + ".",
+        "",
+        "## Quick run: calibration.py and stats.py against their unit tests",
+        "",
+        "The same mutmut mutants, switched through mutmut's trampolines, against "
+        "tests/unit/test_calibration_math.py and tests/unit/test_stats.py only, called in one "
+        "process (`scripts/mutation.py --quick`). Kills by the rest of the selection "
+        "(verification, forget record, load tests) are not counted, so these scores are lower "
+        "bounds of a full run's.",
+        "",
+    ]
+    lines += _table(quick) if quick else ["Not run yet."]
     lines += ["", "## The `_verdict` mutant that reports every check as passed", ""]
     if verdict is None:
         lines.append("Not run yet.")
@@ -155,12 +262,19 @@ def write_page(by_group: dict[str, dict[str, str]], verdict: tuple[bool, str] | 
             "source; tests/methods/test_verification.py run against it: "
             f"**{'killed' if killed else 'NOT killed'}** ({summary})."
         )
+    survivors = {}
+    for source in (by_group, quick or {}):
+        for label, statuses in source.items():
+            for name, status in statuses.items():
+                if status in ("survived", "no tests", "suspicious"):
+                    survivors[name] = label
     lines += ["", "## Surviving mutants", ""]
     if not survivors:
         lines.append("None.")
-    for label, name in survivors:
+    for name, label in sorted(survivors.items()):
         reason = EXPLANATIONS.get(name, "**not explained yet**")
-        lines += [f"### {name}", "", f"{label}: {reason}", "", "```diff", show(name), "```", ""]
+        lines += [f"- `{name}` ({label}): {reason}", "", "  ```diff",
+                  *[f"  {line}" for line in show(name).splitlines()], "  ```", ""]
     return "\n".join(lines) + "\n"
 
 
@@ -173,17 +287,24 @@ def main() -> None:
                         help="only run the hand-made _verdict mutant, then rewrite the page")
     parser.add_argument("--max-children", type=int, default=2)
     parser.add_argument("--only", nargs="*", help="mutant name patterns (default: the core)")
+    parser.add_argument("--quick", action="store_true",
+                        help="only the in-process run of calibration.py's and stats.py's "
+                             "mutants against their unit tests, then rewrite the page")
     args = parser.parse_args()
-    if not (args.report_only or args.verdict_only):
+    if not (args.report_only or args.verdict_only or args.quick):
         run_mutmut(args.max_children, args.only)
+    quick_cache = ROOT / "mutants" / "quick.json"
+    if args.quick or not (args.report_only or args.verdict_only):
+        quick_cache.write_text(json.dumps(quick_scan()))
+    quick = json.loads(quick_cache.read_text()) if quick_cache.exists() else None
     cache = ROOT / "mutants" / "verdict-mutant.json"  # mutants/ is mutmut's (git-ignored) work
-    if args.report_only:
+    if args.report_only or args.quick:
         verdict = tuple(json.loads(cache.read_text())) if cache.exists() else None
     else:
         verdict = verdict_mutant()
         cache.parent.mkdir(exist_ok=True)
         cache.write_text(json.dumps(verdict))
-    OUT.write_text(write_page(results(), verdict))
+    OUT.write_text(write_page(results(), quick, verdict))
     print(f"wrote {OUT}")
 
 
