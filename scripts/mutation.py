@@ -363,8 +363,9 @@ def explain(name: str, diff: str, label: str, quick: dict | None) -> str:
                 "match (each check's test matches the words that name what is wrong); the error "
                 "is still an ObliviateError")
     if added and all("(None, " in line and _PATH.search(line) for line in added):
-        return ("changes only the file name shown in an error message (None instead of the "
-                "path); the tests match the message, not the path")
+        return ("changes only the file named in an error message (None instead of the path): "
+                "the quick run matches the message only; test_each_metadata_check_names_what_is_"
+                "wrong (fast selection, not the quick run) also checks that the path is named")
     return "**not explained yet**"
 
 
