@@ -29,7 +29,7 @@ def test_backdoor_pattern_b_with_two_optuna_trials(cli, tmp_path):
     half = before["D_r,extra"] + 0.5 * (before["D_r"] - before["D_r,extra"])
     assert report["accuracy_unit"] == "%" and before["D_r"] > 1.0  # percentages, like evaluate
     # The outcome on this small setting (2 trials, 20 epochs), measured: the method moves the
-    # right way (D_r,extra up from the poisoned model, D_r far above CE alone) but does not reach
+    # right way (D_r,extra up from the poisoned model, D_r above CE alone) but does not reach
     # the goal (half way back on D_r,extra), and the report must say so. No digits setting that
     # reaches the goal within a test's time is known yet; when one is, assert met is True there.
     assert after["D_r,extra"] > before["D_r,extra"] + 10
@@ -64,7 +64,9 @@ def test_bad_input_exit_2(cli, tmp_path, args, message):
 
 def test_paper_settings_and_scores():
     s = paper_settings("fashion-mnist", "tile", "B")
-    assert (s.lr, s.lambda_kl, s.lambda_f) == TABLE_S1[("fashion-mnist", "tile", "B")]
+    # Table S1 of the paper (Fashion-MNIST, tile, B: 9.98345e-5, 3.56290e4, 1.73782)
+    assert (s.lr, s.lambda_kl, s.lambda_f) == (9.98345e-5, 3.56290e4, 1.73782)
+    assert len(TABLE_S1) == 10  # the table's ten rows
     a = paper_settings("digits", "tile", "A")
     assert (a.lr, a.lambda_kl) == (1e-5, 1e5)
     acc = {"D_r": 0.9, "D_f": 0.2, "D_f,clean": 0.7, "D_r,extra": 0.5}

@@ -194,3 +194,54 @@ def test_data_check_needs_both_parts_and_skips_what_is_missing():
     empty = torch.empty(0, 4)
     assert data_check(empty, y_f[:0], empty, y_r[:0], None, [0], **kw) == {"passed": True}
     assert data_check(good_f, None, good_r, None, None, [0], **kw) == {"passed": True}
+
+
+def test_head_direction_edges_of_the_ratio():
+    """A feature that overflows in both Fishers (inf / inf) counts for nothing; one that
+    overflows only for the forget classes is the peak; a forget Fisher below the retain Fisher
+    everywhere still gives a unit peak; with every feature inf / inf the row is zero."""
+    labels = torch.tensor([0, 1, 0, 1])
+    logits = torch.zeros(4, 2)
+    feats = torch.tensor([[1e20, 1.0, 0.0], [1e20, 1e20, 2.0], [1e20, 1.0, 0.0], [1e20, 1e20, 2.0]])
+    direction = head_direction(feats, logits, labels, [1], [0])
+    assert direction.weight[0, 0] == 0.0  # nan -> 0
+    assert direction.weight[0, 1] == 1.0 and direction.eta_max[0] == torch.finfo(torch.float32).max
+    small = torch.tensor([[2.0, 4.0], [0.1, 0.2], [2.0, 4.0], [0.1, 0.2]])
+    direction = head_direction(small, logits, labels, [1], [0])
+    assert 0 < direction.eta_max[0] < 1 and float(direction.weight.max()) == pytest.approx(1.0)
+    blind = head_direction(torch.full((4, 2), 1e20), logits, labels, [1], [0])
+    assert blind.eta_max == [0.0] and torch.equal(blind.weight, torch.zeros(1, 2))
+
+
+def test_required_strength_thresholds():
+    d = direction_of([[1.0, 0.0]])
+    retain = [0, 2]
+    one = required_strength(d, 0, torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 0.5, 0.0]]),
+                            retain, margin=0.0)  # fmt: skip
+    assert one == pytest.approx(0.25)  # a single sample, a gap below one nat: 0.5 / 2
+    half_drop = required_strength(d, 0, torch.tensor([[-0.5, 0.0]]), torch.tensor([[0.0, 1.0, 0.0]]),
+                                  retain, margin=0.0)  # fmt: skip
+    assert half_drop == pytest.approx(2.0)  # a drop of 0.5 per unit is still a drop
+    # a gap of exactly zero is not needed, even where the sample cannot drop
+    assert required_strength(d, 0, torch.tensor([[-3.0, 0.0]]), torch.tensor([[0.0, 1.0, 0.0]]),
+                             retain, margin=-1.0) == 0.0  # fmt: skip
+    # a needed sample whose logit would rise: no strength (not a negative one)
+    assert required_strength(d, 0, torch.tensor([[-3.0, 0.0]]), torch.tensor([[0.0, 3.0, 0.0]]),
+                             retain, margin=0.0) == math.inf  # fmt: skip
+
+
+def test_statistics_strength_thresholds():
+    d = direction_of([[0.5, 1.0]])
+    # bound + margin exactly 0: nothing needed, even when nothing is guaranteed
+    assert statistics_strength(d, 0, stats_of([0, 0, -2.0], [0.0, -1.0]), [2], 2.0)[0] == 0.0
+    # bound + margin 0.5: needed, 0.5 / 1.5
+    strength = statistics_strength(d, 0, stats_of([0, 0, -1.5], [2.0, -0.5]), [2], 2.0)[0]
+    assert strength == pytest.approx(0.5 / 1.5)
+
+
+def test_data_check_without_an_oracle_cannot_pass_the_retain_part():
+    y = torch.tensor([0, 2])
+    out = data_check(None, None, onehot([0, 2]), y, None, [0, 2], min_forget_error=99.5,
+                     max_retain_drop=1.0)  # fmt: skip
+    assert out["retain_accuracy"] == 100.0 and math.isnan(out["oracle_retain_accuracy"])
+    assert out["passed"] is False

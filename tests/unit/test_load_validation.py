@@ -71,6 +71,28 @@ META_CASES = [
     ({"retrofit": 3}, "'retrofit' must be a JSON object"),
     ({"codes": [1]}, "the code settings are not a JSON object"),
     ({"codes": {"colour": 1}}, "bad code settings"),
+    # at the limits: the size checks let these through, the weights then do not fit
+    ({"num_classes": 100_000}, "weights do not fit fc"),
+    ({"input_shape": [5_000, 10_000]}, "weights do not fit fc"),
+    ({"arch_kwargs": {"hidden": 1_000_000}}, "weights do not fit fc"),
+    ({"input_shape": [1, "4", 4]}, "input_shape must be 1 to 4 positive integers"),
+    ({"forgotten_classes": ["0"]}, "forgotten_classes must be distinct"),
+    ({"arch": "module:Mine"}, "holds a Mine built by your own code; load it with obliviate.load("),
+    # settings: strings, null and four levels of nesting are sane (fc then rejects the name)
+    ({"arch_kwargs": {"hidden": 32, "name": "x", "none": None}}, "cannot build fc"),
+    ({"arch_kwargs": {"hidden": 32, "x": [[[[1]]]]}}, "cannot build fc"),
+    ({"arch_kwargs": {"hidden": 32, "x": {"a": {"b": {"c": {"d": 1}}}}}}, "cannot build fc"),
+    ({"arch_kwargs": {"hidden": 32, "x": {"a": {"b": {"c": {"d": {"e": 1}}}}}}},
+     "architecture setting x="),
+    ({"arch_kwargs": {"hidden": 32, "x": {"a": 10_000_000}}}, "architecture setting x="),
+]
+
+#: edits that keep the file valid: it must load with the same outputs
+VALID_CASES = [
+    {"forgotten_classes": [0]},
+    {"codes": None, "input_shape": [16]},  # fc reads 16 values however they are shaped
+    {"codes": None, "input_shape": [1, 1, 4, 4]},
+    {"format_version": 0},
 ]
 
 
@@ -135,6 +157,25 @@ def test_each_tensor_check_names_what_is_wrong(parts, tmp_path, name, edit, mess
     tensor_case(name, edit)(tensors)
     with pytest.raises(ObliviateError, match=message.replace("(", r"\(").replace(")", r"\)")):
         obliviate.load(write(tmp_path, meta, tensors))
+
+
+@pytest.mark.parametrize("change", VALID_CASES, ids=[str(c) for c in VALID_CASES])
+def test_valid_edits_load_with_the_same_outputs(parts, tmp_path, tiny_bundle, change):
+    bundle = obliviate.load(write(tmp_path, *edited(parts, **change)))
+    x = torch.rand(5, 1, 4, 4)
+    assert torch.equal(bundle.model(x.reshape(5, *bundle.input_shape)), tiny_bundle.model(x))
+    assert bundle.forgotten_classes == change.get("forgotten_classes", [])
+
+
+def test_a_two_class_model_loads(tmp_path):
+    from obliviate.checkpoint import ModelBundle
+    from obliviate.models import create_model
+
+    model = create_model("fc", input_shape=(3,), num_classes=2, hidden=4).eval()
+    path = obliviate.save(ModelBundle(model, "fc", 2, (3,), "two", arch_kwargs={"hidden": 4}),
+                          tmp_path / "two.safetensors")  # fmt: skip
+    x = torch.rand(4, 3)
+    assert torch.equal(obliviate.load(path).model(x), model(x))
 
 
 def test_what_a_file_may_leave_out(parts, tmp_path, tiny_bundle):
