@@ -315,7 +315,8 @@ def retrofit(
                              "sha256": weights_sha256(bundle.model)},
         "dataset": dataset.name,
         "steps": steps,
-        "train_config": dataclasses.asdict(config),
+        # the steps decide the length; the config's default epochs would mean nothing here
+        "train_config": {k: v for k, v in dataclasses.asdict(config).items() if k != "epochs"},
         "world_size": distributed.world_size if distributed else 1,
         "codes": dataclasses.asdict(codes),
         "seconds": seconds,
