@@ -98,6 +98,6 @@ def test_ctrl_c_while_the_model_file_is_written_removes_it(tmp_path):
         "main()\n"
     )
     proc = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
-                          env={**ENV, "OBLIVIATE_NO_PROGRESS": "1"}, cwd=tmp_path, timeout=300)  # fmt: skip
+                          env={**ENV, "OBLIVIATE_NO_PROGRESS": "1"}, cwd=tmp_path, timeout=900)  # fmt: skip
     assert proc.returncode == 130 and proc.stderr.strip() == "interrupted", proc.stderr
     assert list(tmp_path.iterdir()) == []
