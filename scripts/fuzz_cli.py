@@ -4,10 +4,14 @@ every input file unchanged.
 
     python scripts/fuzz_cli.py [--seed 0] [--damaged 12] [--workers 4]
 
-Kinds: usage mistakes (missing, mistyped or unknown options and commands, bad devices), outputs
-that would overwrite an input or a special file, model files with damaged bytes or edited
-metadata and tensors, and a method whose output is not finite. It prints a table of outcomes
-and exits 1 if any case breaks the promise. `tests/test_fuzz_cli.py` runs it in CI.
+Kinds: usage mistakes (missing, mistyped or unknown options and commands, bad devices), number
+options out of range (beyond 64 bits, below their lowest, NaN, infinite), outputs that would
+overwrite an input or a special file or are not named .safetensors, a class forgotten already,
+model files with damaged bytes, edited metadata (values of the wrong JSON type, metadata that
+is not a JSON object) and tensors, and a method whose output is not finite. Then Ctrl-C at
+random moments of `obliviate train`, whose promise is exit 130, the one line `interrupted` and
+nothing written. It prints a table of outcomes and exits 1 if any case breaks its promise.
+`tests/test_fuzz_cli.py` runs it in CI.
 """
 
 from __future__ import annotations
@@ -16,9 +20,11 @@ import argparse
 import json
 import os
 import random
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -29,6 +35,20 @@ def make_model(folder: Path) -> Path:
     path = folder / "m.safetensors"
     subprocess.run([str(SCRIPT), "train", "--epochs", "3", "--out", str(path)], check=True,
                    capture_output=True, env={**os.environ, "OBLIVIATE_NO_PROGRESS": "1"})  # fmt: skip
+    subprocess.run([str(SCRIPT), "forget", str(path), "--classes", "0", "--force", "--out",
+                    str(folder / "forgot-0.safetensors")], check=True, capture_output=True)  # fmt: skip
+    return path
+
+
+def with_raw_metadata(model: Path, folder: Path, name: str, raw: str) -> Path:
+    """A copy of ``model`` whose metadata is the JSON text ``raw``."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(model), framework="pt") as fh:
+        tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+    path = folder / f"{name}.safetensors"
+    save_file(tensors, str(path), metadata={"obliviate": raw})
     return path
 
 
@@ -89,7 +109,27 @@ def cases(model: Path, folder: Path, rng: random.Random, damaged: int) -> dict[s
                                       str(folder / "no" / "x.safetensors")],  # fmt: skip
         "method: non-finite weights": [*forget, m, "--method", "sfdn", "--data", "digits",
                                        "--hp", "alpha=1e300"],  # fmt: skip
+        "usage: class forgotten already": ["forget", str(folder / "forgot-0.safetensors"),
+                                           "--classes", "0", "--out", out],  # fmt: skip
+        "output: not .safetensors": ["forget", m, "--classes", "0", "--out", str(folder / "x.pt")],
+        "number: seed beyond 64 bits": ["train", "--seed", "99999999999999999999", "--out", out],
+        "number: epochs 0": ["train", "--epochs", "0", "--out", out],
+        "number: lr NaN": ["train", "--lr", "nan", "--out", out],
+        "number: t-mix above 1": ["train", "--t-mix", "1.5", "--out", out],
+        "number: batch size beyond 64 bits": ["retrofit", m, "--batch-size", str(2**64),
+                                              "--out", out],  # fmt: skip
+        "number: lambda1 infinite": [*forget, m, "--lambda1", "inf"],
+        "number: relearn steps beyond 32 bits": ["evaluate", m, "--relearn-steps", str(2**40)],
+        "number: negative seed": ["forget", m, "--classes", "0", "--seed", "-3", "--out", out],
     }
+    for number in range(4):  # random members of the two number families
+        if rng.random() < 0.5:
+            option = rng.choice(["--seed", "--epochs", "--batch-size"])
+            value = str(rng.choice([-1, 1]) * rng.randrange(2**31, 2**80))
+        else:
+            option = rng.choice(["--lr", "--momentum", "--weight-decay", "--t-mix"])
+            value = rng.choice(["nan", "inf", "-inf", str(-rng.uniform(1e-6, 1e6))])
+        found[f"number: train {option} {value[:12]}"] = ["train", option, value, "--out", out]
     meta_edits = {
         "no arch": lambda d: d.pop("arch"),
         "arch a number": lambda d: d.update(arch=3),
@@ -106,6 +146,19 @@ def cases(model: Path, folder: Path, rng: random.Random, damaged: int) -> dict[s
                                                       meta_edit=edit))]  # fmt: skip
     found["file: an inf weight"] = [*forget, str(edited(model, folder, "inf",
                                                         tensor_edit=set_inf))]  # fmt: skip
+    type_edits = {
+        "dataset a number": lambda d: d.update(dataset=7),
+        "train_config a list": lambda d: d.update(train_config=[1]),
+        "retrofit a string": lambda d: d.update(retrofit="yes"),
+        "stats_samples a boolean": lambda d: d.update(stats_samples=True),
+    }
+    for name, edit in type_edits.items():
+        found[f"file: {name}"] = [*forget, str(edited(model, folder, name.replace(" ", "_"),
+                                                      meta_edit=edit))]  # fmt: skip
+    for name, raw in {"a list": "[1, 2]", "a number": "3", "a string": '"model"',
+                      "null": "null", "true": "true"}.items():  # fmt: skip
+        path = with_raw_metadata(model, folder, "meta_" + name.replace(" ", "_"), raw)
+        found[f"file: metadata is {name}"] = [*forget, str(path)]
     data = model.read_bytes()
     for i in range(damaged):
         blob = bytearray(data)
@@ -138,11 +191,38 @@ def check(args: list[str]) -> tuple[bool, str]:
     return not problems, "; ".join(problems) or (lines[0][:90] if lines else "")
 
 
+def check_interrupt(delay: float, folder: Path) -> tuple[bool, str]:
+    """Ctrl-C ``delay`` seconds into ``obliviate train``: exit 130, the one line ``interrupted``
+    (after any progress lines), nothing written into ``folder``."""
+    folder.mkdir()
+    proc = subprocess.Popen([str(SCRIPT), "train", "--epochs", "200", "--out",
+                             str(folder / "m.safetensors")], stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "OBLIVIATE_NO_PROGRESS": "1"},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
+    time.sleep(delay)
+    proc.send_signal(signal.SIGINT)
+    try:
+        _, err = proc.communicate(timeout=300)
+    finally:
+        proc.kill()
+    problems = []
+    if proc.returncode != 130:
+        problems.append(f"exit {proc.returncode}")
+    if "Traceback" in err:
+        problems.append("traceback")
+    if err.strip().splitlines() != ["interrupted"]:
+        problems.append(f"stderr {err.strip()[-80:]!r}")
+    if any(folder.iterdir()):
+        problems.append("a file was left")
+    return not problems, "; ".join(problems) or "interrupted, exit 130"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--damaged", type=int, default=12, help="randomly damaged model files")
     parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--interrupts", type=int, default=4, help="Ctrl-C at random moments")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -158,6 +238,13 @@ def main() -> int:
         for name, (ok, what) in zip(todo, results):
             broken += not ok
             print(f"| {name} | {'yes' if ok else 'NO'} | {what} |")
+        rng = random.Random(args.seed)
+        delays = [round(rng.uniform(0.5, 6.0), 2) for _ in range(args.interrupts)]
+        for number, delay in enumerate(delays):  # one at a time: the moment depends on the load
+            ok, what = check_interrupt(delay, folder / f"interrupt{number}")
+            broken += not ok
+            print(f"| interrupt: Ctrl-C {delay} s into train | {'yes' if ok else 'NO'} | {what} |")
+        todo.update({f"interrupt {d}": [] for d in delays})
         if changed:
             broken += 1
             files = sorted({p for p, _ in changed})

@@ -167,7 +167,7 @@ def train(
     if broken:
         raise ObliviateError(
             f"training diverged: non-finite weights in {', '.join(broken[:3])}; nothing was "
-            "written. Lower the learning rate (--lr) and try again"
+            "written. Lower the learning rate (TrainConfig(lr=...); CLI: --lr) and try again"
         )
     stats = record_statistics(net, data.train)
     return ModelBundle(
@@ -404,7 +404,7 @@ def forget(
     if broken:
         raise ObliviateError(
             f"{method} produced non-finite weights ({', '.join(broken[:3])}); nothing was "
-            "written. Lower the method's step sizes (--hp) and try again"
+            "written. Lower the method's step sizes (its keyword arguments; CLI: --hp) and try again"
         )
     verified = output.details.get("verified")
     if verified is False and not force:

@@ -33,6 +33,7 @@ from safetensors.torch import save_file
 
 from obliviate.codes import CodeConfig, MnemonicCodes
 from obliviate.errors import ObliviateError
+from obliviate.interrupts import cleaned_up
 from obliviate.models import Classifier, create_model
 from obliviate.stats import FEATURE_MIN_KEY, MARGIN_KEY, TrainingStatistics
 
@@ -179,15 +180,16 @@ def write_safetensors(tensors: dict[str, torch.Tensor], metadata: dict[str, Any]
         raise ObliviateError(f"directory {path.parent} does not exist; create it first")
     if (path.exists() or path.is_symlink()) and not path.is_file():
         raise ObliviateError(f"{path} exists and is not a regular file; give a file path")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata={"obliviate": json.dumps(metadata)})
-        os.chmod(tmp, file_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with cleaned_up():  # Ctrl-C here removes the temporary file (obliviate.interrupts)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+        os.close(fd)
+        try:
+            save_file(tensors, tmp, metadata={"obliviate": json.dumps(metadata)})
+            os.chmod(tmp, file_mode())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
     return path
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import json
 import logging
+import math
 import os
 import sys
 import tempfile
@@ -15,8 +16,10 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 import typer
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperGroup
 
 from obliviate.errors import GoalMissedWarning, ObliviateError
+from obliviate.interrupts import cleaned_up
 from obliviate.names import CODE_DISTRIBUTIONS, CODE_MODES, DATASET_NAMES, TRAINABLE_MODEL_NAMES
 
 if TYPE_CHECKING:
@@ -57,7 +60,78 @@ truncation_oracle = _Lazy("obliviate.metrics", "truncation_oracle")
 weights_sha256 = _Lazy("obliviate.checkpoint", "weights_sha256")
 dataset_train_config = _Lazy("obliviate.training", "dataset_train_config")
 
+#: Help of options several commands share, for those that give none of their own.
+SHARED_HELP = {
+    "seed": "Random seed; the same seed repeats a run.",
+    "device": "cpu, cuda or cuda:N (default: cuda when available).",
+    "data_dir": "Directory holding the dataset's files, and where --download puts them "
+                "(digits is bundled; fashion-mnist is also found in Debian's package).",
+    "download": "Let torchvision download the data when it is missing.",
+    "batch_size": "Samples per optimiser step.",
+    "lr": "Learning rate.",
+    "momentum": "SGD momentum, 0..1.",
+    "weight_decay": "L2 weight decay.",
+    "relearn_lr": "Learning rate of the relearn probe.",
+    "relearn_steps": "Relearn-probe steps (0 skips RE).",
+}  # fmt: skip
+
+INT_MAX = 2**31 - 1
+#: Integer options for which 0 means nothing (default lowest value: 0).
+INT_LOWEST = {"epochs": 1, "batch_size": 1, "steps": 1, "nproc_per_node": 1, "image_size": 1,
+              "resize": 1, "check_samples": 1, "folds": 2}  # fmt: skip
+#: Float options with a range (lowest, highest, whether the lowest is excluded); every float
+#: option must be finite.
+FLOAT_RANGES = {"t_mix": (0.0, 1.0, False), "code_strength": (0.0, 1.0, False),
+                "momentum": (0.0, 1.0, False), "weight_decay": (0.0, None, False),
+                "max_memory_gib": (0.0, None, False), "max_accuracy_drop": (0.0, None, False),
+                "lr": (0.0, None, True)}  # fmt: skip
+
+
+def check_number(name: str, value: Any) -> Any:
+    """``value`` of option ``name`` if it is in range, else a usage error: integers in
+    ``INT_LOWEST.get(name, 0)..INT_MAX``, floats finite and within ``FLOAT_RANGES``."""
+    if isinstance(value, (list, tuple)):
+        return type(value)(check_number(name, v) for v in value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return value
+    if isinstance(value, int):
+        lowest = INT_LOWEST.get(name, 0)
+        if not lowest <= value <= INT_MAX:
+            raise typer.BadParameter(f"must be an integer in {lowest}..{INT_MAX}, got {value}")
+        return value
+    low, high, open_low = FLOAT_RANGES.get(name, (None, None, False))
+    wrong = not math.isfinite(value) or (low is not None and (value <= low if open_low else value < low)) \
+        or (high is not None and value > high)  # fmt: skip
+    if wrong:
+        where = "" if low is None else (f" {'>' if open_low else '>='} {low:g}"
+                                        + ("" if high is None else f" and <= {high:g}"))  # fmt: skip
+        raise typer.BadParameter(f"must be a finite number{where}, got {value}")
+    return value
+
+
+class CheckedGroup(TyperGroup):
+    """The command group: every number option of every command is range-checked
+    (:func:`check_number`) and every option without help gets the shared one."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for command in self.commands.values():
+            for param in command.params:
+                if not getattr(param, "help", None) and param.name in SHARED_HELP:
+                    param.help = SHARED_HELP[param.name]
+                param.callback = _checked_callback(param.callback)
+
+
+def _checked_callback(callback: Any) -> Any:
+    def check(ctx: Any, param: Any, value: Any) -> Any:
+        value = check_number(param.name, value)
+        return callback(ctx, param, value) if callback is not None else value
+
+    return check
+
+
 app = typer.Typer(
+    cls=CheckedGroup,
     add_completion=False,
     no_args_is_help=True,
     help="Data-free, one-shot machine unlearning for PyTorch classifiers.",
@@ -142,6 +216,15 @@ def _check_choice(value: str, choices: list[str], what: str) -> str:
     return value
 
 
+def check_model_names(paths: list[Path]) -> None:
+    """Refuse a model file name without the ``.safetensors`` suffix (the file is safetensors
+    whatever its name, and ``x.pt`` would promise a pickle)."""
+    for path in paths:
+        if path.suffix != ".safetensors":
+            raise ObliviateError(f"{path}: model files are safetensors; give a name ending in "
+                                 f".safetensors (e.g. {path.with_suffix('.safetensors')})")  # fmt: skip
+
+
 def check_outputs(outputs: list[Path | None], inputs: list[Path | None] = ()) -> None:
     """Refuse, before any work, output paths that cannot or must not be written: a missing
     directory, an existing directory or special file (only regular files are replaced), an
@@ -166,16 +249,17 @@ def check_outputs(outputs: list[Path | None], inputs: list[Path | None] = ()) ->
 def write_json_atomic(path: Path, payload: dict) -> None:
     """Write JSON to ``path`` through a temporary file and a rename."""
     check_outputs([path])
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(payload, fh, indent=2)
-            fh.write("\n")
-        os.chmod(tmp, file_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with cleaned_up():  # Ctrl-C here removes the temporary file (obliviate.interrupts)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w") as fh:
+                json.dump(payload, fh, indent=2)
+                fh.write("\n")
+            os.chmod(tmp, file_mode())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
 
 def _fmt(value: float | None) -> str:
@@ -242,6 +326,7 @@ def train_cmd(
     if not model.startswith(("torchvision:", "timm:")):
         _check_choice(model, trainable_models(), "model")
     check_outputs([out])
+    check_model_names([out])
     _check_choice(code_mode, list(CODE_MODES), "code mode")
     _check_choice(code_distribution, list(CODE_DISTRIBUTIONS), "code distribution")
     config = dataset_train_config(
@@ -355,6 +440,7 @@ def forget_cmd(
         _check_choice(depth, ["auto", "features", "output"], "depth")
         hyper.update(coerce_hyperparameters(method_cls, {"depth": depth}))
     check_outputs([out, report], [model_file])
+    check_model_names([out])
     bundle = load(model_file)
     dataset = None
     if data is not None:
@@ -957,6 +1043,7 @@ def deposit_cmd(
         raise ObliviateError(f"give one --module file per --classes set: {len(sets)} sets, "
                              f"{len(module)} module files")  # fmt: skip
     check_outputs([out, *module, report], [model_file])
+    check_model_names([out, *module])
     settings = LIRFSettings.from_strings(parse_hyperparameters(hp or []), seed=seed)
     bundle = load(model_file)
     if data is not None:
@@ -995,6 +1082,7 @@ def withdraw_cmd(
     from obliviate.recoverable import deposit_records, lirf_accuracy, load_module, withdraw
 
     check_outputs([out], [target_file, *(modules or [])])
+    check_model_names([out])
     if data is not None:
         _check_dataset(data)
     bundle = load(target_file)
@@ -1055,6 +1143,7 @@ def retrofit_cmd(
         raise ObliviateError(f"--steps must be >= 1, got {steps}")
     source_path = Path(source).expanduser()
     check_outputs([out, report], [source_path, weights])
+    check_model_names([out])
     job = _join_job(nproc_per_node, batch_size)
     image = _image_options(image_size, resize, mean, std, max_memory_gib)
     bundle = None
@@ -1207,11 +1296,11 @@ def main() -> None:
 
 
 def _leave_job() -> None:
-    if "torch.distributed" in sys.modules:  # no process group can exist without it; --help
-        # and the like never import torch
-        from obliviate import distributed
-
-        distributed.shutdown()
+    # Only obliviate.distributed joins a process group; --help and the like never import it
+    # (nor torch), and an import cut short by Ctrl-C leaves no shutdown to call.
+    shutdown = getattr(sys.modules.get("obliviate.distributed"), "shutdown", None)
+    if shutdown is not None and "torch.distributed" in sys.modules:
+        shutdown()
 
 
 if __name__ == "__main__":

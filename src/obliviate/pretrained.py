@@ -301,7 +301,7 @@ def retrofit(
     broken = non_finite_tensors(net)
     if broken:
         raise ObliviateError(f"the retrofit diverged: non-finite weights in {', '.join(broken[:3])}; "
-                             "nothing was written. Lower the learning rate (--lr)")  # fmt: skip
+                             "nothing was written. Lower the learning rate (config=TrainConfig(lr=...); CLI: --lr)")  # fmt: skip
     after = _accuracy(net, check.x, check.y, eval_batch_size)
     code_preds = predict(net, mnemonic.tensor, batch_size=eval_batch_size)
     missed = [int(c) for c in torch.nonzero(code_preds != mnemonic.labels()).flatten()]
@@ -315,7 +315,8 @@ def retrofit(
                              "sha256": weights_sha256(bundle.model)},
         "dataset": dataset.name,
         "steps": steps,
-        "train_config": dataclasses.asdict(config),
+        # the steps decide the length; the config's default epochs would mean nothing here
+        "train_config": {k: v for k, v in dataclasses.asdict(config).items() if k != "epochs"},
         "world_size": distributed.world_size if distributed else 1,
         "codes": dataclasses.asdict(codes),
         "seconds": seconds,

@@ -11,9 +11,10 @@ from collections.abc import Callable, Iterator
 
 @contextlib.contextmanager
 def progress_bar(
-    description: str, *, total: int, enabled: bool = True
+    description: str, *, total: int, unit: str, enabled: bool = True
 ) -> Iterator[Callable[[int], None]]:
     """Yield an ``advance(n)`` callable; draws a rich bar on a terminal when ``enabled``.
+    ``unit`` names what is counted (``"batches (40 epochs)"``, ``"steps"``, ``"rows"``).
 
     The bar is written to stderr. When stderr is not a terminal (a log, a pipe), one plain line
     is written at every tenth of the way instead, so that long runs are not silent there. Nothing
@@ -23,7 +24,7 @@ def progress_bar(
         yield lambda n: None
         return
     if not sys.stderr.isatty():
-        yield _plain_lines(description, total)
+        yield _plain_lines(description, total, unit)
         return
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
@@ -32,6 +33,7 @@ def progress_bar(
         "[progress.description]{task.description}",
         BarColumn(),
         MofNCompleteColumn(),
+        unit,
         TimeRemainingColumn(),
         console=Console(stderr=True),
         transient=True,
@@ -40,19 +42,26 @@ def progress_bar(
         yield lambda n: bar.advance(task, n)
 
 
-def _plain_lines(description: str, total: int) -> Callable[[int], None]:
-    """An ``advance(n)`` that prints ``description: done/total (seconds)`` at the start and at
-    each tenth."""
+def _plain_lines(description: str, total: int, unit: str) -> Callable[[int], None]:
+    """An ``advance(n)`` that prints ``description: done/total unit, seconds`` at the start and
+    at each tenth."""
     start = time.perf_counter()
     state = {"done": 0, "shown": 0}
-    print(f"{description}: 0/{total}", file=sys.stderr, flush=True)
+    print(f"{description}: 0/{total} {unit}", file=sys.stderr, flush=True)
 
     def advance(n: int) -> None:
         state["done"] += n
         tenth = min(10, state["done"] * 10 // max(total, 1))
         if tenth > state["shown"]:
             state["shown"] = tenth
-            print(f"{description}: {state['done']}/{total} "
-                  f"({time.perf_counter() - start:.0f} s)", file=sys.stderr, flush=True)  # fmt: skip
+            print(f"{description}: {state['done']}/{total} {unit}, "
+                  f"{time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)  # fmt: skip
 
     return advance
+
+
+def progress_note(text: str, *, enabled: bool = True) -> None:
+    """One line on stderr that says what a long run does next, shown where progress bars are
+    (not with ``OBLIVIATE_NO_PROGRESS`` or ``enabled`` false)."""
+    if enabled and not os.environ.get("OBLIVIATE_NO_PROGRESS"):
+        print(text, file=sys.stderr, flush=True)

@@ -176,7 +176,8 @@ def fit(
     epoch_losses: list[float] = []
     step = 0
     show = progress and (distributed is None or distributed.is_main)
-    with progress_bar(description, total=total_steps, enabled=show) as advance:
+    unit = "steps" if config.steps else f"batches ({config.epochs} epochs)"
+    with progress_bar(description, total=total_steps, unit=unit, enabled=show) as advance:
         while step < total_steps:
             order = torch.randperm(n, generator=generator).to(y.device)
             running, count = 0.0, 0

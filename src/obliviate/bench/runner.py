@@ -32,7 +32,7 @@ from obliviate.metrics import (
     mia_efficacy,
     true_class_confidence,
 )
-from obliviate.progress import progress_bar
+from obliviate.progress import progress_bar, progress_note
 from obliviate.training import predict, resolve_device
 
 log = logging.getLogger(__name__)
@@ -89,6 +89,8 @@ class BenchRunner:
         path = self.model_path(seed)
         if path.exists():
             return load(path)
+        progress_note(f"seed {seed}: training the model every method starts from",
+                      enabled=self.progress)  # fmt: skip
         codes = CodeConfig(seed=seed) if self.config.codes else None
         bundle = api.train(
             self.data, self.config.model, config=self.config.train_config(seed), codes=codes,
@@ -107,6 +109,9 @@ class BenchRunner:
         )
         if path.exists():
             return load(path)
+        progress_note(f"seed {seed}: retraining without classes {list(self.config.forget_classes)}"
+                      ", the reference of the distance-to-retrained columns (the 'retrain' bar "
+                      "below; --no-reference skips it)", enabled=self.progress)  # fmt: skip
         bundle = api.forget(
             trained, self.config.forget_classes, method="retrain", data=self.data, seed=seed,
             device=self.device, progress=self.progress,
@@ -202,8 +207,16 @@ class BenchRunner:
         done = results.finished()
         grid = [(m, s) for s in config.seeds for m in ("original", *config.methods)]
         todo = [(m, s) for m, s in grid if config.row_key(m, s) not in done]
-        log.info("%d of %d rows already done", len(grid) - len(todo), len(grid))
-        with progress_bar("benchmark", total=len(todo), enabled=self.progress) as advance:
+        skipped = len(grid) - len(todo)
+        if not todo:
+            progress_note(f"benchmark: all {len(grid)} rows are in {results.path} already; "
+                          "nothing to run", enabled=self.progress)  # fmt: skip
+            return results
+        if skipped:
+            progress_note(f"benchmark: {skipped} of {len(grid)} rows are in {results.path} "
+                          f"already; running the other {len(todo)}", enabled=self.progress)  # fmt: skip
+        with progress_bar("benchmark", total=len(todo), unit="rows (method x seed)",
+                          enabled=self.progress) as advance:  # fmt: skip
             for method, seed in todo:
                 trained = self._cached("trained", seed, lambda: self.trained_model(seed))
                 reference = None

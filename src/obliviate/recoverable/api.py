@@ -128,7 +128,8 @@ def deposit_goal(original: dict[str, Any], target: dict[str, Any]) -> dict[str, 
         f"below {DEPOSIT_MAX_DEP_ACC:g} %, on the preserved ones within "
         f"{DEPOSIT_MAX_PRE_DROP:g} points of the original): deposited {dep:.1f} %, preserved "
         f"{pre:.1f} % against {original_pre:.1f} %. The target still knows the classes; try "
-        "more epochs (--hp epochs=) or another split (--hp block=)"
+        "more epochs or another split (LIRFSettings(epochs=..., block=...); CLI: --hp epochs=, "
+        "--hp block=)"
     )  # fmt: skip
     return {"met": met, "missed": missed, "original": original, "target": target}
 

@@ -222,7 +222,7 @@ class RecoverNet(Classifier):
     def features(self, x: torch.Tensor) -> torch.Tensor:
         raise ObliviateError(
             "a recovered LIRF network combines several feature extractors and has no single "
-            "feature layer; evaluate it with the relearn probe off (--relearn-steps 0)"
+            "feature layer; evaluate it with the relearn probe off (relearn_steps=0; CLI: --relearn-steps 0)"
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
