@@ -33,6 +33,7 @@ def passed(checks: dict) -> dict[str, bool]:
 def refused(bundle, **kwargs) -> NotVerifiedError:
     """The NotVerifiedError of ``forget(bundle, FORGET)``; the input bundle is left as it was."""
     history = list(bundle.history)
+    kwargs.setdefault("depth", "output")  # these checks are the head step's (test_deep: features)
     with pytest.raises(NotVerifiedError) as info:
         obliviate.forget(bundle, FORGET, device="cpu", **kwargs)
     assert bundle.history == history and bundle.forgotten_classes == []
@@ -40,6 +41,7 @@ def refused(bundle, **kwargs) -> NotVerifiedError:
 
 
 def forced(bundle, **kwargs) -> dict:
+    kwargs.setdefault("depth", "output")
     out = obliviate.forget(bundle, FORGET, device="cpu", force=True, **kwargs)
     record = out.history[-1]
     assert record["verified"] is False and out.forgotten_classes == FORGET
@@ -136,7 +138,7 @@ def test_data_check_alone_fails_on_data_that_contradicts_the_model(tiny_bundle, 
     record = forced(tiny_bundle, data=data)
     assert passed(record["verification"]["checks"])["data"] is False
     # without the contradicting samples the same request verifies
-    assert obliviate.forget(tiny_bundle, FORGET, device="cpu", data=tiny_dataset
+    assert obliviate.forget(tiny_bundle, FORGET, device="cpu", data=tiny_dataset, depth="output"
                             ).history[-1]["verified"] is True  # fmt: skip
 
 
@@ -149,7 +151,7 @@ def test_cli_refuses_the_contradicting_data_and_writes_nothing(
     data = contradicting_data(tiny_bundle, tiny_dataset)
     monkeypatch.setattr(cli_module, "_dataset", lambda *args, **kwargs: data)
     out, report = tmp_path / "f.safetensors", tmp_path / "r.json"
-    args = ["forget", model, "--classes", "1", "--data", "tiny", "--out", out, "--report", report]
+    args = ["forget", model, "--classes", "1", "--data", "tiny", "--depth", "output", "--out", out, "--report", report]
     code, _, err = cli(*args)
     assert code == 2 and err.count("\n") == 1 and "check(s) on data failed" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.safetensors"]
