@@ -18,11 +18,12 @@ from obliviate.methods.mnemonic import MnemonicForgetting
 
 def test_the_audit_record_of_a_verified_forget(tiny_bundle):
     before = weights_sha256(tiny_bundle.model)
-    out = obliviate.forget(tiny_bundle, [2], device="cpu", seed=3)
+    # the head step alone (depth output): its statistics keep the kept classes' margins
+    out = obliviate.forget(tiny_bundle, [2], device="cpu", seed=3, depth="output")
     record = out.history[-1]
     assert record["classes"] == [2] and record["method"] == "mnemonic"
     assert record["verified"] is True and record["mode"] == "calibrated"
-    assert record["hyperparameters"] == MnemonicForgetting().hyperparameters()
+    assert record["hyperparameters"] == MnemonicForgetting(depth="output").hyperparameters()
     assert record["data"] == {"codes": True, "forget_samples": 0, "retain_samples": 0}
     assert record["utc"].endswith("+00:00") and record["seconds"] > 0
     assert record["input_sha256"] == before == weights_sha256(tiny_bundle.model)

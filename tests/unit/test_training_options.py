@@ -119,7 +119,7 @@ def test_cli_training_options_reach_the_file(cli, tmp_path):
     for option, value, message in (("--optimizer", "rmsprop", "optimizer must be"),
                                    ("--schedule", "step", "schedule must be"),
                                    ("--code-mode", "blend", "code mode")):  # fmt: skip
-        code, _, err = cli("train", "--epochs", "1", option, value, "--out", tmp_path / "c.st")
+        code, _, err = cli("train", "--epochs", "1", option, value, "--out", tmp_path / "c.safetensors")
         assert code == 2 and message in err and err.count("\n") == 1, err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.safetensors", "b.safetensors"]
 

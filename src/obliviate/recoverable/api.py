@@ -224,4 +224,5 @@ def withdraw(bundle: ModelBundle, modules: Sequence[DepositModule]) -> ModelBund
         arch_kwargs=arch_kwargs,
         forgotten_classes=sorted(set(bundle.forgotten_classes) - withdrawn),
         history=[*bundle.history, record],
+        stats=None,  # they described the target alone, not the assembled recover net
     )
