@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shutil
 import statistics
 import sys
 import time
@@ -127,6 +128,9 @@ def run(args: argparse.Namespace) -> None:
     runs = Path(args.runs)
     runs.mkdir(parents=True, exist_ok=True)
     results = runs / "results.jsonl"
+    committed = ROOT / "docs" / "results" / "depth" / "results.jsonl"
+    if not results.exists() and committed.exists():  # resume from the rows behind the page
+        shutil.copyfile(committed, results)
     done = {key(r) for r in read_rows(results)}
     labels = []
     for token in args.methods.split(","):
@@ -244,10 +248,64 @@ def meets(s: dict) -> bool:
             and s["re_median"] >= GOALS["re_median"])  # fmt: skip
 
 
+def goals_failed(s: dict) -> list[str]:
+    """The issue's goals that a summary misses, in words."""
+    checks = [("fe_min", ">=", "fe", "FE min"), ("dar_median", ">=", "dar_median",
+              "A_R−oracle median"), ("dar_worst", ">=", "dar_worst", "A_R−oracle worst"),
+              ("proto_median", "<=", "proto_median", "proto gap median"),
+              ("proto_worst", "<=", "proto_worst", "proto gap worst"),
+              ("re_median", ">=", "re_median", "RE gap median")]  # fmt: skip
+    out = []
+    for key_, op, goal, name in checks:
+        value = s[key_]
+        ok = value is not None and (value >= GOALS[goal] if op == ">=" else value <= GOALS[goal])
+        if not ok:
+            out.append(f"{name} {_f(value, '{:+.2f}')} (goal {op} {GOALS[goal]:+g})")
+    return out
+
+
+def verdict(rows: list[dict]) -> list[str]:
+    """Per suite: what depth the default reached on every row, whether it meets the goals, and
+    the best deep candidate (the deep row with the fewest missed goals)."""
+    out = ["## Verdict", ""]
+    for suite in [s for s in SUITES if any(r["suite"] == s for r in rows)]:
+        mine = [r for r in rows if r["suite"] == suite]
+        dataset, arch, _ = SUITES[suite]
+        default = [r for r in mine if r["label"] == "mnemonic"]
+        depths = [r.get("depth") for r in default if "refused" not in r]
+        n_output = sum(1 for d in depths if d == "output")
+        s = summarise(default)
+        missed = goals_failed(s)
+        line = (f"* **{dataset} `{arch}`**: the default (data-free) forget wrote depth "
+                f"`output` on {n_output} of {len(default)} requests"
+                + (f" and `features` on {len(depths) - n_output}" if len(depths) > n_output
+                   else "")
+                + "; goals " + ("met." if not missed else "missed: " + "; ".join(missed) + "."))  # fmt: skip
+        candidates = []
+        for label in ("mnemonic-deep-data", "mnemonic-deep"):
+            group = [r for r in mine if r["label"] == label]
+            if group:
+                candidates.append((len(goals_failed(summarise(group))), label, group))
+        if candidates:
+            _, label, group = min(candidates, key=lambda c: c[0])
+            cs = summarise(group)
+            cmissed = goals_failed(cs)
+            seeds = sorted({r["seed"] for r in group})
+            line += (f" Best deep candidate: `{label}` ({len(group)} rows, seeds "
+                     f"{', '.join(map(str, seeds))}; {cs['refused']} refused): proto gap "
+                     f"{_f(cs['proto_median'])} / {_f(cs['proto_worst'])} (median / worst), RE "
+                     f"gap {_f(cs['re_median'])}, A_R−oracle {_f(cs['dar_median'], '{:+.2f}')}"
+                     f" / {_f(cs['dar_worst'], '{:+.2f}')}, FE min "
+                     f"{_f(cs['fe_min'], '{:.1f}')}; goals "
+                     + ("met." if not cmissed else "missed: " + "; ".join(cmissed) + "."))  # fmt: skip
+        out.append(line)
+    return out + [""]
+
+
 def table(runs: Path, page: Path) -> None:
     rows = read_rows(runs / "results.jsonl")
     suites = [s for s in SUITES if any(r["suite"] == s for r in rows)]
-    out = [PAGE_HEAD.strip(), ""]
+    out = [PAGE_HEAD.strip(), ""] + verdict(rows)
     for suite in suites:
         mine = [r for r in rows if r["suite"] == suite]
         seeds = sorted({r["seed"] for r in mine})
@@ -283,7 +341,11 @@ def table(runs: Path, page: Path) -> None:
         out += per_request(mine)
     out.append(LEGEND.strip())
     page.write_text("\n".join(out) + "\n")
-    print(f"wrote {page}")
+    data = page.parent / "depth" / "results.jsonl"  # the rows behind the page, committed
+    data.parent.mkdir(parents=True, exist_ok=True)
+    if data.resolve() != (runs / "results.jsonl").resolve():
+        shutil.copyfile(runs / "results.jsonl", data)
+    print(f"wrote {page} and {data}")
 
 
 def with_data_default(rows: list[dict]) -> list[dict]:
@@ -358,8 +420,9 @@ def _plot(rows: list[dict], path: Path, title: str) -> None:
 PAGE_HEAD = """
 # How deep is the forget? Every method against retraining
 
-Written by `python scripts/depth.py table` from `runs/depth/results.jsonl` (rows made by
-`python scripts/depth.py run ...`, commands below). Each row forgets one request (every class
+Written by `python scripts/depth.py table` from `runs/depth/results.jsonl`, copied beside this
+page as `depth/results.jsonl` (rows made by `python scripts/depth.py run ...`, the commands in
+the script's doc; `run` starts from that copy when `runs/depth` has none). Each row forgets one request (every class
 alone, {1,8}, {2,4,6}) from a model trained with mnemonic codes, and is judged against a model
 retrained without the classes with the same recipe, on the test split: outputs (FE, A_R against
 the truncation oracle) and what the features still reveal (prototype attacks, the relearn probe,
