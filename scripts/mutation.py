@@ -2,7 +2,13 @@
 
     .venv/bin/pip install mutmut            # once (3.8.1 was used)
     OMP_NUM_THREADS=1 .venv/bin/python scripts/mutation.py            # run, then write the page
+    .venv/bin/python scripts/mutation.py --quick                       # in-process runs only
     .venv/bin/python scripts/mutation.py --report-only                 # rewrite the page only
+
+A run first does the quick, in-process runs (every mutant against the unit tests of its
+module), then gives mutmut the mutants it has not checked yet: all of them, or with
+--quick-survivors only those the quick run left alive; --minutes stops mutmut after a while
+and --again reruns the ones that survived it (after adding tests). The page combines both.
 
 mutmut's settings (files, the fast test selection) are in pyproject.toml under [tool.mutmut];
 its work is kept in mutants/ (git-ignored), so an interrupted run resumes. The core is:
@@ -27,9 +33,11 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
-import re
+import fnmatch
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -60,6 +68,7 @@ _GPU = ("differs only on a GPU (it drops a device argument); on the CPU, where t
         "it is equivalent")
 _C, _S = "obliviate.calibration.x_", "obliviate.stats.xǁTrainingStatisticsǁ"
 _K = "obliviate.checkpoint.x_"
+_F = "obliviate.api.x_forget__mutmut_"
 EXPLANATIONS: dict[str, str] = {
     **{f"{_C}head_direction__mutmut_{i}": _GPU for i in (16, 18, 25, 27)},
     **{f"{_C}truncated_predictions__mutmut_{i}": _GPU for i in (3, 5)},
@@ -76,38 +85,51 @@ EXPLANATIONS: dict[str, str] = {
     "exactly 0 gives gap / 0 = inf, the same result as the early return",
     **{f"{_C}statistics_strength__mutmut_{i}": "equivalent: the feature minima are float32 "
        "(from_tensors and record_statistics make them so), as is the direction" for i in (9, 11)},
+    f"{_S}from_tensors__mutmut_11": "equivalent: a margin is [C, C] (record_statistics and "
+    "without make it so), so shape[1] == shape[0]; load, the one caller in the package, passes "
+    "num_classes and checks the margin is [num_classes, num_classes]",
     **{f"{_S}without__mutmut_{i}": "equivalent: torch.tensor of Python ints is int64 already"
        for i in (4, 6)},
     **{f"{_S}without__mutmut_{i}": 'equivalent: float("-INF") is float("-inf")' for i in (11, 15)},
-    **{f"{_K}read_safetensors__mutmut_{i}": "equivalent on this path: load always passes "
-       "map_location, so read_safetensors' own default is never used" for i in (1, 2)},
-    **{f"{_K}read_safetensors__mutmut_{i}": "safetensors' default device is the CPU, so on the "
-       "CPU (the quick run) it is equivalent; test_map_location_is_where_the_tensors_go, in the "
-       "fast selection but not in the quick run, checks the device is passed on" for i in (9, 12)},
-    **{f"{_K}load__mutmut_{i}": "changes only the kind of file named in an error message "
-       "('model')" for i in (7, 10, 12, 13)},
-    f"{_K}load__mutmut_11": "safetensors' default device is the CPU: equivalent on the CPU; "
-    "test_map_location_is_where_the_tensors_go (fast selection, not the quick run) checks it",
-    f"{_K}load__mutmut_32": "equivalent while FORMAT_VERSION is 1: a file without a version "
+    **{f"{_K}read_safetensors__mutmut_{i}": "not on the path under test: load always passes "
+       "map_location; read_safetensors' own default serves only recoverable.load_module (a LIRF "
+       "deposit module), whose round trip tests/recoverable/test_lirf.py checks, outside the "
+       "fast selection" for i in (1, 2)},
+    f"{_K}load__mutmut_36": "equivalent while FORMAT_VERSION is 1: a file without a version "
     "is accepted as version 0 or 1 alike",
-    f"{_K}load__mutmut_46": "equivalent: a version that is not an integer maps to -2 instead of "
+    **{f"{_K}load__mutmut_{i}": "equivalent: _check_metadata_types, just before, lets only an "
+       "integer format_version through (a boolean is refused; absent, it is 0), so _int_or's "
+       "default is never used" for i in (46, 49)},
+    f"{_K}load__mutmut_50": "equivalent: a version that is not an integer maps to -2 instead of "
     "-1, and both are below 0",
     **{f"{_K}load__mutmut_{i}": "equivalent: the weights' names, shapes and dtypes were checked "
        "equal to the model's just before, so strict loading cannot fail here"
-       for i in (122, 125, 127)},
-    **{f"{_K}load__mutmut_{i}": "reached in the quick run only for a module: file loaded "
-       "without a module, where _given_module raises before reading this argument; the "
-       "module= path (obliviate.wrap) is tested in tests/test_retrofit.py, outside the "
-       "fast selection" for i in (77, 78, 79, 80)},
+       for i in (126, 129, 131)},
     **{f"{_K}_checked_architecture__mutmut_{i}": "equivalent: a num_classes that is not an "
        "integer maps to +1 or -2 instead of -1, all below 2" for i in (23, 24)},
     f"{_K}_sane_setting__mutmut_25": "equivalent for JSON: json.loads makes only None, bool, "
     "int, float, str, list and dict, all handled above",
     f"{_K}_checked_history__mutmut_21": "equivalent: a class that is not an integer maps to -2 "
     "instead of -1, both out of range",
-    f"{_C}data_check__mutmut_42": "killed by test_data_check_without_an_oracle_cannot_pass_the_"
-    "retain_part (see the quick run); mutmut's run above tested it against its copy of the "
-    "tests, made before that test was added (mutmut copies tests/ when a run starts)",
+    **{f"{_F}{i}": _GPU for i in (44, 79)},
+    **{f"{_F}{i}": "differs only on a GPU: torch.cuda.synchronize(None) waits for the current "
+       "CUDA device, not the one given (the same unless device is cuda:N, N not current); on "
+       "the CPU this line is not reached" for i in (99, 111)},
+    **{f"{_F}{i}": "differs only on a GPU: the synchronize around unlearn() is skipped, so "
+       "`seconds` could leave out GPU work still queued; on the CPU, where the tests run, the "
+       "branch is skipped either way" for i in (97, 98, 109, 110)},
+    f"{_F}91": "equivalent on the CPU: torch.manual_seed(seed) seeds the same CPU generator "
+    "(and CUDA's, the milliseconds the branch saves), so the method draws the same numbers; "
+    "on a GPU it would leave CUDA's generator unseeded, which the CPU tests cannot see",
+    **{f"{_F}{i}": "equivalent in result: torch.manual_seed(seed) seeds the CPU generator as "
+       "well as CUDA's; the branch only saves the milliseconds of seeding the others"
+       for i in (92, 93)},
+    f"{_F}95": "reached only on a GPU (on the CPU the line above seeds); the tests run on the CPU",
+    **{f"{_F}{i}": "changes only the word after 'known:' in the error for a method without "
+       "hyperparameters, and every registered method has some (the '(none)' is for a method "
+       "registered by the user)" for i in (20, 21)},
+    f"{_F}172": "equivalent: it copies a model the method made new as well; the copy is equal "
+    "and shares nothing with the input, so only the time of a copy is lost",
 }
 
 STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests", None: "not checked",
@@ -119,17 +141,46 @@ def patterns() -> list[str]:
     return [prefix + "*" for _, prefixes in GROUPS.values() for prefix in prefixes]
 
 
-def run_mutmut(max_children: int, only: list[str] | None = None) -> None:
+def _meta(meta_file: str) -> dict:
+    return json.loads((ROOT / "mutants" / "src" / "obliviate" / f"{meta_file}.meta").read_text())
+
+
+def unchecked(only: list[str] | None = None, among: set[str] | None = None,
+              again: bool = False) -> list[str]:
+    """The core's mutants (or those matching ``only``) that mutmut has not checked yet (or,
+    with ``again``, that survived it), in ``among`` when given. mutmut reruns every mutant it
+    is named, so naming only these makes an interrupted run resume."""
+    names = []
+    for meta_file in sorted({meta_file for meta_file, _ in GROUPS.values()}):
+        for name, code in _meta(meta_file)["exit_code_by_key"].items():
+            if ((code is None or (again and code == 0))
+                    and any(fnmatch.fnmatchcase(name, p) for p in only or patterns())
+                    and (among is None or name in among)):
+                names.append(name)
+    return names
+
+
+def run_mutmut(max_children: int, names: list[str], minutes: float | None) -> None:
+    """mutmut on ``names``; after ``minutes`` it is stopped (finished mutants keep their
+    result in mutants/, the rest stay 'not checked')."""
+    if not names:
+        return
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
-    subprocess.run([str(MUTMUT), "run", "--max-children", str(max_children),
-                    *(only or patterns())], cwd=ROOT, env=env, check=True)  # fmt: skip
+    proc = subprocess.Popen([str(MUTMUT), "run", "--max-children", str(max_children), *names],
+                            cwd=ROOT, env=env, start_new_session=True)  # fmt: skip
+    try:
+        proc.wait(timeout=minutes * 60 if minutes else None)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait()
+        print(f"mutmut stopped after {minutes:g} minutes")
 
 
 def results() -> dict[str, dict[str, str]]:
     """Per group, mutant name -> status."""
     out = {}
     for label, (meta_file, prefixes) in GROUPS.items():
-        meta = json.loads((ROOT / "mutants" / "src" / "obliviate" / f"{meta_file}.meta").read_text())
+        meta = _meta(meta_file)
         out[label] = {
             name: STATUS.get(code, "suspicious")
             for name, code in meta["exit_code_by_key"].items()
@@ -152,7 +203,7 @@ import inspect, json, os, sys
 sys.path = [{str(ROOT / "mutants" / "src")!r}, {str(ROOT / "tests" / "unit")!r}] + [
     p for p in sys.path if os.path.realpath(p or ".") != {str(ROOT / "src")!r}]
 os.environ["MUTANT_UNDER_TEST"] = "none"
-import torch, obliviate.calibration
+import pytest, torch, obliviate.calibration
 assert "mutants" in obliviate.calibration.__file__
 mods = [__import__(m) for m in {QUICK_TESTS!r}]
 fixtures = {{}}
@@ -169,7 +220,7 @@ def first_failure():
         torch.manual_seed(0)
         try:
             fn(**kwargs)
-        except Exception:
+        except (Exception, pytest.fail.Exception):  # the latter: pytest.raises/warns missed
             return fn.__name__
 assert first_failure() is None, "the unit tests fail without a mutant"
 out = {{}}
@@ -225,15 +276,18 @@ for i, (name, edit, message) in enumerate(tv.TENSOR_CASES):
     edited = dict(tensors)
     tv.tensor_case(name, edit)(edited)
     errors.append((write(f"t{{i}}", meta, edited), message))
-errors.append((write("list", None, tensors, raw="[1, 2]"), "not a JSON object"))
-errors.append((write("json", None, tensors, raw="{{nope"), "not valid JSON"))
+errors.append((write("list", None, tensors, raw="[1, 2]"),
+               "the obliviate metadata is a JSON array, not an object"))
+errors.append((write("json", None, tensors, raw="{{nope"), "the obliviate metadata is not valid JSON"))
 errors.append((tmp / "missing.safetensors", "does not exist"))
 bare = {{k: v for k, v in meta.items() if k not in ("format_version", "codes", "history",
         "forgotten_classes", "train_config", "dataset", "stats_samples", "dataset_options", "retrofit")}}
 bare_path = write("bare", bare, {{k: v for k, v in tensors.items() if k != "stats.margin"}})
 valid = [(write(f"v{{i}}", {{**meta, **change}}, dict(tensors)), change)
          for i, change in enumerate(tv.VALID_CASES)]
-many = write("many", {{**meta, "stats_samples": "many"}}, dict(tensors))
+many = write("many", {{**meta, "stats_samples": None, "format_version": 0}}, dict(tensors))
+errors.append((write("words", {{**meta, "stats_samples": "many"}}, dict(tensors)),
+               "the metadata's 'stats_samples' is a JSON string"))
 from obliviate.checkpoint import ModelBundle
 from obliviate.models import create_model
 two_model = create_model("fc", input_shape=(3,), num_classes=2, hidden=4).eval()
@@ -293,6 +347,56 @@ print(json.dumps(out))
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def quick_scan_forget() -> dict[str, str]:
+    """api.forget's mutants against tests/unit/test_forget_record.py, in one process: each
+    test function is called with conftest's tiny data and model (made once, unmutated) and a
+    fresh pytest MonkeyPatch; a mutant is killed when a test raises. A lower bound of the
+    full selection's kills, as for the quick runs above."""
+    prefixes = GROUPS["api.forget"][1]
+    code = f"""
+import inspect, json, os, sys
+sys.path = [{str(ROOT / "mutants" / "src")!r}, {str(ROOT / "tests" / "unit")!r},
+            {str(ROOT / "tests")!r}] + [
+    p for p in sys.path if os.path.realpath(p or ".") != {str(ROOT / "src")!r}]
+os.environ["MUTANT_UNDER_TEST"] = "none"
+import pytest, torch
+import obliviate, conftest, test_forget_record as tests
+assert "mutants" in obliviate.__file__
+unwrap = lambda f: getattr(f, "__wrapped__", None) or f._get_wrapped_function()
+data = unwrap(conftest.tiny_dataset)()
+fixtures = {{"tiny_dataset": data, "tiny_bundle": unwrap(conftest.tiny_bundle)(data)}}
+functions = [fn for n, fn in inspect.getmembers(tests, inspect.isfunction)
+             if n.startswith("test_") and fn.__module__ == tests.__name__]
+functions.sort(key=lambda fn: fn.__code__.co_firstlineno)
+def first_failure():
+    for fn in functions:
+        monkeypatch = pytest.MonkeyPatch()
+        kwargs = {{k: monkeypatch if k == "monkeypatch" else fixtures[k]
+                  for k in inspect.signature(fn).parameters}}
+        torch.manual_seed(0)
+        try:
+            fn(**kwargs)
+        except (Exception, pytest.fail.Exception):  # the latter: pytest.raises/warns missed
+            return fn.__name__
+        finally:
+            monkeypatch.undo()
+assert first_failure() is None, "the record tests fail without a mutant"
+meta = json.load(open({str(ROOT / "mutants" / "src" / "obliviate" / "api.py.meta")!r}))
+out = {{}}
+for mutant in meta["exit_code_by_key"]:
+    if mutant.startswith(tuple({prefixes!r})):
+        os.environ["MUTANT_UNDER_TEST"] = mutant
+        out[mutant] = "survived" if first_failure() is None else "killed"
+print(json.dumps(out))
+"""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OBLIVIATE_NO_PROGRESS": "1"}
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env,
+                          capture_output=True, text=True)  # fmt: skip
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr[-3000:])
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def _function_source(lines: list[str], name: str) -> list[str]:
     """The lines of ``def name(...)`` (any indentation) up to the next line indented as much."""
     for i, line in enumerate(lines):
@@ -347,6 +451,10 @@ def verdict_mutant() -> tuple[bool, str]:
 
 _MESSAGE = re.compile(r'"XX.*XX"|"[^"a-z]*[A-Z][^"a-z]*"|ObliviateError\(None\)|'
                       r"'XX, XX'\.join|broken\[:4\]|wrong\[1\]|^\+\s*None$")
+#: the line is (part of) an error message: a string of its own, or the raise itself
+_IN_MESSAGE = re.compile(r'^\+\s*(f?"|raise |None,?$|None\)|\S*Error\()')
+#: a string in a comparison, a key or an argument is not the wording of a message
+_NOT_MESSAGE = re.compile(r'[=!]=\s*"|"\s+(not\s+)?in\s|\.get\(\s*"|^\+\s*"[^"]*":|\w=\s*"')
 _PATH = re.compile(r"\((None|path), ")
 
 
@@ -354,18 +462,20 @@ def explain(name: str, diff: str, label: str, quick: dict | None) -> str:
     """Why ``name`` survives: a written reason, or one of a few rules read off its diff."""
     if name in EXPLANATIONS:
         return EXPLANATIONS[name]
-    if quick and quick.get(label, {}).get(name) == "killed":
-        return ("killed in the quick run, by a test added after mutmut's run above copied "
-                "tests/ (mutmut copies the tests when a run starts)")
     added = [line for line in diff.splitlines() if line.startswith("+")]
-    if added and all(_MESSAGE.search(line) for line in added):
-        return ("changes only the wording of an error message outside the part the tests "
-                "match (each check's test matches the words that name what is wrong); the error "
-                "is still an ObliviateError")
-    if added and all("(None, " in line and _PATH.search(line) for line in added):
-        return ("changes only the file named in an error message (None instead of the path): "
-                "the quick run matches the message only; test_each_metadata_check_names_what_is_"
-                "wrong (fast selection, not the quick run) also checks that the path is named")
+    if added and all(_MESSAGE.search(line) and _IN_MESSAGE.search(line)
+                     and not _NOT_MESSAGE.search(line) for line in added):
+        return ("changes only the wording of an error message (the error is still an "
+                "ObliviateError); no test in the fast selection matches these words (each "
+                "check's test matches the words that name what is wrong)")
+    if (label == "checkpoint.py validation" and added
+            and all("(None, " in line and _PATH.search(line) for line in added)):
+        return ("changes only the file named in an error message (None instead of the path); "
+                "no test in the fast selection checks the path in this message (the type check "
+                "before _dict_or_empty leaves its own error unreachable)"
+                if "_dict_or_empty(None" in diff else
+                "changes only the file named in an error message (None instead of the path); "
+                "no test in the fast selection checks the path in this message")
     return "**not explained yet**"
 
 
@@ -387,8 +497,29 @@ def _table(by_group: dict[str, dict[str, str]]) -> list[str]:
 
 
 def write_page(by_group: dict[str, dict[str, str]], quick: dict[str, dict[str, str]] | None,
-               verdict: tuple[bool, str] | None) -> str:  # fmt: skip
+               verdict: tuple[bool, str] | None, scope: dict | None = None) -> str:  # fmt: skip
     version = subprocess.run([str(MUTMUT), "--version"], capture_output=True, text=True).stdout
+    scope = scope or {}
+    both = combined(by_group, quick)
+    checked = sum(s != "not checked" for statuses in by_group.values() for s in statuses.values())
+    total = sum(len(statuses) for statuses in by_group.values())
+    if checked == total:
+        run_note = (f"mutmut checked all {total} mutants of the core (`mutants/` keeps its "
+                    "verdicts, so the run may take several sittings).")
+    elif scope.get("quick_survivors"):
+        run_note = (
+            f"mutmut checked {checked} of the {total} mutants: it was given only the mutants the "
+            "quick run below left alive (`--quick-survivors`; the rest are killed by the unit "
+            "tests)" + (f" and stopped after {scope['minutes']:g} minutes (`--minutes`)"
+                        if scope.get("minutes") else "")
+            + ". Those it did not check keep the quick run's verdict in the combined table."
+        )
+    else:
+        run_note = (f"mutmut checked {checked} of the {total} mutants before it was stopped"
+                    + (f" after {scope['minutes']:g} minutes (`--minutes`)"
+                       if scope.get("minutes") else "")
+                    + "; those it did not check keep the quick run's verdict in the combined "
+                    "table, and the next run resumes.")
     lines = [
         "# Mutation testing of the core",
         "",
@@ -397,7 +528,16 @@ def write_page(by_group: dict[str, dict[str, str]], quick: dict[str, dict[str, s
         "Score = killed / (killed + survived + no tests); timeouts count as killed and are "
         "shown; mutants not checked yet are not in the score.",
         "",
+        "## Combined: mutmut's verdict, else the quick run's",
+        "",
+        "mutmut's verdict (the whole fast test selection) decides for every mutant it checked; "
+        "the quick run's (a lower bound) for the rest.",
+        "",
+        *_table(both),
+        "",
         "## mutmut's run (fast test selection, one forked pytest per mutant)",
+        "",
+        run_note,
         "",
         *_table(by_group),
         "",
@@ -410,8 +550,8 @@ def write_page(by_group: dict[str, dict[str, str]], quick: dict[str, dict[str, s
         "against tests/unit/test_calibration_math.py and tests/unit/test_stats.py, checkpoint.py's "
         "validation against the cases of tests/unit/test_load_validation.py (each edited file "
         "must raise its message; the clean, the pared-down and a forgotten model's files must "
-        "load intact). Kills by the rest of the selection are not counted, so these scores are "
-        "lower bounds of a full run's.",
+        "load intact), api.forget's against tests/unit/test_forget_record.py. Kills by the rest "
+        "of the selection are not counted, so these scores are lower bounds of a full run's.",
         "",
     ]
     lines += _table(quick) if quick else ["Not run yet."]
@@ -425,20 +565,32 @@ def write_page(by_group: dict[str, dict[str, str]], quick: dict[str, dict[str, s
             "source; tests/methods/test_verification.py run against it: "
             f"**{'killed' if killed else 'NOT killed'}** ({summary})."
         )
-    survivors = {}
-    for source in (by_group, quick or {}):
-        for label, statuses in source.items():
-            for name, status in statuses.items():
-                if status in ("survived", "no tests", "suspicious"):
-                    survivors[name] = label
-    lines += ["", "## Surviving mutants", ""]
+    survivors = {name: label for label, statuses in both.items()
+                 for name, status in statuses.items()
+                 if status in ("survived", "no tests", "suspicious")}  # fmt: skip
+    lines += ["", "## Surviving mutants", "",
+              "Each with the run that saw it survive: *mutmut* (the whole fast selection) or "
+              "*quick run only* (mutmut did not reach it).", ""]
     if not survivors:
         lines.append("None.")
     for name, label in sorted(survivors.items()):
+        seen = "mutmut" if by_group[label][name] != "not checked" else "quick run only"
         reason = explain(name, show(name), label, quick)
-        lines += [f"- `{name}` ({label}): {reason}", "", "  ```diff",
+        lines += [f"- `{name}` ({label}; {seen}): {reason}", "", "  ```diff",
                   *[f"  {line}" for line in show(name).splitlines()], "  ```", ""]
     return "\n".join(lines) + "\n"
+
+
+def combined(by_group: dict[str, dict[str, str]],
+             quick: dict[str, dict[str, str]] | None) -> dict[str, dict[str, str]]:
+    """Per mutant: mutmut's verdict when it checked the mutant (the tests decide), else the
+    quick run's."""
+    out = {}
+    for label, statuses in by_group.items():
+        fast = (quick or {}).get(label, {})
+        out[label] = {name: status if status != "not checked" else fast.get(name, status)
+                      for name, status in statuses.items()}  # fmt: skip
+    return out
 
 
 def main() -> None:
@@ -451,17 +603,36 @@ def main() -> None:
     parser.add_argument("--max-children", type=int, default=2)
     parser.add_argument("--only", nargs="*", help="mutant name patterns (default: the core)")
     parser.add_argument("--quick", action="store_true",
-                        help="only the in-process run of calibration.py's and stats.py's "
-                             "mutants against their unit tests, then rewrite the page")
+                        help="only the in-process runs against the unit tests, then rewrite "
+                             "the page")  # fmt: skip
+    parser.add_argument("--quick-survivors", action="store_true",
+                        help="give mutmut only the mutants the quick run left alive")
+    parser.add_argument("--again", action="store_true",
+                        help="also rerun the mutants that survived mutmut (after adding tests)")
+    parser.add_argument("--keep-quick", action="store_true",
+                        help="use the last quick run (mutants/quick.json) instead of redoing it")
+    parser.add_argument("--minutes", type=float,
+                        help="stop mutmut after this long (what it did not reach stays 'not "
+                             "checked'; the next run resumes)")  # fmt: skip
     args = parser.parse_args()
-    if not (args.report_only or args.verdict_only or args.quick):
-        run_mutmut(args.max_children, args.only)
     quick_cache = ROOT / "mutants" / "quick.json"
-    if args.quick or not (args.report_only or args.verdict_only):
+    scope = ROOT / "mutants" / "scope.json"
+    full = not (args.report_only or args.verdict_only or args.quick)
+    if full and not (ROOT / "mutants" / "src" / "obliviate" / "api.py.meta").exists():
+        run_mutmut(args.max_children, ["obliviate.api.x_forget__mutmut_1"], None)  # generates
+    if args.quick or (full and not (args.keep_quick and quick_cache.exists())):
         quick = quick_scan()
         quick["checkpoint.py validation"] = quick_scan_checkpoint()
+        quick["api.forget"] = quick_scan_forget()
         quick_cache.write_text(json.dumps(quick))
     quick = json.loads(quick_cache.read_text()) if quick_cache.exists() else None
+    if full:
+        among = None
+        if args.quick_survivors:
+            among = {n for statuses in quick.values() for n, s in statuses.items() if s != "killed"}
+        run_mutmut(args.max_children, unchecked(args.only, among, args.again), args.minutes)
+        scope.write_text(json.dumps({"quick_survivors": args.quick_survivors,
+                                     "minutes": args.minutes}))  # fmt: skip
     cache = ROOT / "mutants" / "verdict-mutant.json"  # mutants/ is mutmut's (git-ignored) work
     if args.report_only or args.quick:
         verdict = tuple(json.loads(cache.read_text())) if cache.exists() else None
@@ -469,7 +640,8 @@ def main() -> None:
         verdict = verdict_mutant()
         cache.parent.mkdir(exist_ok=True)
         cache.write_text(json.dumps(verdict))
-    OUT.write_text(write_page(results(), quick, verdict))
+    run_scope = json.loads(scope.read_text()) if scope.exists() else {}
+    OUT.write_text(write_page(results(), quick, verdict, run_scope))
     print(f"wrote {OUT}")
 
 

@@ -10,6 +10,7 @@ import pytest
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
+from torch import nn
 
 import obliviate
 from obliviate import ObliviateError
@@ -85,6 +86,8 @@ META_CASES = [
     ({"arch_kwargs": {"hidden": 32, "x": {"a": {"b": {"c": {"d": {"e": 1}}}}}}},
      "architecture setting x="),
     ({"arch_kwargs": {"hidden": 32, "x": {"a": 10_000_000}}}, "architecture setting x="),
+    ({"stats_layer": "classifier"}, "the layer statistics name layer 'classifier', which this "
+                                    "architecture does not edit"),
 ]
 
 #: edits that keep the file valid: it must load with the same outputs
@@ -192,6 +195,58 @@ def test_what_a_file_may_leave_out(parts, tmp_path, tiny_bundle):
     meta, tensors = edited(parts, stats_samples=None, format_version=0)
     bundle = obliviate.load(write(tmp_path, meta, tensors))
     assert bundle.stats is not None and bundle.stats.samples == 0
+
+
+def test_a_file_without_num_classes_says_so(parts, tmp_path):
+    meta, tensors = edited(parts)
+    del meta["num_classes"]
+    with pytest.raises(ObliviateError, match=r"num_classes must be an integer in 2..100000, got "
+                                             r"None$"):
+        obliviate.load(write(tmp_path, meta, tensors))
+
+
+def test_what_only_some_files_hold_comes_back(tiny_bundle, tmp_path):
+    bundle = tiny_bundle.clone()
+    bundle.dataset_options = {"image_size": 4}
+    bundle.retrofit = {"codes_learned": 1.0}
+    assert bundle.stats.layer is not None  # fc: the deep forget's layer statistics
+    back = obliviate.load(obliviate.save(bundle, tmp_path / "m.safetensors"))
+    assert back.dataset_options == {"image_size": 4} and back.retrofit == {"codes_learned": 1.0}
+    assert back.stats.layer is not None and back.stats.layer.layer == bundle.stats.layer.layer
+    layer = bundle.stats.layer.tensors()
+    assert all(torch.equal(back.stats.layer.tensors()[k], v) for k, v in layer.items())
+
+
+def test_a_layer_name_that_is_not_a_string_drops_the_layer_statistics(parts, tmp_path,
+                                                                      tiny_bundle):  # fmt: skip
+    bundle = obliviate.load(write(tmp_path, *edited(parts, stats_layer=3)))
+    assert bundle.stats is not None and bundle.stats.layer is None
+    assert torch.equal(bundle.stats.margin, tiny_bundle.stats.margin)
+
+
+class _Hand(nn.Module):
+    """A module written by hand (not a registered architecture), as obliviate.wrap takes it."""
+
+    def __init__(self, width: int = 8) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Flatten(), nn.Linear(16, width), nn.ReLU())
+        self.out = nn.Linear(width, 4)
+
+    def forward(self, x):
+        return self.out(self.body(x))
+
+
+def test_a_module_file_loads_into_the_module_given(tmp_path):
+    bundle = obliviate.wrap(_Hand(), num_classes=4, input_shape=(1, 4, 4))
+    path = obliviate.save(bundle, tmp_path / "m.safetensors")
+    back = obliviate.load(path, module=_Hand())
+    assert (back.arch, back.num_classes, back.input_shape) == ("module:_Hand", 4, (1, 4, 4))
+    x = torch.rand(5, 1, 4, 4)
+    assert torch.equal(back.model(x), bundle.model(x))
+    with pytest.raises(ObliviateError, match=r"the weights do not fit the module given \(first "
+                                             r"mismatch: backbone.body.1.bias\); give the module "
+                                             r"the file was made from"):
+        obliviate.load(path, module=_Hand(width=9))
 
 
 def test_map_location_is_where_the_tensors_go(parts, tmp_path, monkeypatch, tiny_bundle):

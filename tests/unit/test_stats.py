@@ -92,3 +92,24 @@ def test_retained_margin_is_the_smallest_margin_to_a_kept_class():
     assert stats.retained_margin(2, [1, 3]) == 4.0
     assert stats.retained_margin(2, [3]) == 6.0
     assert stats.retained_margin(2, [0, 1, 3]) == 3.0
+
+
+def test_the_layer_statistics_are_stored_read_and_cleared_with_the_rest(model_and_data):
+    model, data = model_and_data
+    stats = record_statistics(model, data)
+    assert stats.layer is not None  # fc names its feature layer
+    stored = stats.tensors()
+    layer = stats.layer.tensors()
+    assert all(torch.equal(stored[k], v) for k, v in layer.items())
+    read = TrainingStatistics.from_tensors(stored, stats.samples, layer=stats.layer.layer)
+    assert read.layer is not None and read.layer.layer == stats.layer.layer
+    assert all(torch.equal(read.layer.tensors()[k], v) for k, v in layer.items())
+    d = stats.layer.class_mean.shape[1]
+    wrong = rf"class_mean have shape \(4, {d}\), expected \(5, {d}\)"
+    with pytest.raises(ObliviateError, match=wrong):
+        TrainingStatistics.from_tensors(stored, stats.samples, layer=stats.layer.layer,
+                                        num_classes=5)  # fmt: skip
+    cleared = stats.without([1])
+    expected = stats.layer.without([1]).tensors()
+    assert cleared.layer is not None and cleared.layer.layer == stats.layer.layer
+    assert all(torch.equal(cleared.layer.tensors()[k], v) for k, v in expected.items())
