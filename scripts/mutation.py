@@ -232,9 +232,50 @@ for label, module in {QUICK_MODULES!r}.items():
         out[label][mutant] = "survived" if first_failure() is None else "killed"
 print(json.dumps(out))
 """
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return _run_child(code)
+
+
+def _child_prelude(test_module: str) -> str:
+    """The start of a quick scan's child process: obliviate imported from mutants/src (not
+    src) with no mutant active, ``test_module`` imported as ``tests``, and conftest's tiny data
+    (``data``) and model (``bundle``) made once, by the unmutated code."""
+    return f"""
+import inspect, json, os, sys, tempfile
+from pathlib import Path
+sys.path = [{str(ROOT / "mutants" / "src")!r}, {str(ROOT / "tests" / "unit")!r},
+            {str(ROOT / "tests")!r}] + [
+    p for p in sys.path if os.path.realpath(p or ".") != {str(ROOT / "src")!r}]
+os.environ["MUTANT_UNDER_TEST"] = "none"
+import pytest, torch
+import obliviate, conftest, {test_module} as tests
+assert "mutants" in obliviate.__file__
+unwrap = lambda f: getattr(f, "__wrapped__", None) or f._get_wrapped_function()
+data = unwrap(conftest.tiny_dataset)()
+bundle = unwrap(conftest.tiny_bundle)(data)
+"""
+
+
+def _child_mutants(group: str) -> str:
+    """The end of a quick scan's child process: every mutant of ``group`` made active in turn
+    and judged by the child's ``first_failure()``; the statuses printed as JSON."""
+    meta_file, prefixes = GROUPS[group]
+    return f"""
+meta_file = json.load(open({str(ROOT / "mutants" / "src" / "obliviate" / meta_file) + ".meta"!r}))
+out = {{}}
+for mutant in meta_file["exit_code_by_key"]:
+    if mutant.startswith(tuple({prefixes!r})):
+        os.environ["MUTANT_UNDER_TEST"] = mutant
+        out[mutant] = "survived" if first_failure() is None else "killed"
+print(json.dumps(out))
+"""
+
+
+def _run_child(code: str) -> dict[str, str]:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OBLIVIATE_NO_PROGRESS": "1"}
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
-                          text=True, check=True)  # fmt: skip
+                          text=True)  # fmt: skip
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr[-3000:])
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -243,23 +284,11 @@ def quick_scan_checkpoint() -> dict[str, str]:
     in one process: the edited files are written once (by the unmutated code), then every
     mutant loads each of them and must raise the case's message, or load the valid ones
     intact. A lower bound of the full selection's kills, as for the quick run above."""
-    prefixes = GROUPS["checkpoint.py validation"][1]
-    code = f"""
-import json, os, sys, tempfile
-from pathlib import Path
-sys.path = [{str(ROOT / "mutants" / "src")!r}, {str(ROOT / "tests" / "unit")!r},
-            {str(ROOT / "tests")!r}] + [
-    p for p in sys.path if os.path.realpath(p or ".") != {str(ROOT / "src")!r}]
-os.environ["MUTANT_UNDER_TEST"] = "none"
-import torch
+    code = _child_prelude("test_load_validation") + f"""
 from safetensors import safe_open
 from safetensors.torch import save_file
-import obliviate, conftest, test_load_validation as tv
 from obliviate import ObliviateError
-assert "mutants" in obliviate.__file__
-unwrap = lambda f: getattr(f, "__wrapped__", None) or f._get_wrapped_function()
-data = unwrap(conftest.tiny_dataset)()
-bundle = unwrap(conftest.tiny_bundle)(data)
+tv = tests
 tmp = Path(tempfile.mkdtemp())
 clean = obliviate.save(bundle, tmp / "clean.safetensors")
 with safe_open(str(clean), framework="pt") as fh:
@@ -331,20 +360,8 @@ def first_failure():
         else:
             return f"{{path.name}} loaded"
 assert first_failure() is None, first_failure()
-meta_file = json.load(open({str(ROOT / "mutants" / "src" / "obliviate" / "checkpoint.py.meta")!r}))
-out = {{}}
-for mutant in meta_file["exit_code_by_key"]:
-    if mutant.startswith(tuple({prefixes!r})):
-        os.environ["MUTANT_UNDER_TEST"] = mutant
-        out[mutant] = "survived" if first_failure() is None else "killed"
-print(json.dumps(out))
-"""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "OBLIVIATE_NO_PROGRESS": "1"}
-    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
-                          text=True)  # fmt: skip
-    if proc.returncode != 0:
-        raise RuntimeError(proc.stderr[-3000:])
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+""" + _child_mutants("checkpoint.py validation")
+    return _run_child(code)
 
 
 def quick_scan_forget() -> dict[str, str]:
@@ -352,19 +369,8 @@ def quick_scan_forget() -> dict[str, str]:
     test function is called with conftest's tiny data and model (made once, unmutated) and a
     fresh pytest MonkeyPatch; a mutant is killed when a test raises. A lower bound of the
     full selection's kills, as for the quick runs above."""
-    prefixes = GROUPS["api.forget"][1]
-    code = f"""
-import inspect, json, os, sys
-sys.path = [{str(ROOT / "mutants" / "src")!r}, {str(ROOT / "tests" / "unit")!r},
-            {str(ROOT / "tests")!r}] + [
-    p for p in sys.path if os.path.realpath(p or ".") != {str(ROOT / "src")!r}]
-os.environ["MUTANT_UNDER_TEST"] = "none"
-import pytest, torch
-import obliviate, conftest, test_forget_record as tests
-assert "mutants" in obliviate.__file__
-unwrap = lambda f: getattr(f, "__wrapped__", None) or f._get_wrapped_function()
-data = unwrap(conftest.tiny_dataset)()
-fixtures = {{"tiny_dataset": data, "tiny_bundle": unwrap(conftest.tiny_bundle)(data)}}
+    code = _child_prelude("test_forget_record") + f"""
+fixtures = {{"tiny_dataset": data, "tiny_bundle": bundle}}
 functions = [fn for n, fn in inspect.getmembers(tests, inspect.isfunction)
              if n.startswith("test_") and fn.__module__ == tests.__name__]
 functions.sort(key=lambda fn: fn.__code__.co_firstlineno)
@@ -381,20 +387,8 @@ def first_failure():
         finally:
             monkeypatch.undo()
 assert first_failure() is None, "the record tests fail without a mutant"
-meta = json.load(open({str(ROOT / "mutants" / "src" / "obliviate" / "api.py.meta")!r}))
-out = {{}}
-for mutant in meta["exit_code_by_key"]:
-    if mutant.startswith(tuple({prefixes!r})):
-        os.environ["MUTANT_UNDER_TEST"] = mutant
-        out[mutant] = "survived" if first_failure() is None else "killed"
-print(json.dumps(out))
-"""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "OBLIVIATE_NO_PROGRESS": "1"}
-    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env,
-                          capture_output=True, text=True)  # fmt: skip
-    if proc.returncode != 0:
-        raise RuntimeError(proc.stderr[-3000:])
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+""" + _child_mutants("api.forget")
+    return _run_child(code)
 
 
 def _function_source(lines: list[str], name: str) -> list[str]:
