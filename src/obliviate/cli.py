@@ -944,7 +944,10 @@ def backdoor_cmd(
     forget_class: Annotated[str, typer.Option("--class", help="Class(es) carrying the transform, e.g. 0.")] = "0",
     transform: Annotated[str, typer.Option(help="line, tile, color, or none (plain sample forgetting).")] = "tile",
     pattern: Annotated[str, typer.Option(help="A (forget samples), B (backdoor), C (leakage).")] = "B",
-    term: Annotated[str, typer.Option(help="Forgetting term: rld or rnd.")] = "rld",
+    method: Annotated[str, typer.Option(help="paper (Hayase et al.'s loss, the reproduction) or ours (B, C: other-class distillation, a D_f term that keeps its label, a logit calibration fitted on validation data).")] = "paper",
+    term: Annotated[Optional[str], typer.Option(help="Forgetting term: rld or rnd (the paper's), clean-old or clean-self (ours). Default: rld for paper; ours: rld for B, clean-self for C.")] = None,
+    calibration: Annotated[Optional[str], typer.Option(help="ours only: none, offset or offset+scale on the class's logit, fitted on validation sets (default offset).")] = None,
+    save_model: Annotated[Optional[Path], typer.Option("--save-model", help="Write the forgotten model (the main variant) here (.safetensors).")] = None,
     tune: Annotated[int, typer.Option("--tune", help="Optuna trials (0: the paper's Table S1 values).")] = 0,
     split: Annotated[str, typer.Option(help="Search validation: holdout (the paper's 20/80 split of D_f) or kfold.")] = "holdout",
     folds: Annotated[int, typer.Option(help="Folds of --split kfold.")] = 5,
@@ -954,33 +957,43 @@ def backdoor_cmd(
     epochs: Annotated[int, typer.Option(help="Pretraining epochs of the poisoned model.")] = 10,
     lr: Annotated[float, typer.Option(help="Pretraining learning rate.")] = 0.01,
     model: Annotated[str, typer.Option(help="Model (default: the paper's 10-layer MLP).")] = "hardtanh-mlp",
-    hp: Annotated[Optional[list[str]], typer.Option("--hp", help="Forgetting setting KEY=VALUE: lr, lambda_kl, lambda_f, epochs.")] = None,
+    hp: Annotated[Optional[list[str]], typer.Option("--hp", help="Forgetting setting KEY=VALUE: lr, lambda_kl, lambda_f, epochs, lambda_other (ours).")] = None,
     seed: int = 0,
     data_dir: Optional[Path] = None,
 ) -> None:
     """Hayase et al.: poison a model with a transform, make it forget, report the four accuracies."""
+    from obliviate.finer.calibration import CALIBRATIONS
     from obliviate.finer.experiment import run_backdoor
-    from obliviate.finer.forgetting import FISHER_DATA, PATTERNS
+    from obliviate.finer.forgetting import FISHER_DATA, FORGETTING_TERMS, PATTERNS
+    from obliviate.finer.ours import FINER_METHODS
     from obliviate.finer.transforms import TRANSFORMS
 
     _check_choice(pattern, list(PATTERNS), "pattern")
     _check_choice(transform, TRANSFORMS.names(), "transform")
-    _check_choice(term, ["rld", "rnd"], "forgetting term")
+    _check_choice(method, list(FINER_METHODS), "method")
+    if term is not None:
+        _check_choice(term, list(FORGETTING_TERMS), "forgetting term")
+    if calibration is not None:
+        _check_choice(calibration, list(CALIBRATIONS), "calibration")
     _check_choice(model, trainable_models(), "model")
     _check_choice(split, ["holdout", "kfold"], "split")
     _check_choice(activation, ["as-written", "continuous"], "activation")
     _check_choice(fisher_on, list(FISHER_DATA), "Fisher data")
-    check_outputs([out])
+    check_outputs([out, save_model])
+    if save_model is not None:
+        check_model_names([save_model])
     settings: dict[str, float] = {}
+    known = ("lr", "lambda_kl", "lambda_f", "epochs", "lambda_other")
     for key, value in parse_hyperparameters(hp or []).items():
-        if key not in ("lr", "lambda_kl", "lambda_f", "epochs"):
-            raise ObliviateError(f"unknown setting {key!r}; known: lr, lambda_kl, lambda_f, epochs")
+        if key not in known:
+            raise ObliviateError(f"unknown setting {key!r}; known: {', '.join(known)}")
         try:
             settings[key] = int(value) if key == "epochs" else float(value)
         except ValueError:
             raise ObliviateError(f"{key}={value!r} is not a number") from None
     report = run_backdoor(
-        dataset, parse_classes(forget_class), transform, pattern, term=term, model=model,
+        dataset, parse_classes(forget_class), transform, pattern, method=method, term=term,
+        calibration=calibration, save_model=save_model, model=model,
         pretrain=TrainConfig(epochs=epochs, lr=lr, seed=seed), tune_trials=tune, tune_folds=folds,
         tune_split=split, tune_storage=f"sqlite:///{tune_storage}" if tune_storage else None,
         model_kwargs={"activation": activation} if model == "hardtanh-mlp" else None,
@@ -996,12 +1009,25 @@ def backdoor_cmd(
         table.add_row(label, *[_fmt(accs[k]) for k in ("D_r", "D_f", "D_f,clean", "D_r,extra")])
     console.print(table)
     s = report["settings"]
-    err_console.print(f"settings lr={s['lr']:g} lambda_kl={s['lambda_kl']:g} lambda_f={s['lambda_f']:g}; "
-                      f"wrote {out}")  # fmt: skip
+    other = f" lambda_other={s['lambda_other']:g}" if method == "ours" else ""
+    err_console.print(f"method {method}, term {report['term']}: lr={s['lr']:g} "
+                      f"lambda_kl={s['lambda_kl']:g} lambda_f={s['lambda_f']:g}{other}; wrote {out}"
+                      + (f" and {save_model}" if save_model else ""),
+                      highlight=False, soft_wrap=True)  # fmt: skip
+    if report["calibration"] is not None:
+        c = report["calibration"]
+        err_console.print(f"calibration of class(es) {c['classes']}: logit * {c['scale']:.3g} "
+                          f"+ {c['offset']:.3g}, fitted on validation sets (their lowest margin "
+                          f"above the goals: {100 * c['score_before']:+.1f} -> "
+                          f"{100 * c['score_after']:+.1f} points)", highlight=False)  # fmt: skip
     goal = report["goal"]
+    for name, ok in goal["goals"].items():
+        err_console.print(f"goal of {goal['variant']}: {name}: {'met' if ok else 'MISSED'}",
+                          highlight=False, soft_wrap=True)  # fmt: skip
     if not goal["met"]:
+        hint = "--hp, --tune N" + (", --method ours" if method == "paper" and pattern != "A" else "")
         err_console.print(f"warning: {goal['variant']} missed its goal ({goal['criterion']}); "
-                          "try other settings (--hp, --tune N)",
+                          f"try other settings ({hint})",
                           highlight=False, soft_wrap=True)  # fmt: skip
 
 

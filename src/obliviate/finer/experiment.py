@@ -4,6 +4,11 @@ Pattern A compares the paper's RND, RLD and truncation (Table 2). Patterns B and
 as the paper's Fig. 4 does: ``CE`` (``L_c`` only), ``CE+Fisher`` (``L_c + lambda_KL R``) and
 ``CE+Fisher+RLD`` (the full loss, or ``+RND`` with ``term="rnd"``). Accuracy is measured on the
 test parts of the four sets, before and after.
+
+``method="ours"`` (patterns B and C, :mod:`obliviate.finer.ours`) reports ``ours`` (the
+calibrated model) and ``ours, no calibration`` (the same run before the calibration was folded
+in). Every report states the pattern's goals (:func:`backdoor_goal`) as met or missed, and a
+missed goal is a :class:`~obliviate.errors.GoalMissedWarning`.
 """
 
 from __future__ import annotations
@@ -17,12 +22,23 @@ import torch
 
 from obliviate import api
 from obliviate.data import Dataset
-from obliviate.errors import warn_goal_missed
+from obliviate.checkpoint import save
+from obliviate.errors import ObliviateError, warn_goal_missed
+from obliviate.finer.calibration import CALIBRATIONS
 from obliviate.finer.forgetting import (
+    FORGETTING_TERMS,
     ForgetSettings,
     accuracies,
     pretraining_fisher,
     selective_forget,
+)
+from obliviate.finer.goals import pattern_goals
+from obliviate.finer.ours import (
+    FINER_METHODS,
+    OURS_DEFAULTS,
+    OURS_LAMBDA_OTHER_RANGE,
+    calibrated_forget,
+    ours_settings,
 )
 from obliviate.finer.splits import build_finer_data
 from obliviate.finer.tuning import paper_settings, tune
@@ -35,7 +51,9 @@ def run_backdoor(
     transform: str,
     pattern: str,
     *,
-    term: str = "rld",
+    method: str = "paper",
+    term: str | None = None,
+    calibration: str | None = None,
     model: str = "hardtanh-mlp",
     pretrain: TrainConfig | None = None,
     tune_trials: int = 0,
@@ -47,6 +65,7 @@ def run_backdoor(
     settings: dict[str, float] | None = None,
     seed: int = 0,
     data_dir: str | Path | None = None,
+    save_model: str | Path | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Pretrain on ``D_r ∪ D_f`` (the poisoned data), forget with the pattern, and report.
@@ -56,7 +75,13 @@ def run_backdoor(
         classes: the classes whose samples carry ``transform``.
         transform: ``line``, ``tile``, ``color``.
         pattern: ``A`` (forget the samples), ``B`` (backdoor), ``C`` (leakage).
-        term: forgetting term ``rld`` or ``rnd``.
+        method: ``paper`` (Hayase et al.'s loss, the reproduction) or ``ours`` (patterns B and
+            C: :mod:`obliviate.finer.ours`).
+        term: forgetting term: ``rld`` or ``rnd`` (the paper's), ``clean-old`` or
+            ``clean-self`` (ours). Default: ``rld`` for the paper, else
+            :data:`~obliviate.finer.ours.OURS_DEFAULTS`.
+        calibration: ours only: ``none``, ``offset`` or ``offset+scale`` (default: the
+            pattern's in :data:`~obliviate.finer.ours.OURS_DEFAULTS`).
         pretrain: the poisoned model's training (default 10 epochs, SGD lr 0.01).
         tune_trials: Optuna trials (0: the paper's Table S1 values, or A's lr 1e-5, λ_KL 1e5).
         tune_split, tune_folds: the search's validation: ``holdout`` (the paper's 20 / 80) or
@@ -65,31 +90,64 @@ def run_backdoor(
         model_kwargs: extra arguments of the model (``{"activation": "continuous"}``).
         fisher_on: the remembering term's Fisher over ``retain`` (``D_r``, the paper's
             experiments) or ``pretraining`` (``D_f ∪ D_r``, its Eq. 7).
-        settings: explicit ``lr``/``lambda_kl``/``lambda_f``/``epochs`` overriding both.
+        settings: explicit ``lr``/``lambda_kl``/``lambda_f``/``epochs`` (and ours'
+            ``lambda_other``) overriding both.
+        save_model: write the main variant's model here (``.safetensors`` bundle); with a
+            calibration, the file carries it in its last layer.
 
     Returns:
         A JSON-ready dict: the settings used, accuracy of every variant on the four test sets,
-        seconds of each forgetting run, the tuning trials if any, and ``goal`` (whether the
-        main variant met its goal; a :class:`~obliviate.errors.GoalMissedWarning` when not).
+        seconds of each forgetting run, the tuning trials if any, the fitted calibration if
+        any, and ``goal`` (each of the pattern's goals, met or missed, for the main variant; a
+        :class:`~obliviate.errors.GoalMissedWarning` when one is missed).
     """
+    if method not in FINER_METHODS:
+        raise ObliviateError(f"unknown method {method!r}; known: {', '.join(FINER_METHODS)}")
+    if method == "ours" and pattern not in OURS_DEFAULTS:
+        raise ObliviateError("our method is for patterns B and C; use method 'paper' for A")
+    if method == "paper" and calibration not in (None, "none"):
+        raise ObliviateError("a calibration belongs to our method: add method='ours'")
+    if method == "paper" and (settings or {}).get("lambda_other", 0.0):
+        raise ObliviateError("lambda_other belongs to our method: add method='ours'")
+    term = term if term is not None else ("rld" if method == "paper" else OURS_DEFAULTS[pattern][0])
+    if term not in FORGETTING_TERMS:
+        raise ObliviateError(f"unknown forgetting term {term!r}; known: "
+                             f"{', '.join(FORGETTING_TERMS)}")  # fmt: skip
+    if method == "paper" and term not in ("rld", "rnd"):
+        raise ObliviateError(f"the paper's loss uses rld or rnd; {term!r} belongs to our method: "
+                             "add method='ours'")  # fmt: skip
+    if method == "ours":
+        calibration = calibration if calibration is not None else OURS_DEFAULTS[pattern][2]
+        if calibration not in CALIBRATIONS:
+            raise ObliviateError(f"unknown calibration {calibration!r}; known: "
+                                 f"{', '.join(CALIBRATIONS)}")  # fmt: skip
     data_obj = api.resolve_dataset(dataset, data_dir)
     data = build_finer_data(data_obj, classes, transform)
     pretraining = Dataset(f"{data_obj.name}+{transform}", data.pretraining(), data_obj.test,
                           data_obj.num_classes, data_obj.input_shape)  # fmt: skip
     config = dataclasses.replace(pretrain or TrainConfig(), seed=seed)
-    poisoned = api.train(pretraining, model, config=config, codes=None, progress=progress,
-                         model_kwargs=model_kwargs).model  # fmt: skip
+    poisoned_bundle = api.train(pretraining, model, config=config, codes=None, progress=progress,
+                                model_kwargs=model_kwargs)  # fmt: skip
+    poisoned = poisoned_bundle.model
     fisher = pretraining_fisher(poisoned, data, on=fisher_on)
-    base = paper_settings(data_obj.name, transform, pattern, term=term, seed=seed)
+    base = paper_settings(data_obj.name, transform, pattern, seed=seed,
+                          term=term if method == "paper" else "rld")  # fmt: skip
+    if method == "ours":
+        base = ours_settings(base, term=term)
     tuning = None
     if tune_trials > 0:
+        ours = method == "ours"
         tuning = tune(poisoned, data, base, fisher, trials=tune_trials, split=tune_split,
-                      folds=tune_folds, seed=seed, storage=tune_storage)  # fmt: skip
+                      folds=tune_folds, seed=seed, storage=tune_storage,
+                      lambda_other_range=OURS_LAMBDA_OTHER_RANGE if ours else None,
+                      calibration=calibration if ours else "none")  # fmt: skip
         base = tuning.best
     if settings:
         base = dataclasses.replace(base, **settings)
     variants: dict[str, ForgetSettings | str] = {}
-    if pattern == "A":
+    if method == "ours":
+        variants["ours"] = base
+    elif pattern == "A":
         variants["RLD"] = dataclasses.replace(base, term="rld")
         variants["RND"] = dataclasses.replace(base, term="rnd")
         variants["truncation"] = "truncation"
@@ -100,25 +158,52 @@ def run_backdoor(
         variants[f"CE+Fisher+{name}"] = base
     results: dict[str, Any] = {"pretrained": accuracies(poisoned, data)}
     seconds: dict[str, float] = {}
+    models: dict[str, torch.nn.Module] = {}
+    fitted = None
     for label, variant in variants.items():
         if variant == "truncation":
             results[label] = accuracies(poisoned, data, truncate=list(data.classes))
             continue
         start = time.perf_counter()
-        forgotten = selective_forget(poisoned, data, variant, fisher=fisher, progress=progress)
-        seconds[label] = time.perf_counter() - start
-        results[label] = accuracies(forgotten, data)
-    main = ("RLD" if term == "rld" else "RND") if pattern == "A" else list(variants)[-1]
+        if method == "ours":
+            run = calibrated_forget(poisoned, data, variant, fisher=fisher, seed=seed,
+                                    calibration=calibration, progress=progress)  # fmt: skip
+            seconds[label] = time.perf_counter() - start
+            fitted = run.calibration
+            if fitted is not None:
+                results["ours, no calibration"] = accuracies(run.uncalibrated, data)
+            models[label] = run.model
+        else:
+            models[label] = selective_forget(poisoned, data, variant, fisher=fisher,
+                                             progress=progress)  # fmt: skip
+            seconds[label] = time.perf_counter() - start
+        results[label] = accuracies(models[label], data)
+    if method == "ours":
+        main = "ours"
+    else:
+        main = ("RLD" if term == "rld" else "RND") if pattern == "A" else list(variants)[-1]
     percent = {label: {k: 100.0 * v for k, v in accs.items()} for label, accs in results.items()}
     goal = backdoor_goal(pattern, percent["pretrained"], percent[main], main)
     if not goal["met"]:
-        warn_goal_missed(f"{main} missed its goal ({goal['criterion']}); try other settings "
-                         "(settings=..., tune_trials=N)")  # fmt: skip
+        missed = [name for name, ok in goal.get("goals", {}).items() if not ok]
+        ours_hint = " or method='ours'" if method == "paper" and pattern != "A" else ""
+        warn_goal_missed(f"{main} missed its goal ({goal['criterion']})"
+                         + (f": missed {'; '.join(missed)}" if missed else "")
+                         + f"; try other settings (settings=..., tune_trials=N){ours_hint}")
+    if save_model is not None:
+        record = {"action": "backdoor", "method": method, "pattern": pattern, "variant": main,
+                  "classes": list(data.classes), "transform": data.transform,
+                  "settings": dataclasses.asdict(base),
+                  "calibration": None if fitted is None else dataclasses.asdict(fitted)}
+        history = [*poisoned_bundle.history, record]
+        save(dataclasses.replace(poisoned_bundle, model=models[main], history=history), save_model)
     return {
         "goal": goal,
         "accuracy_unit": "%",
         "dataset": data_obj.name, "classes": list(data.classes), "transform": data.transform,
-        "pattern": pattern, "term": term, "model": model, "model_kwargs": model_kwargs or {},
+        "pattern": pattern, "method": method, "term": term,
+        "calibration": None if fitted is None else dataclasses.asdict(fitted),
+        "model": model, "model_kwargs": model_kwargs or {},
         "fisher_on": fisher_on,
         "seed": seed,
         "pretrain": dataclasses.asdict(config), "settings": dataclasses.asdict(base),
@@ -130,29 +215,27 @@ def run_backdoor(
     }  # fmt: skip
 
 
-#: How far the retained data's accuracy may fall, and the forget set's must fall, for a run to
-#: count as having met its goal (percentage points; the bounds the finer-forgetting results page
-#: is judged by).
+#: Pattern A: how far the retained data's accuracy may fall, and the forget set's must fall, for
+#: a run to count as having met its goal (percentage points).
 MAX_RETAIN_DROP = 10.0
 MAX_FORGOTTEN_ACC = 20.0
-
 
 def backdoor_goal(pattern: str, before: dict[str, float], after: dict[str, float],
                   variant: str) -> dict[str, Any]:  # fmt: skip
     """Whether ``variant`` met its pattern's goal (accuracies in %).
 
-    Pattern A (forget samples): D_f accuracy below ``MAX_FORGOTTEN_ACC``. Patterns B and C
-    (backdoor, leakage): accuracy on the transformed retained data (D_r,extra) back at least
-    half way from the poisoned model's to its clean D_r accuracy. Both: D_r within
-    ``MAX_RETAIN_DROP`` points of the poisoned model's.
+    Pattern A (forget samples): D_f accuracy below ``MAX_FORGOTTEN_ACC`` and D_r within
+    ``MAX_RETAIN_DROP`` points of the poisoned model's. Patterns B and C (backdoor, leakage):
+    every goal of :func:`~obliviate.finer.goals.pattern_goals`, listed under ``goals`` as met
+    (True) or missed.
     """
+    if pattern != "A":
+        goals = pattern_goals(pattern, before, after)
+        return {"variant": variant, "criterion": "; ".join(goals), "goals": goals,
+                "met": all(goals.values())}  # fmt: skip
     keeps = after["D_r"] >= before["D_r"] - MAX_RETAIN_DROP
-    if pattern == "A":
-        target = f"D_f below {MAX_FORGOTTEN_ACC:g} %"
-        reached = after["D_f"] < MAX_FORGOTTEN_ACC
-    else:
-        half = before["D_r,extra"] + 0.5 * (before["D_r"] - before["D_r,extra"])
-        target = f"D_r,extra at least {half:.1f} % (half way to the poisoned model's D_r)"
-        reached = after["D_r,extra"] >= half
-    return {"variant": variant, "criterion": f"{target}; D_r within {MAX_RETAIN_DROP:g} points "
-            f"of {before['D_r']:.1f} %", "met": bool(reached and keeps)}  # fmt: skip
+    reached = after["D_f"] < MAX_FORGOTTEN_ACC
+    goals = {f"D_f below {MAX_FORGOTTEN_ACC:g} %": reached,
+             f"D_r within {MAX_RETAIN_DROP:g} points of {before['D_r']:.1f} %": keeps}  # fmt: skip
+    return {"variant": variant, "criterion": "; ".join(goals), "goals": goals,
+            "met": bool(reached and keeps)}  # fmt: skip

@@ -14,6 +14,18 @@ and the pattern losses, trained by the one training loop on ``D_f`` and ``D_f,cl
 
 Pattern A minimises ``L_f + lambda_KL R`` (Eq. 8); patterns B and C minimise
 ``L_c + lambda_f L_f + lambda_KL R`` (Eq. 9) with SGD, momentum 0.9, 10 epochs.
+
+Our additions (issue 25; the defaults leave the paper's loss exactly as above):
+
+- ``lambda_other > 0`` adds to ``L_c`` a distillation of the old (pretrained) model's logits of
+  the *other* classes on ``D_f,clean`` (:func:`other_logit_loss`): ``L_c`` may then raise the
+  forgotten class's logit on those samples but not lower the rest, so the correction stops
+  pulling every other class's logit down;
+- ``term="clean-old"`` / ``term="clean-self"`` replace ``L_f`` by a distillation of each ``D_f``
+  sample towards the output on its own untransformed copy in ``D_f,clean``
+  (:func:`clean_distillation_loss`): the old model's output (the issue's candidate) or the
+  current model's (gradient stopped), i.e. "the transform changes nothing", instead of random
+  labels that also destroy ``D_f``'s own label (Pattern C asks to keep it).
 """
 
 from __future__ import annotations
@@ -32,8 +44,11 @@ from obliviate.models import Classifier
 from obliviate.training import TrainConfig, fit, predict
 
 Pattern = Literal["A", "B", "C"]
-ForgettingTerm = Literal["rld", "rnd"]
+ForgettingTerm = Literal["rld", "rnd", "clean-old", "clean-self"]
 PATTERNS: tuple[str, ...] = ("A", "B", "C")
+#: The forgetting terms: the paper's ``rld`` and ``rnd``; ours ``clean-old`` and ``clean-self``
+#: (patterns B and C only; see the module docstring).
+FORGETTING_TERMS: tuple[str, ...] = ("rld", "rnd", "clean-old", "clean-self")
 
 
 def rnd_loss(model: nn.Module, random_model: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -49,6 +64,30 @@ def rld_loss(
     """Random label distillation: CE to labels drawn uniformly from ``label_pool``."""
     pick = torch.randint(len(label_pool), (len(x),), generator=generator)
     return nn.functional.cross_entropy(model(x), label_pool[pick].to(x.device))
+
+
+def clean_distillation_loss(
+    model: nn.Module, x_forget: torch.Tensor, target_logits: torch.Tensor
+) -> torch.Tensor:
+    """Cross-entropy of ``model(x_forget)`` against the soft labels ``softmax(target_logits)``.
+
+    ``target_logits`` are the outputs on the untransformed copies of ``x_forget`` (``D_f,clean``),
+    so the loss is smallest when the transform no longer changes the output. It equals the KL
+    divergence up to the targets' entropy, a constant.
+    """
+    target = torch.softmax(target_logits.detach(), dim=1)
+    return -(target * torch.log_softmax(model(x_forget), dim=1)).sum(dim=1).mean()
+
+
+def other_logit_loss(
+    logits: torch.Tensor, old_logits: torch.Tensor, keep: torch.Tensor
+) -> torch.Tensor:
+    """Mean squared distance between the logits of the classes ``keep`` and the old model's.
+
+    The forgotten classes' logits are left free, so ``L_c`` can raise them; the others are held
+    at the pretrained model's values on the same samples.
+    """
+    return (logits[:, keep] - old_logits[:, keep].detach()).pow(2).mean()
 
 
 def truncated_predict(model: nn.Module, x: torch.Tensor, removed: list[int]) -> torch.Tensor:
@@ -79,14 +118,23 @@ class ForgetSettings:
     epochs: int = 10
     batch_size: int = 128
     seed: int = 0
+    #: Ours: weight of :func:`other_logit_loss` on ``D_f,clean`` next to ``L_c`` (0: the paper).
+    lambda_other: float = 0.0
 
     def __post_init__(self) -> None:
         if self.pattern not in PATTERNS:
             raise ObliviateError(f"unknown pattern {self.pattern!r}; known: A, B, C")
-        if self.term not in ("rld", "rnd"):
-            raise ObliviateError(f"unknown forgetting term {self.term!r}; known: rld, rnd")
-        if not (self.lr > 0 and self.lambda_kl >= 0 and self.lambda_f >= 0):
-            raise ObliviateError("lr must be > 0 and lambda_kl, lambda_f >= 0")
+        if self.term not in FORGETTING_TERMS:
+            raise ObliviateError(f"unknown forgetting term {self.term!r}; known: "
+                                 f"{', '.join(FORGETTING_TERMS)}")  # fmt: skip
+        if not (self.lr > 0 and self.lambda_kl >= 0 and self.lambda_f >= 0
+                and self.lambda_other >= 0):  # fmt: skip
+            raise ObliviateError("lr must be > 0 and lambda_kl, lambda_f, lambda_other >= 0")
+        if self.pattern == "A" and (self.term.startswith("clean") or self.lambda_other > 0):
+            raise ObliviateError(
+                "Pattern A has no D_f,clean to distil from (its D_f is untransformed): use "
+                "term 'rld' or 'rnd' and lambda_other=0, or pattern B/C"
+            )
 
 
 #: Which samples the remembering term's Fisher is averaged over: ``retain`` = ``D_r`` (what the
@@ -152,17 +200,38 @@ def selective_forget(
         random_model.eval()
     xf, xc = forget.x.to(device), clean.x.to(device)
     yc = clean.y.to(device)
+    if settings.pattern != "A" and len(xf) != len(xc):
+        raise ObliviateError(f"D_f has {len(xf)} samples and D_f,clean {len(xc)}; patterns B and "
+                             "C need them paired (D_f = T(D_f,clean), same order)")  # fmt: skip
+    old_logits = None
+    if settings.lambda_other > 0 or settings.term == "clean-old":
+        was_training = model.training
+        model.eval()
+        with torch.no_grad():
+            old_logits = torch.cat([model(xc[i : i + 1024]) for i in range(0, len(xc), 1024)])
+        model.train(was_training)
+    keep = torch.tensor([c for c in range(data.num_classes) if c not in data.classes],
+                        device=device)  # fmt: skip
 
     def objective(net: nn.Module, idx: torch.Tensor, _y: torch.Tensor) -> torch.Tensor:
         x_forget = xf[idx]
+        # the paper's terms are computed in the paper's order (forgetting, then correction)
         if random_model is not None:
             forgetting = rnd_loss(net, random_model, x_forget)
-        else:
+        elif settings.term == "rld":
             forgetting = rld_loss(net, x_forget, pool, generator)
         remembering = settings.lambda_kl * fisher_penalty(net, anchor, fisher)
         if settings.pattern == "A":
             return forgetting + remembering
-        correction = nn.functional.cross_entropy(net(xc[idx]), yc[idx])
+        clean_logits = net(xc[idx])
+        if settings.term == "clean-old":
+            forgetting = clean_distillation_loss(net, x_forget, old_logits[idx])
+        elif settings.term == "clean-self":
+            forgetting = clean_distillation_loss(net, x_forget, clean_logits)
+        correction = nn.functional.cross_entropy(clean_logits, yc[idx])
+        if settings.lambda_other > 0:
+            correction = correction + settings.lambda_other * other_logit_loss(
+                clean_logits, old_logits[idx], keep)  # fmt: skip
         return correction + settings.lambda_f * forgetting + remembering
 
     index = torch.arange(len(xf), device=device)

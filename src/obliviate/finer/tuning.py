@@ -17,6 +17,12 @@ The score is the minimum over the pattern's validation sets (Table 1 of the pape
 
 ``D_r^val`` is a random subset of ``D_r``'s training part (the paper assumes such a validation
 set is available for tuning); the test parts are never used.
+
+Ours (issue 25) adds two options: ``lambda_other_range`` also searches the weight of the
+other-class distillation, and ``calibration`` fits the logit calibration of
+:mod:`obliviate.finer.calibration` on each trial's validation sets before scoring it (so the
+score is the one the calibrated model reaches; fitted and scored on the same sets, it is
+optimistic by those one or two fitted numbers; the test parts stay unread).
 """
 
 from __future__ import annotations
@@ -27,8 +33,17 @@ from dataclasses import dataclass
 
 import torch
 
-from obliviate.data import Split
 from obliviate.errors import ObliviateError
+from obliviate.finer.calibration import (
+    CALIBRATIONS,
+    PATTERN_SETS,
+    SCALE_GRID,
+    calibration_targets,
+    fit_logit_calibration,
+    fold_calibration,
+    search_validation,
+    subset,
+)
 from obliviate.finer.forgetting import ForgetSettings, accuracies, selective_forget
 from obliviate.finer.splits import FinerData, TrainTest
 from obliviate.models import Classifier
@@ -65,10 +80,6 @@ class TuningResult:
     trials: list[dict]
 
 
-def _subset(split: Split, index: torch.Tensor) -> Split:
-    return Split(split.x[index], split.y[index])
-
-
 #: Pattern A's search target: accuracy on the held-out forget samples at most this.
 PATTERN_A_TARGET = 0.02
 
@@ -76,10 +87,8 @@ PATTERN_A_TARGET = 0.02
 def pattern_score(acc: dict[str, float], pattern: str) -> float:
     """B, C: the minimum accuracy over the pattern's validation sets; A: lexicographic, the
     target on ``D_f`` first, then ``D_r`` (see the module docstring)."""
-    if pattern == "B":
-        return min(acc["D_r"], acc["D_f,clean"], acc["D_r,extra"])
-    if pattern == "C":
-        return min(acc["D_r"], acc["D_f"], acc["D_r,extra"])
+    if pattern in PATTERN_SETS:
+        return min(acc[name] for name in PATTERN_SETS[pattern])
     if acc["D_f"] <= PATTERN_A_TARGET:
         return 1.0 + acc["D_r"]
     return 1.0 - acc["D_f"]
@@ -130,6 +139,9 @@ def tune(
     seed: int = 0,
     storage: str | None = None,
     study_name: str = "obliviate-backdoor",
+    lambda_other_range: tuple[float, float] | None = None,
+    calibration: str = "none",
+    calibration_aim: str = "goals",
 ) -> TuningResult:
     """Search ``lr``, ``lambda_kl`` (and ``lambda_f`` for B/C) with Optuna's TPE sampler.
 
@@ -141,6 +153,12 @@ def tune(
         storage: an Optuna storage URL (``sqlite:///search.db``) that keeps every finished
             trial, so that an interrupted search resumes where it stopped.
         study_name: the study's name in ``storage``.
+        lambda_other_range: also search ``lambda_other`` (ours), log-uniform in this range;
+            ``None`` keeps ``base.lambda_other``.
+        calibration: ``none`` (the paper), ``offset`` or ``offset+scale``: each trial's model
+            is calibrated on its validation sets (:mod:`obliviate.finer.calibration`) before
+            it is scored (patterns B and C), aiming at ``calibration_aim`` (``goals`` or
+            ``min``, see :func:`obliviate.finer.ours.calibrated_forget`).
 
     Trials whose ``lr * 2 lambda_KL max F`` exceeds :data:`STABILITY_BOUND` would diverge; they
     are pruned before any training (their record says ``state: PRUNED``).
@@ -149,13 +167,19 @@ def tune(
 
     if trials < 1:
         raise ObliviateError("tuning needs at least 1 trial")
+    if calibration not in CALIBRATIONS:
+        raise ObliviateError(f"unknown calibration {calibration!r}; known: "
+                             f"{', '.join(CALIBRATIONS)}")  # fmt: skip
+    if calibration != "none" and base.pattern == "A":
+        raise ObliviateError("the logit calibration is for patterns B and C; use "
+                             "calibration='none'")  # fmt: skip
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    generator = torch.Generator().manual_seed(seed)
-    pairs = validation_folds(len(data.forget.train), split, folds, generator)
-    pick = torch.randperm(len(data.retain.train), generator=generator)[:retain_val]
-    retain_val_split = _subset(data.retain.train, pick)
-    extra_val_split = _subset(data.retain_extra.train, pick)
+    val = search_validation(data, split=split, folds=folds, retain_val=retain_val, seed=seed)
+    pairs, retain_val_split, extra_val_split = val.folds, val.retain, val.retain_extra
     peak = max_fisher(fisher)
+    scales = SCALE_GRID if calibration == "offset+scale" else (1.0,)
+    targets = (calibration_targets(model, retain_val_split, base.pattern, calibration_aim)
+               if calibration != "none" else None)  # fmt: skip
 
     def objective(trial: optuna.Trial) -> float:
         settings = dataclasses.replace(
@@ -164,6 +188,8 @@ def tune(
             lambda_kl=trial.suggest_float("lambda_kl", 1e2, 1e6, log=True),
             lambda_f=(trial.suggest_float("lambda_f", 0.05, 5.0, log=True)
                       if base.pattern != "A" else base.lambda_f),
+            lambda_other=(trial.suggest_float("lambda_other", *lambda_other_range, log=True)
+                          if lambda_other_range is not None else base.lambda_other),
         )  # fmt: skip
         product = stability(settings.lr, settings.lambda_kl, peak)
         trial.set_user_attr("stability", product)
@@ -175,15 +201,22 @@ def tune(
                 data,
                 retain=TrainTest(retain_val_split, retain_val_split),
                 retain_extra=TrainTest(extra_val_split, extra_val_split),
-                forget=TrainTest(_subset(data.forget.train, kept),
-                                 _subset(data.forget.train, held)),
-                forget_clean=TrainTest(_subset(data.forget_clean.train, kept),
-                                       _subset(data.forget_clean.train, held)),
+                forget=TrainTest(subset(data.forget.train, kept),
+                                 subset(data.forget.train, held)),
+                forget_clean=TrainTest(subset(data.forget_clean.train, kept),
+                                       subset(data.forget_clean.train, held)),
             )  # fmt: skip
             try:
                 forgotten = selective_forget(model, fold, settings, fisher=fisher)
             except ObliviateError:  # the loss became non-finite: as bad as it gets
                 return 0.0
+            if calibration != "none":
+                held = {name: getattr(fold, attr).test for name, attr in
+                        (("D_r", "retain"), ("D_f", "forget"), ("D_f,clean", "forget_clean"),
+                         ("D_r,extra", "retain_extra"))}  # fmt: skip
+                fitted = fit_logit_calibration(forgotten, held, base.pattern, data.classes,
+                                               scales=scales, targets=targets)  # fmt: skip
+                forgotten = fold_calibration(forgotten, fitted)
             scores.append(pattern_score(accuracies(forgotten, fold, part="test"), base.pattern))
         return sum(scores) / len(scores)
 
