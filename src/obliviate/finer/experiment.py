@@ -220,6 +220,7 @@ def run_backdoor(
 MAX_RETAIN_DROP = 10.0
 MAX_FORGOTTEN_ACC = 20.0
 
+
 def backdoor_goal(pattern: str, before: dict[str, float], after: dict[str, float],
                   variant: str) -> dict[str, Any]:  # fmt: skip
     """Whether ``variant`` met its pattern's goal (accuracies in %).
