@@ -266,7 +266,8 @@ def goals_failed(s: dict) -> list[str]:
 
 def verdict(rows: list[dict]) -> list[str]:
     """Per suite: what depth the default reached on every row, whether it meets the goals, and
-    the best deep candidate (the deep row with the fewest missed goals)."""
+    the deep candidates: first those measured on every request the default was, then by the
+    fewest missed goals, then by the most rows; a partial one is marked as not a verdict."""
     out = ["## Verdict", ""]
     for suite in [s for s in SUITES if any(r["suite"] == s for r in rows)]:
         mine = [r for r in rows if r["suite"] == suite]
@@ -281,23 +282,29 @@ def verdict(rows: list[dict]) -> list[str]:
                 + (f" and `features` on {len(depths) - n_output}" if len(depths) > n_output
                    else "")
                 + "; goals " + ("met." if not missed else "missed: " + "; ".join(missed) + "."))  # fmt: skip
+        requests = {(r["seed"], tuple(r["classes"])) for r in default}
         candidates = []
         for label in ("mnemonic-deep-data", "mnemonic-deep"):
             group = [r for r in mine if r["label"] == label]
             if group:
-                candidates.append((len(goals_failed(summarise(group))), label, group))
-        if candidates:
-            _, label, group = min(candidates, key=lambda c: c[0])
+                covered = len(requests & {(r["seed"], tuple(r["classes"])) for r in group})
+                partial = covered < len(requests)
+                # a candidate measured on every request of the default outranks a partial one
+                candidates.append(((partial, len(goals_failed(summarise(group))), -len(group)),
+                                   label, group, covered, partial))  # fmt: skip
+        for i, (_, label, group, covered, partial) in enumerate(sorted(candidates)):
             cs = summarise(group)
             cmissed = goals_failed(cs)
             seeds = sorted({r["seed"] for r in group})
-            line += (f" Best deep candidate: `{label}` ({len(group)} rows, seeds "
-                     f"{', '.join(map(str, seeds))}; {cs['refused']} refused): proto gap "
+            line += (f" {'Best deep candidate' if i == 0 else 'Also measured'}: `{label}` "
+                     f"({len(group)} rows, seeds {', '.join(map(str, seeds))}; {cs['refused']} "
+                     f"refused; on {covered} of the default's {len(requests)} requests): proto gap "
                      f"{_f(cs['proto_median'])} / {_f(cs['proto_worst'])} (median / worst), RE "
                      f"gap {_f(cs['re_median'])}, A_R−oracle {_f(cs['dar_median'], '{:+.2f}')}"
                      f" / {_f(cs['dar_worst'], '{:+.2f}')}, FE min "
                      f"{_f(cs['fe_min'], '{:.1f}')}; goals "
-                     + ("met." if not cmissed else "missed: " + "; ".join(cmissed) + "."))  # fmt: skip
+                     + ("met" if not cmissed else "missed: " + "; ".join(cmissed))
+                     + (" (on part of the requests only: not a verdict)." if partial else "."))  # fmt: skip
         out.append(line)
     return out + [""]
 

@@ -62,7 +62,18 @@ def test_verdict_says_output_only_and_names_the_best_deep_candidate(depth):
     assert "proto gap median +10.00" in text and "RE gap median -6.00" in text
     # the data-free candidate misses nothing; the data one misses A_R: the former is named
     assert "Best deep candidate: `mnemonic-deep` (3 rows, seeds 0" in text
-    assert text.rstrip().endswith("goals met.")
+    assert "Also measured: `mnemonic-deep-data` (3 rows" in text
+    # both cover 3 of the default's 6 requests: each is marked as partial
+    assert text.count("on 3 of the default's 6 requests") == 2
+    assert text.rstrip().endswith("goals missed: A_R−oracle median -2.00 (goal >= -1) (on part "
+                                  "of the requests only: not a verdict).")  # fmt: skip
+    assert "goals met (on part of the requests only: not a verdict)." in text
+    # the data candidate measured on every request outranks the partial one, goals missed or not
+    rows += [row("mnemonic-deep-data", 1, [c], proto_gap=1.0, re_gap=2.0, dar=-2.0,
+                 depth_="features") for c in range(3)]  # fmt: skip
+    full = "\n".join(depth.verdict(rows))
+    assert "Best deep candidate: `mnemonic-deep-data` (6 rows, seeds 0, 1; 0 refused; on 6 of " in full
+    assert "A_R−oracle median -2.00 (goal >= -1). Also measured: `mnemonic-deep` (3 rows" in full
     # a default that went deep on some rows says so
     rows[0]["depth"] = "features"
     assert "`output` on 5 of 6 requests and `features` on 1" in "\n".join(depth.verdict(rows))
