@@ -384,6 +384,7 @@ def table(runs: Path, out: Path, fisher: str = "retain") -> None:
 def merge_parts(runs: Path) -> None:
     """Append the rows of ``runs/parts/*/results.jsonl`` that ``runs/results.jsonl`` lacks."""
     main_file = runs / "results.jsonl"
+    main_file.parent.mkdir(parents=True, exist_ok=True)
     seen = set(main_file.read_text().splitlines()) if main_file.exists() else set()
     added = 0
     with main_file.open("a") as fh:

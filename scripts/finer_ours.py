@@ -62,6 +62,8 @@ from obliviate.finer.ours import OURS_LAMBDA_OTHER_RANGE, calibrated_forget, our
 from obliviate.finer.tuning import max_fisher, paper_settings, tune
 from obliviate.training import fit
 
+from finer_full import merge_parts  # scripts/ is on sys.path when a script runs
+
 SETS = ("D_r", "D_f", "D_f,clean", "D_r,extra")
 JOBS = ("paper", "ours-rld", "ours-clean-self", "ours-clean-old")
 BEGIN, END = "<!-- finer_ours.py: begin -->", "<!-- finer_ours.py: end -->"
@@ -367,22 +369,6 @@ def write_section(runs: Path, out: Path, fisher: str) -> None:
         text = text.rstrip() + "\n\n" + block
     out.write_text(text)
     print(f"wrote {out}")
-
-
-def merge_parts(runs: Path) -> None:
-    """Append the rows of ``runs/parts/*/results.jsonl`` that ``runs/results.jsonl`` lacks."""
-    main_file = runs / "results.jsonl"
-    main_file.parent.mkdir(parents=True, exist_ok=True)
-    seen = set(main_file.read_text().splitlines()) if main_file.exists() else set()
-    added = 0
-    with main_file.open("a") as fh:
-        for part in sorted(runs.glob("parts/*/results.jsonl")):
-            for line in part.read_text().splitlines():
-                if line and line not in seen:
-                    fh.write(line + "\n")
-                    seen.add(line)
-                    added += 1
-    print(f"merged {added} new rows into {main_file}")
 
 
 def main() -> None:
