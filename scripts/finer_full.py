@@ -52,7 +52,8 @@ A_OBJECTIVE = "target"
 
 
 def read(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    return [json.loads(line) for line in path.read_text().splitlines() if line] \
+        if path.exists() else []  # fmt: skip
 
 
 class Runner:

@@ -62,17 +62,11 @@ from obliviate.finer.ours import OURS_LAMBDA_OTHER_RANGE, calibrated_forget, our
 from obliviate.finer.tuning import max_fisher, paper_settings, tune
 from obliviate.training import fit
 
-from finer_full import merge_parts  # scripts/ is on sys.path when a script runs
+from finer_full import SETS, merge_parts, read  # scripts/ is on sys.path when a script runs
 
-SETS = ("D_r", "D_f", "D_f,clean", "D_r,extra")
 JOBS = ("paper", "ours-rld", "ours-clean-self", "ours-clean-old")
 BEGIN, END = "<!-- finer_ours.py: begin -->", "<!-- finer_ours.py: end -->"
 FULL_MARKER = "<!-- finer_full.py -->"
-
-
-def read(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line] \
-        if path.exists() else []  # fmt: skip
 
 
 def _percent(acc: dict[str, float]) -> dict[str, float]:
