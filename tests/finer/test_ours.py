@@ -24,7 +24,7 @@ from obliviate.finer.calibration import (
     fold_calibration,
     search_validation,
 )
-from obliviate.finer.experiment import backdoor_goal, run_backdoor
+from obliviate.finer.experiment import backdoor_goal, backdoor_notes, run_backdoor
 from obliviate.finer.forgetting import (
     ForgetSettings,
     accuracies,
@@ -32,9 +32,15 @@ from obliviate.finer.forgetting import (
     selective_forget,
 )
 from obliviate.finer.goals import pattern_goals, validation_targets
-from obliviate.finer.ours import calibrated_forget
+from obliviate.finer.ours import (
+    DEFAULT_METHODS,
+    OURS_DEFAULTS,
+    OURS_SEARCHED,
+    calibrated_forget,
+    ours_settings,
+)
 from obliviate.finer.splits import FinerData, TrainTest
-from obliviate.finer.tuning import tune
+from obliviate.finer.tuning import paper_settings, tune
 from obliviate.models import Classifier
 from obliviate.training import predict
 
@@ -333,3 +339,44 @@ def test_bad_ours_input_exit_2(cli, tmp_path, args, message):
                        "--out", tmp_path / "r.json", *args)
     assert code == 2 and message in err, err
     assert not (tmp_path / "r.json").exists()
+
+
+def test_ours_takes_its_searched_settings_only_where_they_were_measured():
+    base = paper_settings("fashion-mnist", "line", "C")
+    got = ours_settings(base, searched=("fashion-mnist", "line"))
+    lr, lambda_kl, lambda_f, other = OURS_SEARCHED[("fashion-mnist", "line", "C", "clean-self")]
+    assert (got.term, got.lr, got.lambda_kl, got.lambda_f, got.lambda_other) == (
+        "clean-self", lr, lambda_kl, lambda_f, other)
+    assert ours_settings(base, searched=("fashion-mnist", "line"), lambda_other=2.0).lambda_other == 2.0
+    tile = paper_settings("fashion-mnist", "tile", "C")
+    for settings, start in ((ours_settings(base, term="clean-old", searched=("fashion-mnist", "line")), base),
+                            (ours_settings(tile, searched=("fashion-mnist", "tile")), tile),
+                            (ours_settings(base), base)):  # fmt: skip
+        assert (settings.lr, settings.lambda_kl, settings.lambda_f) == (
+            start.lr, start.lambda_kl, start.lambda_f)
+        assert settings.lambda_other == OURS_DEFAULTS["C"][1]
+
+
+def test_the_default_method_follows_the_pattern(digits, monkeypatch):
+    searched = (2e-5, 3e3, 0.5, 0.7)
+    monkeypatch.setitem(OURS_SEARCHED, ("digits", "tile", "C", "clean-self"), searched)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reports = {p: run_backdoor(digits, [0], "tile", p, progress=False,
+                                   pretrain=obliviate.TrainConfig(epochs=2),
+                                   settings={"epochs": 1})
+                   for p in ("B", "C")}  # fmt: skip
+    assert DEFAULT_METHODS == {"A": "paper", "B": "paper", "C": "ours"}
+    assert (reports["C"]["method"], reports["C"]["term"]) == ("ours", "clean-self")
+    assert reports["C"]["calibration"] is not None and "ours" in reports["C"]["accuracy"]
+    used = reports["C"]["settings"]
+    assert (used["lr"], used["lambda_kl"], used["lambda_f"], used["lambda_other"]) == searched
+    assert reports["B"]["method"] == "paper" and reports["B"]["calibration"] is None
+
+
+def test_a_pattern_c_model_that_needs_the_transform_is_noted():
+    low = {"D_r": 85.0, "D_f": 93.0, "D_f,clean": 2.1, "D_r,extra": 73.0}
+    (note,) = backdoor_notes("C", [0], "ours", low)
+    assert "2.1 %" in note and "without the transform" in note
+    assert backdoor_notes("C", [0], "ours", {**low, "D_f,clean": 80.0}) == []
+    assert backdoor_notes("B", [0], "ours", low) == []

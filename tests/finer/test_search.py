@@ -80,3 +80,47 @@ def test_the_two_activations_agree_inside_and_differ_in_continuity():
     assert all(m.variant == "continuous" for m in net.modules() if isinstance(m, NormalisedHardTanh))
     with pytest.raises(ValueError, match="activation"):
         NormalisedHardTanh(variant="smooth")
+
+
+def test_start_settings_are_tried_first_and_only_in_a_new_study(poisoned, tmp_path):
+    data, model, fisher = poisoned
+    storage = f"sqlite:///{tmp_path / 'search.db'}"
+    base = ForgetSettings(pattern="B", epochs=1)
+    start = [{"lr": 2e-5, "lambda_kl": 300.0, "lambda_f": 0.7},
+             {"lr": 3e-5, "lambda_kl": 400.0, "lambda_f": 0.9}]
+    first = tune(model, data, base, fisher, trials=3, storage=storage, start=start)
+    assert [{k: t[k] for k in start[0]} for t in first.trials[:2]] == start
+    assert {k: first.trials[2][k] for k in start[0]} not in start  # then the sampler's own
+    resumed = tune(model, data, base, fisher, trials=4, storage=storage,
+                   start=[{"lr": 5e-5, "lambda_kl": 500.0, "lambda_f": 1.1}])
+    assert resumed.trials[:3] == first.trials and resumed.trials[3]["lr"] != 5e-5
+
+
+def test_ranges_bound_every_trial_and_bad_ranges_are_refused(poisoned):
+    data, model, fisher = poisoned
+    base = ForgetSettings(pattern="B", epochs=1)
+    band = {"lr": (2e-5, 4e-5), "lambda_kl": (200.0, 400.0), "lambda_f": (0.5, 0.6)}
+    result = tune(model, data, base, fisher, trials=4, ranges=band)
+    for trial in result.trials:
+        assert all(lo <= trial[k] <= hi for k, (lo, hi) in band.items())
+    for bad in ({"lr": (0.0, 1e-3)}, {"lr": (1e-3, 1e-4)}, {"momentum": (0.1, 0.9)}):
+        with pytest.raises(ObliviateError, match="ranges take positive"):
+            tune(model, data, base, fisher, trials=1, ranges=bad)
+
+
+def test_the_goal_score_is_the_margin_above_the_targets_not_the_lowest_accuracy(poisoned):
+    data, model, fisher = poisoned
+    base = ForgetSettings(pattern="B", epochs=1, lambda_other=1.0)
+    start = [{"lr": 3e-5, "lambda_kl": 300.0, "lambda_f": 0.7, "lambda_other": 1.0}]
+    runs = {score: tune(model, data, base, fisher, trials=1, lambda_other_range=(0.1, 3.0),
+                        calibration="offset", start=start, score=score)
+            for score in ("min", "goals")}  # fmt: skip
+    lowest, margin = runs["min"].best_score, runs["goals"].best_score
+    # the same trial and calibration, and every target is well above 0 (D_r's is the pretrained
+    # model's validation accuracy less 3 points, the others 0.9 and 0.6): the margin lies below
+    # the lowest accuracy by at least the smallest target
+    assert 0.0 <= lowest <= 1.0 and margin < lowest - 0.3
+    with pytest.raises(ObliviateError, match="score='goals'"):
+        tune(model, data, base, fisher, trials=1, score="goals")
+    with pytest.raises(ObliviateError, match="unknown trial score"):
+        tune(model, data, base, fisher, trials=1, score="mean")

@@ -56,20 +56,48 @@ OURS_DEFAULTS: dict[str, tuple[str, float, str]] = {
     "C": ("clean-self", 1.0, "offset"),
 }
 
+#: ``obliviate backdoor``'s method per pattern when none is given, chosen by the measurements in
+#: docs/results/finer-forgetting.md ("Ours beside the paper's method", Fashion-MNIST, seeds
+#: 1 and 2 held out): on Pattern C line, ours (clean-self, searched near the paper's settings,
+#: offset calibration) met every goal on all three seeds where the paper's loss met none on the
+#: held-out seeds; on Pattern B neither met the goals, and ours was no better than the paper's
+#: loss, so B keeps the reproduction.
+DEFAULT_METHODS: dict[str, str] = {"A": "paper", "B": "paper", "C": "ours"}
+
+#: Our settings as scripts/finer_ours.py's search found them on seed 0 (job
+#: ``ours-TERM@narrow``), per (dataset, transform, pattern, term): (lr, lambda_KL, lambda_f,
+#: lambda_other). Elsewhere ours starts from the paper's Table S1 settings and
+#: :data:`OURS_DEFAULTS`' ``lambda_other``.
+OURS_SEARCHED: dict[tuple[str, str, str, str], tuple[float, float, float, float]] = {
+    ("fashion-mnist", "line", "C", "clean-self"): (1.129713e-5, 6.955061e5, 0.3951098, 0.3806906),
+}
+
 #: Where the search looks for ``lambda_other`` (log-uniform).
 OURS_LAMBDA_OTHER_RANGE: tuple[float, float] = (1e-2, 1e2)
 
 
 def ours_settings(base: ForgetSettings, *, term: str | None = None,
-                  lambda_other: float | None = None) -> ForgetSettings:  # fmt: skip
+                  lambda_other: float | None = None,
+                  searched: tuple[str, str] | None = None) -> ForgetSettings:  # fmt: skip
     """``base`` (the paper's or searched settings) with our term and ``lambda_other``; each
-    ``None`` takes :data:`OURS_DEFAULTS` for the pattern."""
+    ``None`` takes :data:`OURS_DEFAULTS` for the pattern.
+
+    Args:
+        searched: ``(dataset, transform)``: where :data:`OURS_SEARCHED` has settings for them,
+            the pattern and the term, take its lr, lambda_KL, lambda_f and lambda_other (an
+            explicit ``lambda_other`` still wins).
+    """
     if base.pattern not in OURS_DEFAULTS:
         raise ObliviateError("our method is for patterns B and C; Pattern A forgets the samples "
                              "themselves: use method 'paper'")  # fmt: skip
     default_term, default_other, _ = OURS_DEFAULTS[base.pattern]
+    term = term if term is not None else default_term
+    found = OURS_SEARCHED.get((*searched, base.pattern, term)) if searched else None
+    if found is not None:
+        lr, lambda_kl, lambda_f, default_other = found
+        base = dataclasses.replace(base, lr=lr, lambda_kl=lambda_kl, lambda_f=lambda_f)
     return dataclasses.replace(
-        base, term=term if term is not None else default_term,
+        base, term=term,
         lambda_other=lambda_other if lambda_other is not None else default_other)  # fmt: skip
 
 

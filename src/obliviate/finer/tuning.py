@@ -80,6 +80,15 @@ class TuningResult:
     trials: list[dict]
 
 
+#: The default log-uniform ranges of the searched parameters (``lambda_other``'s is given by
+#: the caller, see :func:`tune`).
+SEARCH_RANGES: dict[str, tuple[float, float]] = {
+    "lr": (1e-6, 1e-2), "lambda_kl": (1e2, 1e6), "lambda_f": (0.05, 5.0),
+    "lambda_other": (1e-2, 1e2)}  # fmt: skip
+
+#: What a trial is scored by (see :func:`tune`).
+TRIAL_SCORES: tuple[str, ...] = ("min", "goals")
+
 #: Pattern A's search target: accuracy on the held-out forget samples at most this.
 PATTERN_A_TARGET = 0.02
 
@@ -142,6 +151,9 @@ def tune(
     lambda_other_range: tuple[float, float] | None = None,
     calibration: str = "none",
     calibration_aim: str = "goals",
+    start: list[dict[str, float]] | None = None,
+    ranges: dict[str, tuple[float, float]] | None = None,
+    score: str = "min",
 ) -> TuningResult:
     """Search ``lr``, ``lambda_kl`` (and ``lambda_f`` for B/C) with Optuna's TPE sampler.
 
@@ -159,6 +171,15 @@ def tune(
             is calibrated on its validation sets (:mod:`obliviate.finer.calibration`) before
             it is scored (patterns B and C), aiming at ``calibration_aim`` (``goals`` or
             ``min``, see :func:`obliviate.finer.ours.calibrated_forget`).
+        ranges: per searched parameter (``lr``, ``lambda_kl``, ``lambda_f``,
+            ``lambda_other``), a (low, high) that replaces its default log-uniform range, e.g.
+            a narrow band around another search's best.
+        score: what a trial is scored by: ``min`` (the lowest validation accuracy over the
+            pattern's sets, :func:`pattern_score`) or ``goals`` (B/C with a calibration: the
+            lowest margin above the goals' validation targets after the calibration, the
+            quantity the goal-aimed calibration maximises).
+        start: settings to try first (e.g. another search's best), each a dict of the searched
+            parameters; queued only when the study is new, so a resumed study keeps its history.
 
     Trials whose ``lr * 2 lambda_KL max F`` exceeds :data:`STABILITY_BOUND` would diverge; they
     are pruned before any training (their record says ``state: PRUNED``).
@@ -173,6 +194,18 @@ def tune(
     if calibration != "none" and base.pattern == "A":
         raise ObliviateError("the logit calibration is for patterns B and C; use "
                              "calibration='none'")  # fmt: skip
+    if score not in TRIAL_SCORES:
+        raise ObliviateError(f"unknown trial score {score!r}; known: {', '.join(TRIAL_SCORES)}")
+    if score == "goals" and (calibration == "none" or calibration_aim != "goals"):
+        raise ObliviateError("score='goals' scores the goal-aimed calibration: give a "
+                             "calibration and calibration_aim='goals'")  # fmt: skip
+    bounds = {**SEARCH_RANGES, **(ranges or {})}
+    unknown = sorted(set(bounds) - set(SEARCH_RANGES))
+    if unknown or any(not 0 < lo <= hi for lo, hi in bounds.values()):
+        raise ObliviateError(f"ranges take positive (low, high) pairs for "
+                             f"{', '.join(SEARCH_RANGES)}; got {ranges}")  # fmt: skip
+    if lambda_other_range is not None:
+        bounds["lambda_other"] = (ranges or {}).get("lambda_other", lambda_other_range)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     val = search_validation(data, split=split, folds=folds, retain_val=retain_val, seed=seed)
     pairs, retain_val_split, extra_val_split = val.folds, val.retain, val.retain_extra
@@ -184,11 +217,11 @@ def tune(
     def objective(trial: optuna.Trial) -> float:
         settings = dataclasses.replace(
             base,
-            lr=trial.suggest_float("lr", 1e-6, 1e-2, log=True),
-            lambda_kl=trial.suggest_float("lambda_kl", 1e2, 1e6, log=True),
-            lambda_f=(trial.suggest_float("lambda_f", 0.05, 5.0, log=True)
+            lr=trial.suggest_float("lr", *bounds["lr"], log=True),
+            lambda_kl=trial.suggest_float("lambda_kl", *bounds["lambda_kl"], log=True),
+            lambda_f=(trial.suggest_float("lambda_f", *bounds["lambda_f"], log=True)
                       if base.pattern != "A" else base.lambda_f),
-            lambda_other=(trial.suggest_float("lambda_other", *lambda_other_range, log=True)
+            lambda_other=(trial.suggest_float("lambda_other", *bounds["lambda_other"], log=True)
                           if lambda_other_range is not None else base.lambda_other),
         )  # fmt: skip
         product = stability(settings.lr, settings.lambda_kl, peak)
@@ -209,13 +242,16 @@ def tune(
             try:
                 forgotten = selective_forget(model, fold, settings, fisher=fisher)
             except ObliviateError:  # the loss became non-finite: as bad as it gets
-                return 0.0
+                return 0.0 if score == "min" else -1.0
             if calibration != "none":
                 held = {name: getattr(fold, attr).test for name, attr in
                         (("D_r", "retain"), ("D_f", "forget"), ("D_f,clean", "forget_clean"),
                          ("D_r,extra", "retain_extra"))}  # fmt: skip
                 fitted = fit_logit_calibration(forgotten, held, base.pattern, data.classes,
                                                scales=scales, targets=targets)  # fmt: skip
+                if score == "goals":
+                    scores.append(fitted.score_after)
+                    continue
                 forgotten = fold_calibration(forgotten, fitted)
             scores.append(pattern_score(accuracies(forgotten, fold, part="test"), base.pattern))
         return sum(scores) / len(scores)
@@ -223,6 +259,9 @@ def tune(
     study = optuna.create_study(direction="maximize", storage=storage, study_name=study_name,
                                 load_if_exists=storage is not None,
                                 sampler=optuna.samplers.TPESampler(seed=seed))  # fmt: skip
+    if start and not study.trials:
+        for params in start:
+            study.enqueue_trial(params)
     done = [t for t in study.trials if t.state in (optuna.trial.TrialState.COMPLETE,
                                                    optuna.trial.TrialState.PRUNED)]  # fmt: skip
     if len(done) < trials:
