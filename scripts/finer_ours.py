@@ -73,7 +73,14 @@ from obliviate.finer.forgetting import (
     pretraining_fisher,
     selective_forget,
 )
-from obliviate.finer.goals import GOAL_EXTRA_ACC, GOAL_KEPT_ACC, GOAL_RETAIN_DROP, pattern_goals
+from obliviate.finer.experiment import CLEAN_NOTE_BELOW
+from obliviate.finer.goals import (
+    GOAL_EXTRA_ACC,
+    GOAL_KEPT_ACC,
+    GOAL_RETAIN_DROP,
+    kept_set,
+    pattern_goals,
+)
 from obliviate.finer.ours import OURS_LAMBDA_OTHER_RANGE, calibrated_forget, ours_settings
 from obliviate.finer.tuning import max_fisher, paper_settings, tune
 from obliviate.training import fit
@@ -161,7 +168,7 @@ class Runner:
             # kept on disk, so that parallel or resumed processes train each model once
             path = self.args.runs / "models" / f"{self.data.name}-{transform}-s{seed}-{self.args.fisher}.pt"
             if path.exists():
-                state = torch.load(path, map_location=self.args.device)
+                state = torch.load(path, map_location=self.args.device, weights_only=True)
                 net = obliviate.create_model("hardtanh-mlp", input_shape=self.data.input_shape,
                                              num_classes=self.data.num_classes,
                                              activation="as-written").to(self.args.device)  # fmt: skip
@@ -300,16 +307,28 @@ def _ms(values: list[float], spec: str = ".1f") -> str:
 
 def goal_margin(pattern: str, before: dict[str, float], after: dict[str, float]) -> float:
     """The lowest distance (points) above the pattern's goals; negative when one is missed."""
-    kept = "D_f,clean" if pattern == "B" else "D_f"
+    kept = kept_set(pattern)
     return min(after["D_r"] - (before["D_r"] - GOAL_RETAIN_DROP), after[kept] - GOAL_KEPT_ACC,
                after["D_r,extra"] - GOAL_EXTRA_ACC)  # fmt: skip
+
+
+def goal_cells(pattern: str, measured: list[tuple[int, dict, dict]]
+               ) -> tuple[list[bool], list[bool], list[float]]:  # fmt: skip
+    """From (seed, pretrained, after) triples: whether each held-out seed (not 0) met every goal,
+    the same for seed 0, and the held-out seeds' lowest goal margins."""
+    def met(before: dict, after: dict) -> bool:
+        return all(pattern_goals(pattern, before, after).values())
+
+    return ([met(b, a) for seed, b, a in measured if seed != 0],
+            [met(b, a) for seed, b, a in measured if seed == 0],
+            [goal_margin(pattern, b, a) for seed, b, a in measured if seed != 0])  # fmt: skip
 
 
 def retrain_goals(pattern: str, before: dict[str, float], reference: dict[str, float],
                   after: dict[str, float]) -> bool:  # fmt: skip
     """The goals with the kept set's 90 replaced by the clean retrain's accuracy on it less
     GOAL_RETAIN_DROP points: measured against retraining, not against a fixed number."""
-    kept = "D_f,clean" if pattern == "B" else "D_f"
+    kept = kept_set(pattern)
     return (after["D_r"] >= before["D_r"] - GOAL_RETAIN_DROP
             and after[kept] >= reference[kept] - GOAL_RETAIN_DROP
             and after["D_r,extra"] >= GOAL_EXTRA_ACC)  # fmt: skip
@@ -342,7 +361,7 @@ def plot(rows: list[dict], pattern: str, transform: str, path: Path) -> None:
             errs.append(statistics.stdev(vals) if len(vals) > 1 else 0.0)
         ax.bar([j + (i - 1.5) * width for j in range(len(labels))], means, width, yerr=errs,
                label=s, capsize=2)  # fmt: skip
-    kept = "D_f,clean" if pattern == "B" else "D_f"
+    kept = kept_set(pattern)
     ax.axhline(GOAL_KEPT_ACC, ls="--", lw=0.8, color="k")
     ax.axhline(GOAL_EXTRA_ACC, ls=":", lw=0.8, color="k")
     ax.text(len(labels) - 0.5, GOAL_KEPT_ACC + 1, f"{kept} goal", fontsize=7, ha="right")
@@ -438,12 +457,8 @@ def section(rows: list[dict], figs: Path, fisher: str) -> list[str]:
             refs = [r for r in references if r["transform"] == transform and r["seed"] in before]
             ref_of = {r["seed"]: r["accuracy"] for r in refs}
             if refs:
-                met = [all(pattern_goals(pattern, before[r["seed"]], r["accuracy"]).values())
-                       for r in refs if r["seed"] != 0]  # fmt: skip
-                zero = [all(pattern_goals(pattern, before[0], r["accuracy"]).values())
-                        for r in refs if r["seed"] == 0]  # fmt: skip
-                margins = [goal_margin(pattern, before[r["seed"]], r["accuracy"])
-                           for r in refs if r["seed"] != 0]  # fmt: skip
+                met, zero, margins = goal_cells(
+                    pattern, [(r["seed"], before[r["seed"]], r["accuracy"]) for r in refs])
                 L.append("| clean retrain (D_r ∪ D_f,clean) | "
                          + " | ".join(_ms([r["accuracy"][s] for r in refs]) for s in SETS)
                          + f" | {sum(met)}/{len(met)} | "
@@ -453,13 +468,9 @@ def section(rows: list[dict], figs: Path, fisher: str) -> list[str]:
             for label in variants_of(mine):
                 rs = [r for r in mine if label in r["accuracy"]]
                 held = [r for r in rs if r["seed"] != 0]
-                met = [all(pattern_goals(pattern, r["accuracy"]["pretrained"],
-                                         r["accuracy"][label]).values()) for r in held]  # fmt: skip
-                zero = [all(pattern_goals(pattern, r["accuracy"]["pretrained"],
-                                          r["accuracy"][label]).values())
-                        for r in rs if r["seed"] == 0]  # fmt: skip
-                margins = [goal_margin(pattern, r["accuracy"]["pretrained"], r["accuracy"][label])
-                           for r in held]  # fmt: skip
+                met, zero, margins = goal_cells(
+                    pattern, [(r["seed"], r["accuracy"]["pretrained"], r["accuracy"][label])
+                              for r in rs])  # fmt: skip
                 cals = [r["calibration"][label] for r in rs if label in r.get("calibration", {})]
                 cal = (f"{_ms([c['offset'] for c in cals], '.2f')} / "
                        f"{_ms([c['scale'] for c in cals], '.2f')}"
@@ -480,7 +491,7 @@ def section(rows: list[dict], figs: Path, fisher: str) -> list[str]:
             L.append("")
             if best is not None:
                 (ok, margin), label, n, vs_ref = best
-                kept = "D_f,clean" if pattern == "B" else "D_f"
+                kept = kept_set(pattern)
                 clean = [r["accuracy"][label]["D_f,clean"] for r in mine if label in r["accuracy"]]
                 found.append((pattern, transform, (ok, margin), label, n, vs_ref,
                               [r["accuracy"][kept] for r in refs],
@@ -491,7 +502,7 @@ def section(rows: list[dict], figs: Path, fisher: str) -> list[str]:
                                f"{f'{sum(vs_ref)}/{len(vs_ref)}' if vs_ref else '–'} |")  # fmt: skip
     findings = []
     for pattern, transform, (ok, margin), label, n, vs_ref, refs_kept, clean in found:
-        kept = "D_f,clean" if pattern == "B" else "D_f"
+        kept = kept_set(pattern)
         line = (f"- Pattern {pattern}, {transform}: closest `{label}` (worst held-out margin "
                 f"{margin:+.1f})")  # fmt: skip
         if refs_kept:
@@ -499,7 +510,7 @@ def section(rows: list[dict], figs: Path, fisher: str) -> list[str]:
                      f"(seeds {min(refs_kept):.1f}-{max(refs_kept):.1f})"
                      + (f", under the goal of {GOAL_KEPT_ACC:g}: the goal asks for more than "
                         "retraining gives" if max(refs_kept) < GOAL_KEPT_ACC else ""))  # fmt: skip
-        if pattern == "C" and clean is not None and clean < 50:
+        if pattern == "C" and clean is not None and clean < CLEAN_NOTE_BELOW:
             line += (f"; its D_f,clean is {clean:.1f}: it names class 0 only with the transform "
                      "(C's goals do not ask for D_f,clean)")  # fmt: skip
         findings.append(line + ".")
