@@ -42,20 +42,27 @@ def progress_bar(
         yield lambda n: bar.advance(task, n)
 
 
+def _line(text: str) -> None:
+    """``text`` and its newline on stderr in one write: ``print`` writes them in two, and a
+    Ctrl-C between them left the next line ("interrupted") glued to this one."""
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()
+
+
 def _plain_lines(description: str, total: int, unit: str) -> Callable[[int], None]:
     """An ``advance(n)`` that prints ``description: done/total unit, seconds`` at the start and
     at each tenth."""
     start = time.perf_counter()
     state = {"done": 0, "shown": 0}
-    print(f"{description}: 0/{total} {unit}", file=sys.stderr, flush=True)
+    _line(f"{description}: 0/{total} {unit}")
 
     def advance(n: int) -> None:
         state["done"] += n
         tenth = min(10, state["done"] * 10 // max(total, 1))
         if tenth > state["shown"]:
             state["shown"] = tenth
-            print(f"{description}: {state['done']}/{total} {unit}, "
-                  f"{time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)  # fmt: skip
+            _line(f"{description}: {state['done']}/{total} {unit}, "
+                  f"{time.perf_counter() - start:.0f} s")  # fmt: skip
 
     return advance
 
@@ -64,4 +71,4 @@ def progress_note(text: str, *, enabled: bool = True) -> None:
     """One line on stderr that says what a long run does next, shown where progress bars are
     (not with ``OBLIVIATE_NO_PROGRESS`` or ``enabled`` false)."""
     if enabled and not os.environ.get("OBLIVIATE_NO_PROGRESS"):
-        print(text, file=sys.stderr, flush=True)
+        _line(text)
