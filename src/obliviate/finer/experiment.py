@@ -228,6 +228,7 @@ def run_backdoor(
 #: of their untransformed samples (not a goal of C, but what a user may assume).
 CLEAN_NOTE_BELOW = 50.0
 
+
 def backdoor_notes(pattern: str, classes: list[int], variant: str,
                    after: dict[str, float]) -> list[str]:  # fmt: skip
     """What a report should tell beside the goals (accuracies in %): on Pattern C, a model that

@@ -44,6 +44,7 @@ from obliviate.finer.calibration import (
 )
 from obliviate.finer.forgetting import ForgetSettings, selective_forget
 from obliviate.finer.splits import FinerData, TrainTest
+from obliviate.finer.tuning import SEARCH_RANGES
 from obliviate.models import Classifier
 
 #: The forgetting methods of ``obliviate backdoor``: the paper's loss, or ours beside it.
@@ -72,8 +73,8 @@ OURS_SEARCHED: dict[tuple[str, str, str, str], tuple[float, float, float, float]
     ("fashion-mnist", "line", "C", "clean-self"): (1.129713e-5, 6.955061e5, 0.3951098, 0.3806906),
 }
 
-#: Where the search looks for ``lambda_other`` (log-uniform).
-OURS_LAMBDA_OTHER_RANGE: tuple[float, float] = (1e-2, 1e2)
+#: Where the search looks for ``lambda_other`` (log-uniform): the search's default range.
+OURS_LAMBDA_OTHER_RANGE: tuple[float, float] = SEARCH_RANGES["lambda_other"]
 
 
 def ours_settings(base: ForgetSettings, *, term: str | None = None,
