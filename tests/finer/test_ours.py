@@ -161,6 +161,44 @@ def test_aiming_at_the_goals_keeps_the_reachable_ones_where_min_gives_them_up():
     assert aimed.score_after == pytest.approx(-0.6)  # D_r,extra 0 against its 60 %
 
 
+def test_maximin_never_buys_a_goal_by_collapsing_another_set():
+    """Pattern C. D_r is right below 10. D_f: 17 of 20 right above 0, one more above 1, all
+    above 5. D_r,extra: 11 of 20 right below 1, the rest below -5. In (1, 10) D_r and D_f reach
+    their goals and D_r,extra is 0 %; in (0, 1) D_f (85 %) and D_r,extra (55 %) both sit 5 points
+    below theirs. Counting goals first takes the collapse; maximin takes the near miss."""
+    net = LogitsAreInputs()
+    sets = {
+        "D_r": _logit_split([([0.0, 10.0, 0.0], 1)] * 20),
+        "D_f": _logit_split([([0.0, 0.0, 0.0], 0)] * 17 + [([0.0, 1.0, 0.0], 0)]
+                            + [([0.0, 5.0, 0.0], 0)] * 2),
+        "D_r,extra": _logit_split([([0.0, 1.0, 0.0], 1)] * 11 + [([5.0, 0.0, -1.0], 1)] * 9),
+    }
+    targets = validation_targets("C", 1.0)
+    counted = fit_logit_calibration(net, sets, "C", [0], targets=targets)
+    maximin = fit_logit_calibration(net, sets, "C", [0], targets=targets, reached_first=False)
+    assert counted.offset > 1.0 and counted.score_after == pytest.approx(-0.6)
+    assert 0.0 < maximin.offset < 1.0 and maximin.score_after == pytest.approx(-0.05)
+    with torch.no_grad():
+        extra = fold_calibration(net, maximin)(sets["D_r,extra"].x).argmax(dim=1)
+    assert float((extra == sets["D_r,extra"].y).float().mean()) == pytest.approx(0.55)
+
+
+@pytest.mark.parametrize("aim, reached_first", [("goals", True), ("maximin", False)])
+def test_the_aim_reaches_the_fit(monkeypatch, aim, reached_first):
+    import obliviate.finer.ours as ours_module
+
+    seen = []
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["reached_first"])
+        return fit_logit_calibration(*args, **kwargs)
+
+    monkeypatch.setattr(ours_module, "fit_logit_calibration", spy)
+    still = ForgetSettings(pattern="B", lr=1e-12, lambda_kl=0.0, epochs=1)
+    calibrated_forget(LogitsAreInputs(), _shifted_data(), still, fisher={}, aim=aim)
+    assert seen == [reached_first]
+
+
 def test_a_folded_calibration_is_in_the_saved_file(tmp_path):
     torch.manual_seed(0)
     net = obliviate.create_model("hardtanh-mlp", input_shape=(1, 8, 8), num_classes=10, depth=3)

@@ -122,5 +122,8 @@ def test_the_goal_score_is_the_margin_above_the_targets_not_the_lowest_accuracy(
     assert 0.0 <= lowest <= 1.0 and margin < lowest - 0.3
     with pytest.raises(ObliviateError, match="score='goals'"):
         tune(model, data, base, fisher, trials=1, score="goals")
+    with pytest.raises(ObliviateError, match="score='goals'"):
+        tune(model, data, base, fisher, trials=1, calibration="offset", calibration_aim="min",
+             score="goals")  # fmt: skip
     with pytest.raises(ObliviateError, match="unknown trial score"):
         tune(model, data, base, fisher, trials=1, score="mean")

@@ -11,7 +11,9 @@ logits are unchanged).
   maximises the pattern's validation score: the lowest accuracy over the pattern's validation
   sets (:data:`PATTERN_SETS`), the score the search already ranks settings by; or, given
   ``targets`` (the goals, :func:`obliviate.finer.goals.validation_targets`), first the number
-  of sets that reach their target, then the lowest margin above its target. Accuracy is a
+  of sets that reach their target, then the lowest margin above its target (aim ``goals``), or
+  the lowest margin alone (aim ``maximin``: it never buys one goal by dropping another set far
+  below its own). Accuracy is a
   step function of ``offset``, so the search over ``offset`` is exact: every interval between
   two samples' decision points is tried (at its midpoint).
 - :func:`fold_calibration` writes it into the classifier's weight and bias, so the returned
@@ -46,9 +48,10 @@ PATTERN_SETS: dict[str, tuple[str, ...]] = {
 CALIBRATIONS: tuple[str, ...] = ("none", "offset", "offset+scale")
 
 #: What a calibration aims at: ``goals`` (the issue's goals as per-set targets,
-#: :func:`obliviate.finer.goals.validation_targets`) or ``min`` (the search's score, the lowest
-#: accuracy).
-CALIBRATION_AIMS: tuple[str, ...] = ("goals", "min")
+#: :func:`obliviate.finer.goals.validation_targets`: first how many sets reach theirs, then the
+#: lowest margin above them), ``maximin`` (the same targets, the lowest margin alone) or ``min``
+#: (the search's score, the lowest accuracy).
+CALIBRATION_AIMS: tuple[str, ...] = ("goals", "maximin", "min")
 
 #: The multipliers ``offset+scale`` tries (1 / temperature of the chosen classes' logits).
 SCALE_GRID: tuple[float, ...] = tuple(float(2.0 ** (k / 4)) for k in range(-8, 9))
@@ -119,13 +122,15 @@ def fit_logit_calibration(
     *,
     scales: tuple[float, ...] = (1.0,),
     targets: dict[str, float] | None = None,
+    reached_first: bool = True,
 ) -> LogitCalibration:
     """The offset (and scale from ``scales``) of the chosen classes' logits that maximises
     the lowest accuracy over the pattern's validation sets.
 
     With ``targets`` (accuracy 0-1 per set), it maximises first how many sets reach their
-    target, then the lowest ``accuracy - target``. Ties are broken by the higher mean of those
-    margins (of the accuracies without targets), then by the offset nearest 0.
+    target (unless ``reached_first`` is false), then the lowest ``accuracy - target``. Ties are
+    broken by the higher mean of those margins (of the accuracies without targets), then by the
+    offset nearest 0.
 
     Args:
         model: the forgotten model (read only).
@@ -138,6 +143,9 @@ def fit_logit_calibration(
         targets: per-set accuracy targets, e.g. the goals
             (:func:`obliviate.finer.goals.validation_targets`); ``None``: all 0. The scores
             reported (``score_before``/``score_after``) are the lowest margins.
+        reached_first: rank offsets first by how many sets reach their targets (aim
+            ``goals``); false ranks by the lowest margin alone (aim ``maximin``), which never
+            trades a set far below its target for another reaching its own.
 
     Example:
         >>> import torch
@@ -169,9 +177,10 @@ def fit_logit_calibration(
     zero = torch.zeros(1, dtype=torch.float64)
 
     def score(parts: list[tuple], offsets: torch.Tensor) -> torch.Tensor:
-        """[reached, lowest margin, mean margin] per offset."""
+        """[reached, lowest margin, mean margin] per offset; ``reached`` is 0 everywhere when
+        the sets that reach their targets are not counted first."""
         margin = torch.stack([_accuracy_at(offsets, *p) for p in parts]) - aim
-        reached = (margin >= -1e-12).double().sum(dim=0)
+        reached = (margin >= -1e-12).double().sum(dim=0) * float(reached_first)
         return torch.stack([reached, margin.min(dim=0).values, margin.mean(dim=0)])
 
     best: tuple | None = None  # (reached, lowest, mean, -|b|, b, s)
@@ -260,8 +269,8 @@ def search_validation(
 def calibration_targets(model: torch.nn.Module, retain_val: Split, pattern: str,
                         aim: str) -> dict[str, float] | None:  # fmt: skip
     """The ``targets`` of :func:`fit_logit_calibration` for ``aim``: ``None`` for ``min``; for
-    ``goals``, the pattern's goals with ``D_r``'s measured on ``retain_val`` with the pretrained
-    ``model``."""
+    ``goals`` and ``maximin``, the pattern's goals with ``D_r``'s measured on ``retain_val``
+    with the pretrained ``model``."""
     from obliviate.finer.goals import validation_targets
 
     if aim not in CALIBRATION_AIMS:

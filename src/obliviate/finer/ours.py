@@ -140,8 +140,9 @@ def calibrated_forget(
         fisher: the pretraining Fisher, if already computed.
         calibration: ``none``, ``offset`` or ``offset+scale``.
         aim: what the calibration maximises: ``goals`` (how many of the pattern's goals the
-            validation sets reach, then the lowest margin above them) or ``min`` (the lowest
-            validation accuracy, the search's score).
+            validation sets reach, then the lowest margin above them), ``maximin`` (the lowest
+            margin above them alone) or ``min`` (the lowest validation accuracy, the search's
+            score).
         retain_val: how many ``D_r`` training samples stand in for ``D_r^val``.
         seed: which validation split (the search's seed).
     """
@@ -165,5 +166,6 @@ def calibrated_forget(
     scales = SCALE_GRID if calibration == "offset+scale" else (1.0,)
     targets = calibration_targets(model, val.retain, settings.pattern, aim)
     fitted = fit_logit_calibration(forgotten, val.sets(data), settings.pattern, data.classes,
-                                   scales=scales, targets=targets)  # fmt: skip
+                                   scales=scales, targets=targets,
+                                   reached_first=aim != "maximin")  # fmt: skip
     return CalibratedForget(forgotten, fold_calibration(forgotten, fitted), fitted)

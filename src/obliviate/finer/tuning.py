@@ -169,8 +169,8 @@ def tune(
             ``None`` keeps ``base.lambda_other``.
         calibration: ``none`` (the paper), ``offset`` or ``offset+scale``: each trial's model
             is calibrated on its validation sets (:mod:`obliviate.finer.calibration`) before
-            it is scored (patterns B and C), aiming at ``calibration_aim`` (``goals`` or
-            ``min``, see :func:`obliviate.finer.ours.calibrated_forget`).
+            it is scored (patterns B and C), aiming at ``calibration_aim`` (``goals``,
+            ``maximin`` or ``min``, see :func:`obliviate.finer.ours.calibrated_forget`).
         ranges: per searched parameter (``lr``, ``lambda_kl``, ``lambda_f``,
             ``lambda_other``), a (low, high) that replaces its default log-uniform range, e.g.
             a narrow band around another search's best.
@@ -196,9 +196,9 @@ def tune(
                              "calibration='none'")  # fmt: skip
     if score not in TRIAL_SCORES:
         raise ObliviateError(f"unknown trial score {score!r}; known: {', '.join(TRIAL_SCORES)}")
-    if score == "goals" and (calibration == "none" or calibration_aim != "goals"):
+    if score == "goals" and (calibration == "none" or calibration_aim == "min"):
         raise ObliviateError("score='goals' scores the goal-aimed calibration: give a "
-                             "calibration and calibration_aim='goals'")  # fmt: skip
+                             "calibration and calibration_aim 'goals' or 'maximin'")  # fmt: skip
     bounds = {**SEARCH_RANGES, **(ranges or {})}
     unknown = sorted(set(bounds) - set(SEARCH_RANGES))
     if unknown or any(not 0 < lo <= hi for lo, hi in bounds.values()):
@@ -248,7 +248,8 @@ def tune(
                         (("D_r", "retain"), ("D_f", "forget"), ("D_f,clean", "forget_clean"),
                          ("D_r,extra", "retain_extra"))}  # fmt: skip
                 fitted = fit_logit_calibration(forgotten, held, base.pattern, data.classes,
-                                               scales=scales, targets=targets)  # fmt: skip
+                                               scales=scales, targets=targets,
+                                               reached_first=calibration_aim != "maximin")  # fmt: skip
                 if score == "goals":
                     scores.append(fitted.score_after)
                     continue
