@@ -119,7 +119,7 @@ def calibrated_forget(
     *,
     fisher: dict | None = None,
     calibration: str = "offset",
-    aim: str = "goals",
+    aim: str = "maximin",
     retain_val: int = 1000,
     seed: int = 0,
     progress: bool = False,
@@ -141,8 +141,11 @@ def calibrated_forget(
         calibration: ``none``, ``offset`` or ``offset+scale``.
         aim: what the calibration maximises: ``goals`` (how many of the pattern's goals the
             validation sets reach, then the lowest margin above them), ``maximin`` (the lowest
-            margin above them alone) or ``min`` (the lowest validation accuracy, the search's
-            score).
+            margin above them alone, the default: on Fashion-MNIST's held-out seeds its worst
+            goal margin beat ``goals``' on 15 of 22 (pattern, transform, loss, calibration)
+            rows, tied on 2 and lost on 3 by at most 3.1 points, where ``goals`` fell as far as
+            -88; docs/results/finer-forgetting.md) or ``min`` (the lowest validation accuracy,
+            the search's score).
         retain_val: how many ``D_r`` training samples stand in for ``D_r^val``.
         seed: which validation split (the search's seed).
     """
