@@ -19,11 +19,14 @@ each transform in its own runs folder (``T`` = line or tile), merged for the pag
     python scripts/finer_ours.py $F --patterns B --jobs paper            # the clean retrains
     # then, line only: --trials 20 --patterns C --jobs paper,ours-clean-self@narrow --no-reference
     # and --trials 16 (line) / 12 (tile) --patterns B --jobs paper,ours-rld@narrow --no-reference
+    # then the maximin variants on the rows above (and C tile @narrow, 12 trials), per T:
+    R="$F --no-reference --recalibrate"
+    python scripts/finer_ours.py $R --trials 16 --patterns B --jobs paper,ours-rld,ours-rld@narrow
+    python scripts/finer_ours.py $R --trials 20 --patterns C --jobs paper,ours-clean-self,ours-clean-self@narrow
+    # (--trials 12 for C on tile)
     cat runs/finer-ours-line/results.jsonl runs/finer-ours-tile/results.jsonl \
         > docs/results/finer/ours/results.jsonl
     python scripts/finer_ours.py --runs docs/results/finer/ours --table-only
-
-C tile has no ``@narrow`` run: the CPU budget ran out.
 
 Jobs (``--jobs``), per pattern and transform:
 
