@@ -37,6 +37,7 @@ from obliviate.finer.ours import (
     OURS_DEFAULTS,
     OURS_SEARCHED,
     calibrated_forget,
+    default_method,
     ours_settings,
 )
 from obliviate.finer.splits import FinerData, TrainTest
@@ -386,13 +387,20 @@ def test_ours_takes_its_searched_settings_only_where_they_were_measured():
     assert (got.term, got.lr, got.lambda_kl, got.lambda_f, got.lambda_other) == (
         "clean-self", lr, lambda_kl, lambda_f, other)
     assert ours_settings(base, searched=("fashion-mnist", "line"), lambda_other=2.0).lambda_other == 2.0
-    tile = paper_settings("fashion-mnist", "tile", "C")
+    tile = paper_settings("fashion-mnist", "tile", "B")  # B tile: ours was not the closest
     for settings, start in ((ours_settings(base, term="clean-old", searched=("fashion-mnist", "line")), base),
                             (ours_settings(tile, searched=("fashion-mnist", "tile")), tile),
                             (ours_settings(base), base)):  # fmt: skip
         assert (settings.lr, settings.lambda_kl, settings.lambda_f) == (
             start.lr, start.lambda_kl, start.lambda_f)
-        assert settings.lambda_other == OURS_DEFAULTS["C"][1]
+        assert settings.lambda_other == OURS_DEFAULTS[start.pattern][1]
+
+
+def test_the_default_is_ours_exactly_where_its_settings_were_measured():
+    assert [default_method(p, "fashion-mnist", "line") for p in "ABC"] == ["paper", "ours", "ours"]
+    assert [default_method(p, "fashion-mnist", "tile") for p in "ABC"] == ["paper", "paper", "ours"]
+    assert [default_method(p, "digits", "line") for p in "ABC"] == ["paper", "paper", "ours"]
+    assert ("fashion-mnist", "line", "B", OURS_DEFAULTS["B"][0]) in OURS_SEARCHED
 
 
 def test_the_default_method_follows_the_pattern(digits, monkeypatch):
@@ -410,6 +418,15 @@ def test_the_default_method_follows_the_pattern(digits, monkeypatch):
     used = reports["C"]["settings"]
     assert (used["lr"], used["lambda_kl"], used["lambda_f"], used["lambda_other"]) == searched
     assert reports["B"]["method"] == "paper" and reports["B"]["calibration"] is None
+    # where ours has measured settings for B, B's default follows them
+    monkeypatch.setitem(OURS_SEARCHED, ("digits", "tile", "B", "rld"), searched)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        b = run_backdoor(digits, [0], "tile", "B", progress=False, settings={"epochs": 1},
+                         pretrain=obliviate.TrainConfig(epochs=2))  # fmt: skip
+    assert (b["method"], b["term"]) == ("ours", "rld") and b["calibration"] is not None
+    used = b["settings"]
+    assert (used["lr"], used["lambda_kl"], used["lambda_f"], used["lambda_other"]) == searched
 
 
 def test_a_pattern_c_model_that_needs_the_transform_is_noted():

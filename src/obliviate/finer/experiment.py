@@ -39,6 +39,7 @@ from obliviate.finer.ours import (
     OURS_DEFAULTS,
     OURS_LAMBDA_OTHER_RANGE,
     calibrated_forget,
+    default_method,
     ours_settings,
 )
 from obliviate.finer.splits import build_finer_data
@@ -78,7 +79,8 @@ def run_backdoor(
         pattern: ``A`` (forget the samples), ``B`` (backdoor), ``C`` (leakage).
         method: ``paper`` (Hayase et al.'s loss, the reproduction) or ``ours`` (patterns B and
             C: :mod:`obliviate.finer.ours`); ``None``: the pattern's
-            :data:`~obliviate.finer.ours.DEFAULT_METHODS` (ours for C, the paper's for A and B).
+            :func:`~obliviate.finer.ours.default_method` (ours for C and where ours has
+            measured settings, e.g. Fashion-MNIST B line; else the paper's).
             Ours without a search takes :data:`~obliviate.finer.ours.OURS_SEARCHED`'s settings
             where it has the dataset, transform, pattern and term.
         term: forgetting term: ``rld`` or ``rnd`` (the paper's), ``clean-old`` or
@@ -107,7 +109,8 @@ def run_backdoor(
     """
     if pattern not in DEFAULT_METHODS:
         raise ObliviateError(f"unknown pattern {pattern!r}; known: {', '.join(DEFAULT_METHODS)}")
-    method = method if method is not None else DEFAULT_METHODS[pattern]
+    if method is None:
+        method = default_method(pattern, getattr(dataset, "name", dataset), transform)
     if method not in FINER_METHODS:
         raise ObliviateError(f"unknown method {method!r}; known: {', '.join(FINER_METHODS)}")
     if method == "ours" and pattern not in OURS_DEFAULTS:
