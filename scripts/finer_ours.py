@@ -251,7 +251,8 @@ class Runner:
                           storage=f"sqlite:///{self.args.runs / 'search.db'}",
                           study_name=f"{pattern}-{transform}-{job}-{self.args.fisher}",
                           lambda_other_range=OURS_LAMBDA_OTHER_RANGE if ours else None,
-                          calibration="offset" if ours else "none", start=start,
+                          calibration="offset" if ours else "none", calibration_aim="goals",
+                          start=start,
                           ranges=ranges, score="goals" if narrow else "min")  # fmt: skip
             best = result.best
             row = {"kind": "search", "pattern": pattern, "transform": transform, "job": job,

@@ -127,3 +127,26 @@ def test_the_goal_score_is_the_margin_above_the_targets_not_the_lowest_accuracy(
              score="goals")  # fmt: skip
     with pytest.raises(ObliviateError, match="unknown trial score"):
         tune(model, data, base, fisher, trials=1, score="mean")
+
+
+@pytest.mark.parametrize("aim, reached_first", [(None, False), ("goals", True)])
+def test_the_search_scores_the_calibration_the_forget_applies(poisoned, monkeypatch, aim,
+                                                              reached_first):  # fmt: skip
+    """tune's calibration aims as calibrated_forget's does by default (maximin)."""
+    import obliviate.finer.tuning as tuning_module
+
+    seen = []
+    real = tuning_module.fit_logit_calibration
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["reached_first"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tuning_module, "fit_logit_calibration", spy)
+    data, model, fisher = poisoned
+    base = ForgetSettings(pattern="B", epochs=1)
+    start = [{"lr": 3e-5, "lambda_kl": 300.0, "lambda_f": 0.7}]
+    extra = {} if aim is None else {"calibration_aim": aim}
+    tune(model, data, base, fisher, trials=1, calibration="offset", start=start, **extra)
+    assert seen and set(seen) == {reached_first}
+

@@ -69,10 +69,10 @@ DEFAULT_METHODS: dict[str, str] = {"A": "paper", "B": "paper", "C": "ours"}
 #: lambda_other), kept only where that job (offset calibration) came closest to the goals on
 #: the held-out seeds. Worst goal margin with the default maximin aim: C line +1.3 (met), C
 #: tile -2.8 (-0.6 with the goal-count aim), B line -5.8 (the paper's loss without a
-#: calibration: -12.1). There ``obliviate backdoor`` defaults
-#: to ours (:func:`default_method`). Elsewhere ours starts from the paper's Table S1 settings
-#: and :data:`OURS_DEFAULTS`' ``lambda_other``; B tile is not here: its closest was the paper's
-#: loss with a maximin offset+scale (-15.2), not ours' searched settings.
+#: calibration: -12.1). There ``obliviate backdoor`` defaults to ours (:func:`default_method`).
+#: Elsewhere ours starts from the paper's Table S1 settings and :data:`OURS_DEFAULTS`'
+#: ``lambda_other``; B tile is not here: its closest was the paper's loss with a maximin
+#: offset+scale (-15.2), not ours' searched settings.
 OURS_SEARCHED: dict[tuple[str, str, str, str], tuple[float, float, float, float]] = {
     ("fashion-mnist", "line", "C", "clean-self"): (1.129713e-5, 6.955061e5, 0.3951098, 0.3806906),
     ("fashion-mnist", "tile", "C", "clean-self"): (6.789312e-6, 9.872872e3, 0.4252483, 0.04115188),

@@ -150,7 +150,7 @@ def tune(
     study_name: str = "obliviate-backdoor",
     lambda_other_range: tuple[float, float] | None = None,
     calibration: str = "none",
-    calibration_aim: str = "goals",
+    calibration_aim: str = "maximin",
     start: list[dict[str, float]] | None = None,
     ranges: dict[str, tuple[float, float]] | None = None,
     score: str = "min",
@@ -170,7 +170,8 @@ def tune(
         calibration: ``none`` (the paper), ``offset`` or ``offset+scale``: each trial's model
             is calibrated on its validation sets (:mod:`obliviate.finer.calibration`) before
             it is scored (patterns B and C), aiming at ``calibration_aim`` (``goals``,
-            ``maximin`` or ``min``, see :func:`obliviate.finer.ours.calibrated_forget`).
+            ``maximin`` or ``min``, see :func:`obliviate.finer.ours.calibrated_forget`; its
+            default too, so that a search scores the calibration the forget then applies).
         ranges: per searched parameter (``lr``, ``lambda_kl``, ``lambda_f``,
             ``lambda_other``), a (low, high) that replaces its default log-uniform range, e.g.
             a narrow band around another search's best.
