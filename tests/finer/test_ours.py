@@ -305,6 +305,10 @@ def test_pattern_goals_and_the_reports_flags():
         assert report["met"] is False and report["goals"] == goals
     # C does not ask for D_f,clean, B not for D_f
     assert backdoor_goal("C", before, {**at_bounds, "D_f,clean": 0.0}, "ours")["met"] is True
+    # a kept goal other than 90 (e.g. a retrained model's accuracy less 3 points) replaces it
+    lower = pattern_goals("B", before, {**at_bounds, "D_f,clean": 80.0}, kept_goal=78.8)
+    assert all(lower.values()) and "D_f,clean ≥ 78.8" in lower
+    assert not all(pattern_goals("B", before, at_bounds, kept_goal=90.1).values())
     assert backdoor_goal("B", before, {**at_bounds, "D_f": 0.0}, "ours")["met"] is True
     assert validation_targets("B", 0.9) == pytest.approx(
         {"D_r": 0.87, "D_f,clean": 0.9, "D_r,extra": 0.6})  # fmt: skip
