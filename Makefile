@@ -15,6 +15,7 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/obliviate demo
+	@echo "next: . $(VENV)/bin/activate   # puts obliviate on your PATH in this shell"
 
 test: $(STAMP)
 	$(PY) -m pytest

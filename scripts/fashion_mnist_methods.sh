@@ -25,34 +25,4 @@ for seed in $seeds; do
       --forget-classes 0 --json > "$result.tmp" && mv "$result.tmp" "$result"
   done
 done
-python - "$out" $seeds <<'PY'
-import json, platform, statistics, sys
-import torch
-out, seeds = sys.argv[1], sys.argv[2:]
-from obliviate.methods import METHODS
-keys = [("score", "S"), ("retain_acc", "A_R"), ("forget_err", "FE"), ("relearn_err", "RE"),
-        ("forget_seconds", "time (s)")]
-def cell(vals, k):
-    fmt = "{:.3f}" if k == "forget_seconds" else "{:.2f}"
-    if len(vals) == 1:
-        return fmt.format(vals[0])
-    return (fmt + " ± " + fmt).format(statistics.mean(vals), statistics.stdev(vals))
-print(f"seeds {' '.join(seeds)}; {platform.processor() or platform.machine()}, "
-      f"{torch.get_num_threads()} threads, torch {torch.__version__}, CPU")
-print()
-print("| method | data seen | " + " | ".join(label for _, label in keys) + " |")
-print("|---|---|" + "---|" * len(keys))
-names = ["original"] + METHODS.names()
-for name in names:
-    rows = [json.load(open(f"{out}/{name}-s{s}.json")) for s in seeds]
-    if name == "original":
-        seen = "-"
-    else:
-        d = json.load(open(f"{out}/{name}-s{seeds[0]}-record.json"))["data"]
-        parts = (["codes"] if d["codes"] else []) + [
-            f"{k.split('_')[0]} {d[k]}" for k in ("forget_samples", "retain_samples") if d[k]]
-        seen = ", ".join(parts)
-    cells = [cell([r[k] for r in rows if r[k] is not None], k) if rows[0][k] is not None else "-"
-             for k, _ in keys]
-    print(f"| {name} | {seen} | " + " | ".join(cells) + " |")
-PY
+python -m obliviate.experiments methods-table "$out" $seeds

@@ -15,29 +15,4 @@ for seed in $seeds; do
   obliviate evaluate "$out/fc-s$seed-forgot0.safetensors" --dataset fashion-mnist \
     --forget-classes 0 --json > "$out/after-s$seed.json"
 done
-python - "$out" $seeds <<'PY'
-import json, statistics, sys
-out, seeds = sys.argv[1], sys.argv[2:]
-keys = ["retain_acc", "forget_err", "relearn_err", "score", "forget_seconds"]
-rows = {"before": [], "after": []}
-for s in seeds:
-    for k in rows:
-        rows[k].append(json.load(open(f"{out}/{k}-s{s}.json")))
-print("| model | " + " | ".join(keys) + " |")
-print("|---|" + "---|" * len(keys))
-for name, rs in rows.items():
-    cells = []
-    for k in keys:
-        vals = [r[k] for r in rs if r[k] is not None]
-        if not vals:
-            cells.append("-")
-        elif len(vals) == 1:
-            cells.append(f"{vals[0]:.3f}" if k == "forget_seconds" else f"{vals[0]:.2f}")
-        else:
-            fmt = "{:.3f} ± {:.3f}" if k == "forget_seconds" else "{:.2f} ± {:.2f}"
-            cells.append(fmt.format(statistics.mean(vals), statistics.stdev(vals)))
-    print(f"| {name} | " + " | ".join(cells) + " |")
-for s, b, a in zip(seeds, rows["before"], rows["after"]):
-    print(f"seed {s}: per-class acc before {[round(v, 1) for v in b['per_class_acc'].values()]}")
-    print(f"seed {s}: per-class acc after  {[round(v, 1) for v in a['per_class_acc'].values()]}")
-PY
+python -m obliviate.experiments core-table "$out" $seeds

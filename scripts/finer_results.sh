@@ -18,26 +18,4 @@ for seed in 0 1 2; do
     --transform none --pattern A --fisher-on pretraining --hp lr=3e-4 --hp lambda_kl=3e4 --seed "$seed" \
     --out "$out/A-s$seed.json"
 done
-python - "$out" <<'PY'
-import json, statistics, sys
-out = sys.argv[1]
-sets = ["D_r", "D_f", "D_f,clean", "D_r,extra"]
-def table(files):
-    reports = [json.load(open(f"{out}/{f}")) for f in files]
-    # reports written before accuracies became percentages hold fractions
-    scale = [1 if r.get("accuracy_unit") == "%" else 100 for r in reports]
-    print("| model | " + " | ".join(sets) + " |")
-    print("|---|" + "---|" * len(sets))
-    for label in reports[0]["accuracy"]:
-        cells = []
-        for s in sets:
-            vals = [k * r["accuracy"][label][s] for k, r in zip(scale, reports)]
-            cells.append(f"{statistics.mean(vals):.1f} ± {statistics.stdev(vals):.1f}"
-                         if len(vals) > 1 else f"{vals[0]:.1f}")
-        print(f"| {label} | " + " | ".join(cells) + " |")
-    print()
-print("Pattern B, tile, seeds 0 1 2 (test accuracy %, mean ± std):\n")
-table([f"B-tile-s{s}.json" for s in (0, 1, 2)])
-print("Pattern A, class 0, seeds 0 1 2 (test accuracy %, mean ± std):\n")
-table([f"A-s{s}.json" for s in (0, 1, 2)])
-PY
+python -m obliviate.experiments finer-reports "$out"

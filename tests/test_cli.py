@@ -8,7 +8,7 @@ import pytest
 import obliviate
 
 JSON_KEYS = {"retain_acc", "forget_err", "relearn_err", "score", "forget_seconds", "per_class_acc",
-             "forget_classes", "forget_classes_from"}
+             "forget_classes", "forget_classes_from", "verified", "depth"}
 
 
 @pytest.fixture(scope="module")

@@ -27,6 +27,7 @@ _PUBLIC = {
     "wrap": "obliviate.pretrained", "retrofit": "obliviate.pretrained",
     "source_model": "obliviate.pretrained", "FolderOptions": "obliviate.data",
     "depth_evidence": "obliviate.api", "retrained_reference": "obliviate.api",
+    "record_statistics": "obliviate.api",
 }  # fmt: skip
 
 
@@ -73,5 +74,6 @@ __all__ = [
     "FolderOptions",
     "depth_evidence",
     "retrained_reference",
+    "record_statistics",
     "__version__",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import logging
+import re
 import time
 from collections.abc import Sequence
 from datetime import datetime, timezone
@@ -13,7 +14,7 @@ from typing import Any
 
 import torch
 
-from obliviate.checkpoint import ModelBundle, weights_sha256
+from obliviate.checkpoint import ModelBundle, class_names_problem, weights_sha256
 from obliviate.codes import CodeConfig, MnemonicCodes
 from obliviate.data import FOLDER_PREFIX, Dataset, Split, load_dataset
 from obliviate.distributed import DistributedContext, check_batch
@@ -22,7 +23,7 @@ from obliviate.methods import METHODS, ForgetRequest, UnlearnContext, Unlearning
 from obliviate.methods.base import hyperparameter_defaults
 from obliviate.metrics import EvalReport, RelearnConfig, evaluate_model
 from obliviate.models import MODELS, create_model, trainable_models
-from obliviate.stats import record_statistics
+from obliviate.stats import record_statistics as summarise_training, stale_reason
 from obliviate.training import TrainConfig, dataset_train_config, fit, resolve_device
 
 log = logging.getLogger(__name__)
@@ -71,13 +72,99 @@ def bundle_dataset(bundle: ModelBundle, dataset: str | Dataset | None,
 
 
 def check_dataset_fits(bundle: ModelBundle, data: Dataset) -> None:
-    """Raise if ``data``'s input shape or class count differ from the model's."""
+    """Raise if ``data``'s class names (:func:`check_class_names`), input shape or class count
+    differ from the model's."""
+    check_class_names(bundle, data)
     if tuple(data.input_shape) != tuple(bundle.input_shape) or data.num_classes != bundle.num_classes:
         raise ObliviateError(
             f"model expects inputs {tuple(bundle.input_shape)} and {bundle.num_classes} classes, "
             f"but {data.name} has {tuple(data.input_shape)} and {data.num_classes}; "
             "use the dataset the model was trained on"
         )
+
+
+def check_class_names(bundle: ModelBundle, data: Dataset | ModelBundle) -> None:
+    """Refuse data (or another model) whose classes are named otherwise than ``bundle``'s:
+    its labels would mean other classes (a renamed or added image-folder class shifts every
+    index after it). Nothing is compared when either side has no names.
+
+    Raises:
+        ObliviateError: naming the first class whose names differ.
+    """
+    mine, theirs = list(bundle.class_names or ()), list(data.class_names or ())
+    if not mine or not theirs or mine == theirs:
+        return
+    index = next(i for i in range(max(len(mine), len(theirs)))
+                 if mine[i:i + 1] != theirs[i:i + 1])  # fmt: skip
+    own = repr(mine[index]) if index < len(mine) else "absent"
+    other = repr(theirs[index]) if index < len(theirs) else "absent"
+    if isinstance(data, ModelBundle):
+        raise ObliviateError(f"the other model's class {index} is {other} but this model's class "
+                             f"{index} is {own}: the two models name their classes differently; "
+                             "give models trained on the same data")  # fmt: skip
+    raise ObliviateError(f"the data's class {index} is {other} but the model's class {index} is "
+                         f"{own}: its labels mean other classes (renamed or added class "
+                         "folders?); use the data the model was trained on")  # fmt: skip
+
+
+def dataset_class_names(data: Dataset) -> list[str] | None:
+    """``data``'s class names as a model file records them; ``None`` when it has none.
+
+    Raises:
+        ObliviateError: they are not one distinct string per class.
+    """
+    if not data.class_names:
+        return None
+    problem = class_names_problem(data.class_names, data.num_classes)
+    if problem is not None:
+        raise ObliviateError(f"dataset {data.name}: {problem}; give one distinct name per class "
+                             "(or none)")  # fmt: skip
+    return list(data.class_names)
+
+
+def resolve_classes(bundle: ModelBundle, classes: Sequence[int | str]) -> list[int]:
+    """Class indices of ``classes``, each an index (``3`` or ``"3"``: an integer string is
+    always an index) or one of the model's class names (exact, else the one name equal to it
+    ignoring case).
+
+    Raises:
+        ObliviateError: an index out of range, or a name the model does not have (the
+            message lists its names).
+    """
+    names = list(bundle.class_names or ())
+    out = []
+    for c in classes:
+        if isinstance(c, str):
+            text = c.strip()
+            if re.fullmatch(r"-?[0-9]+", text):
+                c = int(text)
+            elif text in names:
+                c = names.index(text)
+            else:
+                folded = [i for i, n in enumerate(names) if n.casefold() == text.casefold()]
+                if len(folded) != 1:
+                    span = f"0..{bundle.num_classes - 1}"
+                    if not names:
+                        raise ObliviateError(f"class {c!r} is not an integer index ({span}), and "
+                                             "this model file records no class names")  # fmt: skip
+                    if names == [str(i) for i in range(len(names))]:
+                        raise ObliviateError(f"class {c!r} is not an integer index ({span})")
+                    raise ObliviateError(f"class {c!r} is not an integer index ({span}) or a "
+                                         "class name of this model: "
+                                         f"{', '.join(repr(n) for n in names)}")  # fmt: skip
+                c = folded[0]
+        try:
+            is_int = not isinstance(c, bool) and int(c) == c
+        except (TypeError, ValueError):
+            is_int = False
+        if not is_int:
+            raise ObliviateError(f"class {c!r} is not an integer class index or a class name")
+        if not 0 <= int(c) < bundle.num_classes:
+            raise ObliviateError(
+                f"class {c} is out of range: this model has classes 0..{bundle.num_classes - 1}"
+            )
+        out.append(int(c))
+    return out
 
 
 def train(
@@ -123,6 +210,7 @@ def train(
         torch.Size([10, 1, 8, 8])
     """
     data = resolve_dataset(dataset, data_dir, download)
+    class_names = dataset_class_names(data)
     config = config or dataset_train_config(data.name)
     given = model if isinstance(model, ModelBundle) else None
     if given is None and model in MODELS and not getattr(MODELS.get(model), "trainable", True):
@@ -169,7 +257,7 @@ def train(
             f"training diverged: non-finite weights in {', '.join(broken[:3])}; nothing was "
             "written. Lower the learning rate (TrainConfig(lr=...); CLI: --lr) and try again"
         )
-    stats = record_statistics(net, data.train)
+    stats = summarise_training(net, data.train)
     return ModelBundle(
         model=net.cpu().eval(),
         arch=model,
@@ -182,25 +270,51 @@ def train(
                       "world_size": distributed.world_size if distributed else 1},
         stats=stats,
         dataset_options=dict(data.options),
+        class_names=class_names,
     )
 
 
-def _check_forget_classes(bundle: ModelBundle, classes: Sequence[int]) -> tuple[int, ...]:
+def record_statistics(
+    bundle: ModelBundle,
+    data: str | Dataset | None = None,
+    *,
+    data_dir: str | Path | None = None,
+    download: bool = False,
+    device: str | torch.device | None = None,
+) -> ModelBundle:
+    """A copy of ``bundle`` with its training statistics recorded afresh from ``data``'s
+    training split, bound to its current weights (:mod:`obliviate.stats`).
+
+    Run it once after changing the weights outside obliviate (fine-tuning in your own loop,
+    loading other weights): the data-free forget trusts only statistics recorded on the
+    weights it is given. The entries of classes the model has forgotten are cleared, as a
+    forget clears them.
+
+    Args:
+        bundle: the model.
+        data: the data it was trained on (default: the dataset the model names).
+        data_dir, download: where the dataset lives, and whether it may be downloaded.
+        device: where to run the pass; default CUDA when available.
+
+    Example:
+        >>> tuned = obliviate.record_statistics(bundle, "digits")        # doctest: +SKIP
+        >>> forgotten = obliviate.forget(tuned, [3])                       # doctest: +SKIP
+    """
+    dataset = bundle_dataset(bundle, data, data_dir, download)
+    check_dataset_fits(bundle, dataset)
+    model = copy.deepcopy(bundle.model).to(resolve_device(device)).eval()
+    stats = summarise_training(model, dataset.train)
+    result = bundle.clone()
+    result.stats = stats.without(bundle.forgotten_classes) if bundle.forgotten_classes else stats
+    return result
+
+
+def _check_forget_classes(bundle: ModelBundle, classes: Sequence[int | str]) -> tuple[int, ...]:
+    if isinstance(classes, str):
+        raise ObliviateError(f"give the classes to forget as a list, e.g. [{classes!r}]")
     if len(classes) == 0:
         raise ObliviateError("give at least one class to forget")
-    out = []
-    for c in classes:
-        try:
-            is_int = not isinstance(c, bool) and int(c) == c
-        except (TypeError, ValueError):
-            is_int = False
-        if not is_int:
-            raise ObliviateError(f"class {c!r} is not an integer class index")
-        if not 0 <= int(c) < bundle.num_classes:
-            raise ObliviateError(
-                f"class {c} is out of range: this model has classes 0..{bundle.num_classes - 1}"
-            )
-        out.append(int(c))
+    out = resolve_classes(bundle, classes)
     again = sorted(set(out) & set(bundle.forgotten_classes))
     if again:
         raise ObliviateError(
@@ -244,8 +358,9 @@ def _method_data(
         free = [m for m in METHODS.names() if "codes" not in METHODS.get(m).needs]
         raise ObliviateError(
             f"this model file has no mnemonic codes (it was trained without them), so method "
-            f"{name!r} cannot run; retrain with codes, or use a method that needs no codes "
-            f"({', '.join(free)}), e.g. --method mnemonic-data --data DATASET"
+            f"{name!r} cannot run; add codes to it by fine-tuning (obliviate retrofit MODEL "
+            f"--out CODED.safetensors; in Python obliviate.retrofit), or use a method that needs "
+            f"no codes ({', '.join(free)}), e.g. --method mnemonic-data --data DATASET"
         )
     wanted = (method.needs | method.uses) & {"forget", "retain"}
     data_needs = method.needs & {"forget", "retain"}
@@ -307,7 +422,7 @@ def _train_config(bundle: ModelBundle) -> TrainConfig | None:
 
 def forget(
     bundle: ModelBundle,
-    classes: Sequence[int],
+    classes: Sequence[int | str],
     *,
     method: str = "mnemonic",
     data: str | Split | Dataset | None = None,
@@ -329,12 +444,15 @@ def forget(
 
     Args:
         bundle: the trained model (see :func:`train`, :func:`obliviate.load`).
-        classes: class indices to forget. Sequential requests on a forgotten model work.
+        classes: class indices to forget, or class names of a model file that records them
+            (``["Trouser"]``; :func:`resolve_classes`). Sequential requests on a forgotten
+            model work.
         method: a registered unlearning method (default ``mnemonic``: data-free); see
             ``obliviate list`` or ``docs/methods.md``.
         data: the training data (a :class:`Dataset` or its ``train`` :class:`Split`), for methods
-            that need it; it is split into forget and retain sets here. ``mnemonic`` uses it,
-            when given, to pick the +/- candidate.
+            that need it; it is split into forget and retain sets here. A dataset whose class
+            names differ from the model's is refused (:func:`check_class_names`). ``mnemonic``
+            uses it, when given, to pick the +/- candidate.
         seed: seed for any randomness of the method.
         device: where to run; default CUDA when available.
         progress: let methods that train show a progress bar.
@@ -371,6 +489,10 @@ def forget(
     lent = bundle.model
     if lent.training or any(p.device != device for p in lent.parameters()):
         lent = copy.deepcopy(lent).to(device).eval()
+    # hashed afresh: the statistics vouch only for the weights they were recorded on, and a
+    # caller's own training loop may have changed them since (even through ``.data``)
+    input_sha = weights_sha256(bundle.model, reuse=False)
+    stale = stale_reason(bundle.stats, input_sha)
     context = UnlearnContext(
         num_classes=bundle.num_classes,
         previously_forgotten=tuple(bundle.forgotten_classes),
@@ -385,9 +507,9 @@ def forget(
         augment=data.train_augment if isinstance(data, Dataset) else None,
         seed=seed,
         progress=progress,
-        stats=bundle.stats,
+        stats=bundle.stats if stale is None else None,
+        stats_problem=stale,
     )
-    input_sha = weights_sha256(bundle.model)
     unlearner.prepare()
     if device.type == "cpu":  # the CPU generator alone: seeding every backend costs milliseconds
         torch.random.default_generator.manual_seed(seed)
@@ -426,10 +548,14 @@ def forget(
         codes=copy.deepcopy(bundle.codes),
         arch_kwargs=copy.deepcopy(bundle.arch_kwargs),
         train_config=copy.deepcopy(bundle.train_config),
-        stats=output.statistics.without(request.classes) if output.statistics is not None else None,
+        stats=None,
     )
+    if output.statistics is not None:  # they hold for the output: bound to its weights
+        result.stats = output.statistics.without(request.classes).bound_to(result.model)
     record = {
         "classes": list(request.classes),
+        **({"class_names": [bundle.class_names[c] for c in request.classes]}
+           if bundle.class_names else {}),
         "method": method,
         "verified": verified,
         "hyperparameters": unlearner.hyperparameters(),
@@ -442,6 +568,8 @@ def forget(
         "utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "seconds": seconds,
         "input_sha256": input_sha,
+        "statistics": "withheld: " + stale if stale else (
+            "bound to the input weights" if bundle.stats is not None else "none"),
         "output_sha256": weights_sha256(result.model),
     }
     result.forgotten_classes = sorted(set(bundle.forgotten_classes) | set(request.classes))
@@ -452,7 +580,7 @@ def forget(
 def evaluate(
     bundle: ModelBundle,
     dataset: str | Dataset | None = None,
-    forget_classes: Sequence[int] | None = None,
+    forget_classes: Sequence[int | str] | None = None,
     *,
     relearn_steps: int = 1000,
     relearn_lr: float = 0.01,
@@ -468,7 +596,12 @@ def evaluate(
         bundle: the model to evaluate.
         dataset: dataset name or object; default: the dataset the model was trained on.
         forget_classes: default: the classes the model has forgotten; with none, the report
-            is the test accuracy over every class (FE, RE and S are ``None``).
+            is the test accuracy over every class (FE, RE and S are ``None``). Indices or the
+            model's class names.
+
+    Raises:
+        ObliviateError: the data does not fit the model: other inputs, another number of
+            classes, or other class names (:func:`check_class_names`).
         relearn_steps: steps of the relearn probe (0 skips RE and S).
         relearn_lr, relearn_batch_size: the probe's SGD settings.
         seed: seed of the probe's shuffling.
@@ -479,7 +612,8 @@ def evaluate(
     """
     data = bundle_dataset(bundle, dataset, data_dir, download)
     check_dataset_fits(bundle, data)
-    classes = list(forget_classes) if forget_classes is not None else bundle.forgotten_classes
+    classes = (resolve_classes(bundle, forget_classes) if forget_classes is not None
+               else bundle.forgotten_classes)  # fmt: skip
     device = resolve_device(device)
     model = bundle.clone().model.to(device)
     relearn = RelearnConfig(
@@ -508,42 +642,56 @@ def original_sha256(bundle: ModelBundle) -> str:
     return weights_sha256(bundle.model)
 
 
+def retrained_reference_path(bundle: ModelBundle, classes: Sequence[int], data: Dataset, *,
+                             seed: int = 0, epochs: int | None = None,
+                             cache_dir: str | Path | None = None) -> Path:  # fmt: skip
+    """Where :func:`retrained_reference` caches the reference of these inputs (the file may not
+    exist yet)."""
+    import hashlib
+    import json
+
+    check_dataset_fits(bundle, data)
+    recipe = {
+        "original": original_sha256(bundle), "classes": sorted(set(int(c) for c in classes)),
+        "seed": seed, "arch": bundle.arch, "arch_kwargs": bundle.arch_kwargs, "dataset": data.name,
+        "train_config": bundle.train_config, "codes": bundle.codes is not None,
+    }  # fmt: skip
+    if epochs is not None:  # absent otherwise, so references cached before keep their key
+        recipe["epochs"] = epochs
+    key = hashlib.sha256(json.dumps(recipe, sort_keys=True, default=str).encode()).hexdigest()[:20]
+    return _reference_cache_dir(cache_dir) / f"retrained-{key}.safetensors"
+
+
 def retrained_reference(
     bundle: ModelBundle,
     classes: Sequence[int],
     data: str | Dataset | None = None,
     *,
     seed: int = 0,
+    epochs: int | None = None,
     cache_dir: str | Path | None = None,
     device: str | torch.device | None = None,
     progress: bool = True,
 ) -> ModelBundle:
     """A model retrained from scratch without ``classes`` with ``bundle``'s recipe (the
-    ``retrain`` method: architecture, training settings, codes of the kept classes).
+    ``retrain`` method: architecture, training settings, codes of the kept classes), for
+    ``epochs`` instead of the recipe's when given (a cheaper, rougher reference).
 
     It is cached in ``cache_dir`` (default ``$XDG_CACHE_HOME/obliviate/references``) under the
-    SHA-256 of the original weights (:func:`original_sha256`), the classes, the seed and the
-    recipe, so a second call with the same inputs loads it instead of training.
+    SHA-256 of the original weights (:func:`original_sha256`), the classes, the seed, the
+    epochs and the recipe, so a second call with the same inputs loads it instead of training.
     """
     from obliviate.checkpoint import load, save
 
-    import hashlib
-    import json
-
     data = bundle_dataset(bundle, data) if not isinstance(data, Dataset) else data
-    check_dataset_fits(bundle, data)
-    classes = sorted(set(int(c) for c in classes))
-    key = hashlib.sha256(json.dumps({
-        "original": original_sha256(bundle), "classes": classes, "seed": seed,
-        "arch": bundle.arch, "arch_kwargs": bundle.arch_kwargs, "dataset": data.name,
-        "train_config": bundle.train_config, "codes": bundle.codes is not None,
-    }, sort_keys=True, default=str).encode()).hexdigest()[:20]  # fmt: skip
-    path = _reference_cache_dir(cache_dir) / f"retrained-{key}.safetensors"
+    path = retrained_reference_path(bundle, classes, data, seed=seed, epochs=epochs,
+                                    cache_dir=cache_dir)  # fmt: skip
     if path.exists():
         return load(path)
     start = dataclasses.replace(bundle, forgotten_classes=[], history=[], stats=None)
-    reference = forget(start, classes, method="retrain", data=data, seed=seed, device=device,
-                       progress=progress)  # fmt: skip
+    reference = forget(start, sorted(set(int(c) for c in classes)), method="retrain", data=data,
+                       seed=seed, device=device, progress=progress,
+                       **({"epochs": epochs} if epochs is not None else {}))  # fmt: skip
     path.parent.mkdir(parents=True, exist_ok=True)
     save(reference, path)
     return reference
@@ -553,10 +701,11 @@ def depth_evidence(
     bundle: ModelBundle,
     reference: ModelBundle | None = None,
     dataset: str | Dataset | None = None,
-    forget_classes: Sequence[int] | None = None,
+    forget_classes: Sequence[int | str] | None = None,
     *,
     original: ModelBundle | None = None,
     retrain: bool = False,
+    retrain_epochs: int | None = None,
     config: Any = None,
     cache_dir: str | Path | None = None,
     data_dir: str | Path | None = None,
@@ -578,6 +727,8 @@ def depth_evidence(
         original: the model before forgetting: sets the relearn-time goal (90 % of its
             forget-class accuracy) and is measured too.
         retrain: build the retrained reference when none is given.
+        retrain_epochs: train it for this many epochs instead of the model's recipe's (a
+            cheaper look; cached apart).
         config: :class:`~obliviate.evidence.EvidenceConfig`.
 
     Raises:
@@ -588,14 +739,15 @@ def depth_evidence(
 
     data = bundle_dataset(bundle, dataset, data_dir, download)
     check_dataset_fits(bundle, data)
-    classes = sorted(set(int(c) for c in (forget_classes if forget_classes is not None
-                                          else bundle.forgotten_classes)))  # fmt: skip
+    classes = sorted(set(resolve_classes(bundle, forget_classes) if forget_classes is not None
+                         else bundle.forgotten_classes))  # fmt: skip
     if not classes:
         raise ObliviateError("this model has forgotten no class; give the classes to judge "
-                             "(forget_classes=..., --forget-classes)")  # fmt: skip
+                             "(--forget-classes; in Python the forget_classes argument)")  # fmt: skip
     _check_forget_classes(dataclasses.replace(bundle, forgotten_classes=[]), classes)
     for other, what in ((reference, "reference"), (original, "original")):
         if other is not None:
+            check_class_names(bundle, other)
             check_dataset_fits(other, data)
     if reference is not None and sorted(reference.forgotten_classes) != classes:
         raise ObliviateError(
@@ -606,10 +758,14 @@ def depth_evidence(
     if original is not None and original.forgotten_classes:
         raise ObliviateError(f"the original model has already forgotten "
                              f"{original.forgotten_classes}; give the model before any forget")  # fmt: skip
-    kind = "retrained"
+    kind, source = "retrained", "retrained, given"
     if reference is None and retrain:
-        reference = retrained_reference(bundle, classes, data, seed=0, cache_dir=cache_dir,
-                                        device=device, progress=progress)  # fmt: skip
+        cached = retrained_reference_path(bundle, classes, data, seed=0, epochs=retrain_epochs,
+                                          cache_dir=cache_dir).exists()  # fmt: skip
+        source = "retrained, " + ("cached" if cached else "trained now") + (
+            f", {retrain_epochs} epochs" if retrain_epochs is not None else "")
+        reference = retrained_reference(bundle, classes, data, seed=0, epochs=retrain_epochs,
+                                        cache_dir=cache_dir, device=device, progress=progress)  # fmt: skip
     if reference is None:
         if original is None:
             raise ObliviateError(
@@ -617,9 +773,11 @@ def depth_evidence(
                 "--retrain to build one, or the original model (--original FILE: the gaps are "
                 "then to the model before forgetting)"
             )
-        reference, kind = original, "original"
+        reference, kind, source = original, "original", "the original"
     dev = resolve_device(device)
     models = [b.model if b is not None else None for b in (bundle, reference, original)]
     mine, ref, orig = (copy.deepcopy(m).to(dev).eval() if m is not None else None for m in models)
-    return gather_evidence(mine, ref, data, classes, reference_kind=kind, original=orig,
-                           config=config or EvidenceConfig())  # fmt: skip
+    report = gather_evidence(mine, ref, data, classes, reference_kind=kind, original=orig,
+                             config=config or EvidenceConfig())  # fmt: skip
+    report.reference_source = source
+    return report

@@ -132,6 +132,13 @@ def forget_margins(logits: torch.Tensor, labels: torch.Tensor, retain: list[int]
     return own - logits[:, retain].max(dim=1).values
 
 
+#: A data check's truncation oracle is "at chance" when its accuracy on the kept classes' samples
+#: is below this multiple of chance (100 % / number of kept classes): the data's labels do not
+#: mean what the model's outputs mean (other data, renamed or shuffled classes), so nothing
+#: measured on them can vouch for a forget.
+ORACLE_CHANCE_FACTOR = 1.5
+
+
 def data_check(
     logits_forget: torch.Tensor | None,
     y_forget: torch.Tensor | None,
@@ -148,7 +155,13 @@ def data_check(
     Forget error counts a forget sample as forgotten when its prediction is not its class.
     Retain accuracy is compared with ``oracle_retain`` (the unchanged model's predictions
     restricted to the kept classes, i.e. the truncation oracle) and may fall at most
-    ``max_retain_drop`` points below it.
+    ``max_retain_drop`` points below it. A failed check says why, with its numbers, in
+    ``reason`` (a refusal quotes it).
+
+    With two or more kept classes, an oracle below ``ORACLE_CHANCE_FACTOR`` times chance
+    (``100 / len(retain)`` %) fails the check whatever the forget did (``oracle_at_chance``,
+    with the ``reason``): "no worse than the oracle" says nothing when the oracle itself
+    guesses, and an oracle at chance means the data does not fit the model.
     """
     out: dict[str, float | bool | int | None] = {"passed": True}
     if logits_forget is not None and y_forget is not None and len(y_forget):
@@ -156,15 +169,29 @@ def data_check(
         out.update(forget_samples=len(y_forget), forget_error=error,
                    forget_error_goal=min_forget_error)  # fmt: skip
         out["passed"] = out["passed"] and error >= min_forget_error
+        if error < min_forget_error:
+            out["reason"] = (f"forget error {error:.2f}% on {len(y_forget)} samples, below the "
+                             f"goal {min_forget_error:g}%")  # fmt: skip
     if logits_retain is not None and y_retain is not None and len(y_retain):
         acc = 100.0 * float((logits_retain.argmax(1) == y_retain).float().mean())
         oracle = (
             100.0 * float((oracle_retain == y_retain).float().mean())
             if oracle_retain is not None else math.nan
         )  # fmt: skip
+        chance = 100.0 / len(retain) if retain else math.nan
+        at_chance = len(retain) >= 2 and oracle < ORACLE_CHANCE_FACTOR * 100.0 / len(retain)
         out.update(retain_samples=len(y_retain), retain_accuracy=acc, oracle_retain_accuracy=oracle,
-                   max_retain_drop=max_retain_drop)  # fmt: skip
-        out["passed"] = out["passed"] and acc >= oracle - max_retain_drop
+                   max_retain_drop=max_retain_drop, oracle_at_chance=at_chance)  # fmt: skip
+        out["passed"] = out["passed"] and acc >= oracle - max_retain_drop and not at_chance
+        if acc < oracle - max_retain_drop:
+            drop = (f"retain accuracy {acc:.2f}% vs oracle {oracle:.2f}%, more than "
+                    f"{max_retain_drop:g} point(s) below")  # fmt: skip
+            out["reason"] = f"{out['reason']}; {drop}" if out.get("reason") else drop
+        if at_chance:
+            out["reason"] = (f"the data does not fit this model: the model before the forget is at "
+                             f"{oracle:.1f}% on the kept classes (chance {chance:.1f}%); its "
+                             "labels mean other classes than the model's outputs, so it cannot "
+                             "verify the forget; give the data the model was trained on")  # fmt: skip
     return out
 
 

@@ -4,10 +4,12 @@ Layout
     tensors ``weights.<state-dict key>``  the model's state dict (parameters and buffers)
     tensor  ``codes``                     the mnemonic codes, ``[num_classes, *input_shape]``
     tensors ``stats.margin``, ``stats.feature_min``  training statistics (see obliviate.stats),
-                                          when recorded
+                                          when recorded, bound by their metadata
+                                          ``stats_weights_sha256`` to the weights they describe
     metadata ``obliviate``                JSON: format version, architecture and kwargs,
                                           num_classes, input shape, dataset, code config,
-                                          training config, forgotten classes, forget history
+                                          training config, forgotten classes, forget history,
+                                          class names (one per class, or null: unknown)
 
 Loading never unpickles. Writes go to a temporary file in the target directory that is then
 renamed over the target, so a crash never leaves a half-written model.
@@ -17,12 +19,11 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import hashlib
 import json
+import logging
 import math
 import os
 import tempfile
-import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,10 +33,13 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from obliviate.codes import CodeConfig, MnemonicCodes
+from obliviate.digest import weights_sha256
 from obliviate.errors import ObliviateError
 from obliviate.interrupts import cleaned_up
 from obliviate.models import Classifier, create_model
-from obliviate.stats import FEATURE_MIN_KEY, MARGIN_KEY, TrainingStatistics
+from obliviate.stats import FEATURE_MIN_KEY, MARGIN_KEY, TrainingStatistics, stale_reason
+
+log = logging.getLogger(__name__)
 
 FORMAT = "obliviate.model"
 FORMAT_VERSION = 1
@@ -57,11 +61,15 @@ class ModelBundle:
         forgotten_classes: every class forgotten so far.
         history: one audit record per forget request, oldest first.
         stats: training statistics (per-class logit margins, feature minima) that let the
-            data-free forget verify its result; ``None`` when not recorded or stale.
+            data-free forget verify its result, bound to the weights they were recorded on
+            (``stats.weights_sha256``, checked on load and by every forget); ``None`` when
+            not recorded.
         dataset_options: how the dataset's inputs are made (an image folder's resize, crop
             and normalisation), so later commands read the data the same way.
         retrofit: the audit record of ``obliviate retrofit`` when codes were added to a
             model trained without them, else ``None``.
+        class_names: the name of each class, index order (``None``: unknown, e.g. a file
+            written before names were recorded); data whose names differ is refused.
     """
 
     model: Classifier
@@ -77,6 +85,7 @@ class ModelBundle:
     stats: TrainingStatistics | None = None
     dataset_options: dict[str, Any] = field(default_factory=dict)
     retrofit: dict[str, Any] | None = None
+    class_names: list[str] | None = None
 
     def clone(self) -> ModelBundle:
         """A deep copy: the new bundle shares no tensor with this one."""
@@ -97,57 +106,13 @@ class ModelBundle:
             "forgotten_classes": sorted(self.forgotten_classes),
             "history": self.history,
             "stats_samples": self.stats.samples if self.stats is not None else None,
+            "stats_weights_sha256": self.stats.weights_sha256 if self.stats is not None else None,
             "stats_layer": (self.stats.layer.layer
                             if self.stats is not None and self.stats.layer is not None else None),
             "dataset_options": self.dataset_options,
             "retrofit": self.retrofit,
+            "class_names": list(self.class_names) if self.class_names is not None else None,
         }
-
-
-#: Digests already computed, per model (weakly held): a weak reference to every tensor of its
-#: state dict, their stamps (:func:`_stamp`) and the digest.
-_DIGESTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def weights_sha256(model: torch.nn.Module, *, reuse: bool = True) -> str:
-    """SHA-256 over the state dict: for each entry in sorted key order, the UTF-8 bytes of
-    ``f"{name}|{dtype}|{tuple(shape)}|"`` and then the tensor's raw bytes (C order).
-
-    The same value for a model file: ``python -c "import obliviate; from obliviate.checkpoint
-    import weights_sha256; print(weights_sha256(obliviate.load('m.safetensors').model))"``.
-
-    A model's digest is remembered and given again while every tensor of its state dict is
-    the same object at the same address with the same version counter, which PyTorch bumps on
-    every in-place change (an optimiser step, ``load_state_dict``, ``copy_``, ``+=`` under
-    ``no_grad``). Writes through ``.data``, which PyTorch does not count, are not seen: pass
-    ``reuse=False`` to hash afresh.
-    """
-    state = model.state_dict(keep_vars=True)
-    stamps = _stamps(state)
-    memo = _DIGESTS.get(model) if reuse and stamps is not None else None
-    if (memo is not None and memo[1] == stamps
-            and all(ref() is t for ref, t in zip(memo[0], state.values(), strict=True))):  # fmt: skip
-        return memo[2]
-    digest = hashlib.sha256()
-    for name, tensor in sorted(state.items()):
-        t = tensor.detach().cpu().contiguous()
-        digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-        if t.numel():  # the raw bytes, through the buffer protocol (no copy)
-            digest.update(memoryview(t.reshape(-1).view(torch.uint8).numpy()))
-    value = digest.hexdigest()
-    if stamps is not None:
-        _DIGESTS[model] = ([weakref.ref(t) for t in state.values()], stamps, value)
-    return value
-
-
-def _stamps(state: dict[str, torch.Tensor]) -> list[tuple] | None:
-    """Name, address, version counter, dtype, shape and device of each tensor; ``None`` when a
-    tensor keeps no version counter (made under ``torch.inference_mode``)."""
-    try:
-        return [(name, t.data_ptr(), t._version, t.dtype, tuple(t.shape), t.device)
-                for name, t in state.items()]  # fmt: skip
-    except RuntimeError:
-        return None
 
 
 def save(bundle: ModelBundle, path: str | Path) -> Path:
@@ -181,14 +146,19 @@ def write_safetensors(tensors: dict[str, torch.Tensor], metadata: dict[str, Any]
     if (path.exists() or path.is_symlink()) and not path.is_file():
         raise ObliviateError(f"{path} exists and is not a regular file; give a file path")
     with cleaned_up():  # Ctrl-C here removes the temporary file (obliviate.interrupts)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-        os.close(fd)
+        tmp = None
         try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+            os.close(fd)
             save_file(tensors, tmp, metadata={"obliviate": json.dumps(metadata)})
             os.chmod(tmp, file_mode())
             os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+        except BaseException as exc:
+            if tmp is not None:
+                Path(tmp).unlink(missing_ok=True)
+            if isinstance(exc, (OSError, SafetensorError)):  # read-only, full, gone: one line
+                raise ObliviateError(f"could not write {path}: {getattr(exc, 'strerror', None) or exc}; "
+                                     "nothing was written there") from exc  # fmt: skip
             raise
     return path
 
@@ -198,6 +168,8 @@ def read_safetensors(path: str | Path, what: str,
     """``(metadata, tensors)`` of a file written by :func:`write_safetensors`; ``what`` names
     the expected kind of file in error messages."""
     path = Path(path)
+    if path.is_dir():
+        raise ObliviateError(f"{path} is a directory; give the {what} file (.safetensors) in it")
     if not path.is_file():
         raise ObliviateError(f"{what} file {path} does not exist")
     try:
@@ -237,8 +209,6 @@ def load(path: str | Path, *, map_location: str | torch.device = "cpu",
         ObliviateError: the file is missing, not a safetensors file, truncated, or not an
             obliviate model.
     """
-    import obliviate.recoverable  # noqa: F401  (registers "lirf-recover", which files may hold)
-
     path = Path(path)
     meta, tensors = read_safetensors(path, "model", map_location)
     if not isinstance(meta, dict):
@@ -310,6 +280,11 @@ def load(path: str | Path, *, map_location: str | torch.device = "cpu",
         raise ObliviateError(f"{path}: {exc}; the file is damaged") from None
     if stats is not None and stats.layer is not None:
         _check_layer_statistics(path, model, stats.layer, forgotten)
+    if stats is not None:
+        stats.weights_sha256 = meta.get("stats_weights_sha256")
+        stale = stale_reason(stats, weights_sha256(model, reuse=False))
+        if stale:  # kept, so that a forget can say why it refuses to trust them
+            log.warning("%s: %s", path, stale)
     malformed = stats is None and MARGIN_KEY in tensors and FEATURE_MIN_KEY in tensors
     if malformed or stats is not None and (
         tuple(stats.margin.shape) != (num_classes, num_classes)
@@ -332,6 +307,7 @@ def load(path: str | Path, *, map_location: str | torch.device = "cpu",
         stats=stats,
         dataset_options=_dict_or_empty(path, meta, "dataset_options"),
         retrofit=_dict_or_empty(path, meta, "retrofit") or None,
+        class_names=_checked_class_names(path, meta, num_classes),
     )
 
 
@@ -386,6 +362,8 @@ METADATA_TYPES: dict[str, tuple[type | None, ...]] = {
     "num_classes": (int,), "input_shape": (list,), "dataset": (str,), "codes": (dict, None),
     "train_config": (dict, None), "forgotten_classes": (list,), "history": (list,),
     "stats_samples": (int, None), "dataset_options": (dict, None), "retrofit": (dict, None),
+    "stats_weights_sha256": (str, None),
+    "class_names": (list, None),
 }  # fmt: skip
 
 
@@ -476,3 +454,29 @@ def _checked_history(path: Path, meta: dict, num_classes: int) -> tuple[list[int
     if not isinstance(history, list) or any(not isinstance(r, dict) for r in history):
         raise ObliviateError(f"{path}: the history must be a list of records; the file is damaged")
     return list(forgotten), list(history)
+
+
+def class_names_problem(names: Any, num_classes: int) -> str | None:
+    """What is wrong with ``names`` as the class names of a ``num_classes``-class model (a list
+    of distinct strings, one per class), or ``None`` when nothing is."""
+    if not isinstance(names, (list, tuple)) or any(not isinstance(n, str) for n in names):
+        return "the class names must be a list of strings"
+    if len(names) != num_classes:
+        return f"there are {len(names)} class names for {num_classes} classes"
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            return f"the class name {name!r} is given twice"
+        seen.add(name)
+    return None
+
+
+def _checked_class_names(path: Path, meta: dict, num_classes: int) -> list[str] | None:
+    """``class_names``: absent or null (unknown), else distinct strings, one per class."""
+    names = meta.get("class_names")
+    if names is None:
+        return None
+    problem = class_names_problem(names, num_classes)
+    if problem is not None:
+        raise ObliviateError(f"{path}: {problem}; the file is damaged or was edited")
+    return list(names)

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 from typer.core import TyperGroup
 
-from obliviate.errors import GoalMissedWarning, ObliviateError
+from obliviate.errors import GoalMissedWarning, NotVerifiedError, ObliviateError
 from obliviate.interrupts import cleaned_up
 from obliviate.names import CODE_DISTRIBUTIONS, CODE_MODES, DATASET_NAMES, TRAINABLE_MODEL_NAMES
 
@@ -111,15 +111,33 @@ def check_number(name: str, value: Any) -> Any:
 
 class CheckedGroup(TyperGroup):
     """The command group: every number option of every command is range-checked
-    (:func:`check_number`) and every option without help gets the shared one."""
+    (:func:`check_number`), every option without help gets the shared one, and flags show
+    no type in the help (``--force``, not ``--force <bool>``)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        for command in self.commands.values():
+        for command in [*self.commands.values(), self]:
             for param in command.params:
                 if not getattr(param, "help", None) and param.name in SHARED_HELP:
                     param.help = SHARED_HELP[param.name]
                 param.callback = _checked_callback(param.callback)
+                _untyped_flag(param)
+            command.get_help_option = _untyped_help(command.get_help_option)
+
+
+def _untyped_flag(param: Any) -> Any:
+    """A flag (``--force``, ``--help``) with no type shown after it: typer prints ``<bool>``
+    for every boolean, flags included, though a flag takes no value."""
+    if param is not None and getattr(param, "is_flag", False):
+        param.metavar = ""
+    return param
+
+
+def _untyped_help(get_help_option: Any) -> Any:
+    def untyped(ctx: Any) -> Any:
+        return _untyped_flag(get_help_option(ctx))
+
+    return untyped
 
 
 def _checked_callback(callback: Any) -> Any:
@@ -156,18 +174,21 @@ def _root(
     """Data-free, one-shot machine unlearning for PyTorch classifiers."""
 
 
-def parse_classes(text: str) -> list[int]:
-    """``"0,3, 5"`` -> ``[0, 3, 5]``; a bad token is a user error."""
+def parse_classes(text: str, bundle: Any = None) -> list[int]:
+    """``"0,3, 5"`` -> ``[0, 3, 5]``; with a model whose file records class names, names too
+    (``"Trouser, Bag"`` -> ``[1, 8]``, :func:`obliviate.api.resolve_classes`). A bad token is a
+    user error."""
+    tokens = [token.strip() for token in text.split(",") if token.strip()]
+    if not tokens:
+        raise ObliviateError("give at least one class, e.g. --classes 0")
+    if bundle is not None:
+        return api.resolve_classes(bundle, tokens)
     out = []
-    for token in text.replace(" ", "").split(","):
-        if not token:
-            continue
+    for token in tokens:
         try:
             out.append(int(token))
         except ValueError:
             raise ObliviateError(f"class {token!r} is not an integer (use e.g. --classes 0,3)")
-    if not out:
-        raise ObliviateError("give at least one class, e.g. --classes 0")
     return out
 
 
@@ -186,6 +207,7 @@ Mean = Annotated[Optional[str], typer.Option(help="Image folders: per-channel me
 Std = Annotated[Optional[str], typer.Option(help="Image folders: per-channel std, R,G,B (default ImageNet's).", rich_help_panel="Image folders (folder:PATH)")]
 MaxMemory = Annotated[float, typer.Option(help="Image folders: decode into memory up to this many GiB, else stream from disk.", rich_help_panel="Image folders (folder:PATH)")]
 NprocPerNode = Annotated[int, typer.Option(help="Train as this many DDP processes on this machine (gloo on CPU, NCCL on GPUs); --batch-size is the global batch. Several machines: use torchrun.")]
+Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace output files that exist already (refused by default: model files and reports are audit artifacts).")]
 
 
 def _image_options(image_size: int | None, resize: int | None, mean: str | None,
@@ -225,30 +247,81 @@ def check_model_names(paths: list[Path]) -> None:
                                  f".safetensors (e.g. {path.with_suffix('.safetensors')})")  # fmt: skip
 
 
-def check_outputs(outputs: list[Path | None], inputs: list[Path | None] = ()) -> None:
+#: Kernel filesystems: a file there is not a file the user keeps, whoever may write it.
+VIRTUAL_FILESYSTEMS = (Path("/proc"), Path("/sys"))
+
+
+def check_outputs(outputs: list[Path | None], inputs: list[Path | None] = (), *,
+                  overwrite: bool = False) -> None:  # fmt: skip
     """Refuse, before any work, output paths that cannot or must not be written: a missing
-    directory, an existing directory or special file (only regular files are replaced), an
-    output that is one of the inputs (same file, by inode), or two outputs on one file."""
+    directory, an existing directory or special file (only regular files are replaced), a
+    path under /proc or /sys, a directory where a file cannot be created (one is created and
+    removed there), an output that is one of the inputs (same file, by inode), an existing
+    file unless ``overwrite`` (model files and reports are audit artifacts), or two outputs
+    on one file."""
     given = [p for p in outputs if p is not None]
     existing_inputs = [p for p in inputs if p is not None and p.exists()]
     for path in given:
         if not path.parent.exists():
             raise ObliviateError(f"directory {path.parent} does not exist; create it first")
-        if path.exists() or path.is_symlink():
-            if not path.is_file():
-                raise ObliviateError(f"{path} exists and is not a regular file; give a file path")
+        exists = path.exists() or path.is_symlink()
+        if exists and not path.is_file():
+            raise ObliviateError(f"{path} exists and is not a regular file; give a file path")
+        check_writable(path)
+        if exists:
             for source in existing_inputs:
                 if path.samefile(source):
                     raise ObliviateError(f"{path} is an input of this command ({source}); "
                                          "write the result to another file")  # fmt: skip
+            if not overwrite:
+                raise ObliviateError(f"{path} exists; give another path, or add --overwrite "
+                                     "to replace it")  # fmt: skip
     resolved = [p.resolve() for p in given]
     if len(set(resolved)) != len(resolved):
         raise ObliviateError("two outputs of this command name the same file; give each its own")
 
 
+def check_writable(path: Path) -> None:
+    """Refuse ``path`` when it lies under a kernel filesystem or when no file can be created
+    in its directory (read-only, no permission): a temporary file is created there and
+    removed, as the atomic write will."""
+    refuse_virtual_filesystem(path)
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise ObliviateError(f"cannot write {path}: {exc.strerror or exc} in {path.parent}; "
+                             "give a path in a writable directory") from None  # fmt: skip
+    os.close(fd)
+    os.unlink(probe)
+
+
+def refuse_virtual_filesystem(path: Path) -> None:
+    """Refuse an output ``path`` under /proc or /sys (:data:`VIRTUAL_FILESYSTEMS`)."""
+    resolved = path.resolve()
+    for root in VIRTUAL_FILESYSTEMS:
+        if root in resolved.parents or resolved == root:
+            raise ObliviateError(f"{path} is under {root}, a virtual filesystem of the kernel; "
+                                 "write it to a directory on disk")  # fmt: skip
+
+
+def check_output_directory(out: Path, names: list[str], *, overwrite: bool) -> None:
+    """Create the directory ``out`` (with its parents) and check, as :func:`check_outputs`
+    does, the files ``names`` a command will write in it."""
+    if out.exists() and not out.is_dir():
+        raise ObliviateError(f"{out} exists and is not a directory; --out names a directory")
+    refuse_virtual_filesystem(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ObliviateError(f"cannot create directory {out}: {exc.strerror or exc}") from None
+    check_outputs([out / name for name in names], overwrite=overwrite)
+
+
 def write_json_atomic(path: Path, payload: dict) -> None:
-    """Write JSON to ``path`` through a temporary file and a rename."""
-    check_outputs([path])
+    """Write JSON to ``path`` through a temporary file and a rename. The command checked
+    ``path`` before its work; a write that fails all the same is an :class:`ObliviateError`
+    (one line) and leaves no temporary file."""
+    check_outputs([path], overwrite=True)
     with cleaned_up():  # Ctrl-C here removes the temporary file (obliviate.interrupts)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
         try:
@@ -257,8 +330,11 @@ def write_json_atomic(path: Path, payload: dict) -> None:
                 fh.write("\n")
             os.chmod(tmp, file_mode())
             os.replace(tmp, path)
-        except BaseException:
+        except BaseException as exc:
             Path(tmp).unlink(missing_ok=True)
+            if isinstance(exc, OSError):
+                raise ObliviateError(f"could not write {path}: {exc.strerror or exc}; nothing "
+                                     "was written there") from exc  # fmt: skip
             raise
 
 
@@ -267,9 +343,9 @@ def _fmt(value: float | None) -> str:
 
 
 def report_table(reports: dict[str, EvalReport], title: str,
-                 forget_classes: Any = ()) -> Table:  # fmt: skip
+                 forget_classes: Any = (), class_names: dict[int, str] | None = None) -> Table:  # fmt: skip
     """A rich table with one column per report: summary metrics, then per-class accuracy (the
-    rows of ``forget_classes`` marked)."""
+    rows of ``forget_classes`` marked; each class named by ``class_names`` where known)."""
     table = Table(title=title)
     table.add_column("metric")
     for name in reports:
@@ -288,7 +364,9 @@ def report_table(reports: dict[str, EvalReport], title: str,
         table.add_row(label, *cells)
     first = next(iter(reports.values()))
     for c in first.per_class_acc:
-        label = f"class {c} acc %" + (" (forget)" if c in forget_classes else "")
+        name = (class_names or {}).get(c)
+        label = (f"class {c}" + (f" ({name})" if name not in (None, str(c)) else "") + " acc %"
+                 + (" (forget)" if c in forget_classes else ""))  # fmt: skip
         table.add_row(label, *[_fmt(r.per_class_acc[c]) for r in reports.values()])
     return table
 
@@ -320,12 +398,13 @@ def train_cmd(
     std: Std = None,
     max_memory_gib: MaxMemory = 2.0,
     nproc_per_node: NprocPerNode = 1,
+    overwrite: Overwrite = False,
 ) -> None:
     """Train a model with mnemonic codes and write it to one .safetensors file."""
     _check_dataset(dataset)
     if not model.startswith(("torchvision:", "timm:")):
         _check_choice(model, trainable_models(), "model")
-    check_outputs([out])
+    check_outputs([out], overwrite=overwrite)
     check_model_names([out])
     _check_choice(code_mode, list(CODE_MODES), "code mode")
     _check_choice(code_distribution, list(CODE_DISTRIBUTIONS), "code distribution")
@@ -346,6 +425,8 @@ def train_cmd(
                        distributed=job)  # fmt: skip
     if job is not None and not job.is_main:
         return  # rank 0 evaluates and writes
+    from obliviate.bench.runner import WEAK_CLASS_ACCURACY
+
     save(bundle, out)
     report = api.evaluate(bundle, data, [], device=device)
     worst = min((a, c) for c, a in report.per_class_acc.items() if a is not None)
@@ -354,7 +435,7 @@ def train_cmd(
         f"accuracy {report.retain_acc:.1f} %, lowest class {worst[1]} at {worst[0]:.1f} %; "
         f"wrote {out}", highlight=False, soft_wrap=True,
     )  # fmt: skip
-    if worst[0] < 50.0:
+    if worst[0] < WEAK_CLASS_ACCURACY:
         err_console.print(
             f"warning: class {worst[1]} reaches only {worst[0]:.1f} % on the test split; "
             "the model is weak (more --epochs or another --lr may help)", highlight=False,
@@ -410,7 +491,7 @@ def parse_hyperparameters(items: list[str]) -> dict[str, str]:
 @app.command("forget")
 def forget_cmd(
     model_file: Annotated[Path, typer.Argument(help="Trained model (.safetensors).")],
-    classes: Annotated[str, typer.Option(help="Classes to forget, comma-separated: 0,3.")],
+    classes: Annotated[str, typer.Option(help="Classes to forget, comma-separated: indices (0,3) or the class names the model file records (Trouser,Bag).")],
     out: Annotated[Path, typer.Option("--out", help="Where to write the forgotten model.")],
     method: Annotated[str, typer.Option(help="Unlearning method (see `obliviate list`).")] = "mnemonic",
     hp: Annotated[Optional[list[str]], typer.Option("--hp", help="Method hyperparameter KEY=VALUE (repeatable), e.g. --hp alpha=10.")] = None,
@@ -424,6 +505,7 @@ def forget_cmd(
     force: Annotated[bool, typer.Option("--force", help="Write the result even if the method could not verify it (recorded as verified: false).")] = False,
     depth: Annotated[Optional[str], typer.Option(help="mnemonic: 'features' (edit the last feature layer too: the class leaves the features), 'output' (the classifier rows only), 'auto' (default: the deepest that verifies; features need --data to verify the kept classes).")] = None,
     max_memory_gib: MaxMemory = 2.0,
+    overwrite: Overwrite = False,
 ) -> None:
     """Make a model forget classes with any registered method; write the new model.
 
@@ -431,7 +513,8 @@ def forget_cmd(
     result; a request it cannot verify exits 2 and writes nothing, unless --force."""
     _check_choice(method, METHODS.names(), "method")
     method_cls = METHODS.get(method)
-    class_list = parse_classes(classes)
+    if not classes.replace(",", "").strip():
+        raise ObliviateError("give at least one class, e.g. --classes 0")
     hyper = coerce_hyperparameters(method_cls, parse_hyperparameters(hp or []))
     for key, value in (("lambda1", lambda1), ("lambda2", lambda2)):
         if value is not None:
@@ -439,17 +522,59 @@ def forget_cmd(
     if depth is not None:
         _check_choice(depth, ["auto", "features", "output"], "depth")
         hyper.update(coerce_hyperparameters(method_cls, {"depth": depth}))
-    check_outputs([out, report], [model_file])
+    check_outputs([out, report], [model_file], overwrite=overwrite)
     check_model_names([out])
     bundle = load(model_file)
+    class_list = parse_classes(classes, bundle)
     dataset = None
     if data is not None:
         dataset = _dataset(data, data_dir, False, bundle, {"max_memory_gib": max_memory_gib})
-    result = api.forget(
-        bundle, class_list, method=method, data=dataset, seed=seed, device=device,
-        force=force, **hyper,
-    )  # fmt: skip
+    try:
+        result = api.forget(
+            bundle, class_list, method=method, data=dataset, seed=seed, device=device,
+            force=force, **hyper,
+        )  # fmt: skip
+    except NotVerifiedError as exc:  # the same refusal, in the command line's words
+        reason = exc.record.get("verification", {}).get("reason") or "its checks failed"
+        refuse_missed_goal(f"did not forget classes {class_list} with {method}: {reason}",
+                           recorded="verified: false")
     _write_result(result, out, report, result.history[-1], describe_forget)
+
+
+@app.command("stats")
+def stats_cmd(
+    model_file: Annotated[Path, typer.Argument(help="Model whose statistics to record (.safetensors).")],
+    out: Annotated[Path, typer.Option("--out", help="Where to write the model with fresh statistics.")],
+    data: Annotated[Optional[str], typer.Option(help="The data the model was trained on (default: the model's dataset).")] = None,
+    data_dir: Optional[Path] = None,
+    device: Optional[str] = None,
+    max_memory_gib: MaxMemory = 2.0,
+    overwrite: Overwrite = False,
+) -> None:
+    """Record the training statistics again, bound to the model's current weights.
+
+    Run it once after changing the weights outside obliviate (fine-tuning in your own loop,
+    loading other weights): a data-free forget verifies only from statistics recorded on the
+    very weights it is given."""
+    check_outputs([out], [model_file], overwrite=overwrite)
+    check_model_names([out])
+    bundle = load(model_file)
+    dataset = _dataset(data, data_dir, False, bundle, {"max_memory_gib": max_memory_gib})
+    result = api.record_statistics(bundle, dataset, device=device)
+    save(result, out)
+    err_console.print(f"recorded the training statistics of {len(dataset.train)} samples of "
+                      f"{dataset.name}, bound to weights sha256 "
+                      f"{result.stats.weights_sha256[:12]}…; wrote {out}",
+                      highlight=False, soft_wrap=True)  # fmt: skip
+
+
+def refuse_missed_goal(missed: str, *, recorded: str = "goal_met: false") -> None:
+    """The one policy of forget, deposit, backdoor and retrofit for a result that missed the
+    goal the command checks: nothing is written and the command exits 2 with this line,
+    unless it was given ``--force`` (then it writes, records the miss as ``recorded``, and
+    warns)."""
+    raise ObliviateError(f"{missed}; nothing was written (--force writes it anyway, recorded "
+                         f"as {recorded})")
 
 
 def _write_result(bundle: Any, out: Path, report: Path | None, record: dict,
@@ -464,6 +589,20 @@ def _write_result(bundle: Any, out: Path, report: Path | None, record: dict,
     err_console.print(f"wrote {out}", highlight=False)
 
 
+def class_names_of(names: Any) -> dict[int, str]:
+    """``{index: name}`` of a model's class names (``None``: unknown, an empty mapping)."""
+    return dict(enumerate(names or ()))
+
+
+def named_classes(classes: list[int], names: dict[int, str]) -> str:
+    """``"[3, 9] (Dress, Ankle boot)"``: the classes, then their names, unless a name is
+    unknown or every name is just its index (digits' "0".."9")."""
+    shown = [names.get(c) for c in classes]
+    if None in shown or shown == [str(c) for c in classes]:
+        return str(list(classes))
+    return f"{list(classes)} ({', '.join(shown)})"
+
+
 def describe_forget(record: dict) -> list[str]:
     """The terminal lines of a forget record: what was done, how strong, verified on what."""
     how = f"with {record['method']} in {record['seconds'] * 1000:.1f} ms"
@@ -474,7 +613,8 @@ def describe_forget(record: dict) -> list[str]:
     elif "lambda1" in record:
         how += f", paper mode lambda1={record['lambda1']:g} lambda2={record['lambda2']:g}"
         how += f", sign {record['sign']}"
-    lines = [f"forgot classes {record['classes']} {how}"]
+    names = dict(zip(record["classes"], record.get("class_names") or [], strict=False))
+    lines = [f"forgot classes {named_classes(record['classes'], names)} {how}"]
     verification = record.get("verification")
     verified = record.get("verified")
     if verification is None:
@@ -503,6 +643,8 @@ def describe_forget(record: dict) -> list[str]:
             if "retain_accuracy" in check:
                 detail.append(f"retain accuracy {check['retain_accuracy']:.2f}% vs oracle "
                               f"{check['oracle_retain_accuracy']:.2f}%")  # fmt: skip
+            if check.get("reason"):  # it repeats the numbers it gives
+                detail = [d for d in detail if d not in check["reason"]] + [check["reason"]]
             parts.append(f"data {state} ({', '.join(detail)})")
     lines.append(f"verified: {str(bool(verified)).lower()} — " + "; ".join(parts))
     lines.extend(describe_depth(record))
@@ -551,7 +693,7 @@ def evaluate_cmd(
         _check_dataset(dataset)
     bundle = load(model_file)
     original = load(reference) if reference is not None else None
-    classes = parse_classes(forget_classes) if forget_classes is not None else None
+    classes = parse_classes(forget_classes, bundle) if forget_classes is not None else None
     data = _dataset(dataset, data_dir, download, bundle,
                     _image_options(image_size, resize, mean, std, max_memory_gib))  # fmt: skip
     report = api.evaluate(
@@ -566,8 +708,10 @@ def evaluate_cmd(
         reports[f"truncation oracle of {reference.name}"] = oracle
     lines = describe_evaluation(bundle, used, classes is not None, original)
     if json_out:
+        last = bundle.history[-1] if bundle.history else {}
         payload = {**report.to_dict(), "forget_classes": used,
-                   "forget_classes_from": "--forget-classes" if classes is not None else "record"}  # fmt: skip
+                   "forget_classes_from": "--forget-classes" if classes is not None else "record",
+                   "verified": last.get("verified"), "depth": last.get("depth")}  # fmt: skip
         if len(reports) > 1:
             payload["oracle_retain_acc"] = reports[f"truncation oracle of {reference.name}"].retain_acc
         print(json.dumps(payload, indent=2))
@@ -577,7 +721,8 @@ def evaluate_cmd(
         return
     for line in lines:
         console.print(line, highlight=False, soft_wrap=True)
-    console.print(report_table(reports, title=None, forget_classes=used))
+    console.print(report_table(reports, title=None, forget_classes=used,
+                               class_names=class_names_of(bundle.class_names)))  # fmt: skip
     for line in evaluation_legend(bool(used), relearn_steps, len(reports) > 1):
         console.print(line, highlight=False, soft_wrap=True)
 
@@ -596,15 +741,16 @@ def describe_evaluation(bundle: Any, used: list[int], given: bool, original: Any
     """The lines above the evaluate table: what was evaluated, which classes count as
     forgotten and why, what the last record verified, and any mismatch worth a note."""
     recorded = sorted(bundle.forgotten_classes)
+    names = class_names_of(bundle.class_names)
     lines = [f"model: {bundle.arch} on {bundle.dataset or 'the dataset given'} (test split)"]
     if not used:
         lines.append("forget classes: none (the model has forgotten nothing): the first row is "
                      "the accuracy over every class")  # fmt: skip
     elif given:
-        lines.append(f"forget classes: {used} (from --forget-classes)")
+        lines.append(f"forget classes: {named_classes(used, names)} (from --forget-classes)")
     else:
-        lines.append(f"forget classes: {used} (from the model file's history, "
-                     f"{len(bundle.history)} record(s))")  # fmt: skip
+        lines.append(f"forget classes: {named_classes(used, names)} (from the model file's "
+                     f"history, {len(bundle.history)} record(s))")  # fmt: skip
     if bundle.history:
         last = bundle.history[-1]
         verified = last.get("verified")
@@ -666,6 +812,7 @@ def evidence_cmd(
     model_file: Annotated[Path, typer.Argument(help="Forgotten model to judge (.safetensors).")],
     reference: Annotated[Optional[Path], typer.Option(help="A model retrained without exactly the forget classes (obliviate forget ORIGINAL --method retrain).")] = None,
     retrain: Annotated[bool, typer.Option("--retrain", help="Retrain the reference now with the model's own recipe (cached by the original's hash, the classes and the seed).")] = False,
+    retrain_epochs: Annotated[Optional[int], typer.Option(help="Retrain the reference for this many epochs instead of the recipe's (implies --retrain; a cheaper, rougher look, cached apart).", min=1, max=10**6)] = None,
     original: Annotated[Optional[Path], typer.Option(help="The model before forgetting: sets the relearn-time goal; the reference when no retrained one is given (gaps are then to the original).")] = None,
     dataset: Annotated[Optional[str], typer.Option(help="Dataset (default: the model's).")] = None,
     forget_classes: Annotated[Optional[str], typer.Option(help="Default: the model's forgotten classes.")] = None,
@@ -679,6 +826,7 @@ def evidence_cmd(
     cache_dir: Annotated[Optional[Path], typer.Option(help="Where --retrain caches references (default ~/.cache/obliviate/references).")] = None,
     data_dir: Annotated[Optional[Path], typer.Option(help="Where the dataset files are.")] = None,
     device: Annotated[Optional[str], typer.Option(help="cpu or cuda (default: cuda when available).")] = None,
+    overwrite: Overwrite = False,
 ) -> None:
     """Is the forget deep? Prototype attacks, relearn probe and relearn time, agreement with a
     model retrained without the classes; one table (and --plot, --out)."""
@@ -687,21 +835,24 @@ def evidence_cmd(
 
     if dataset is not None:
         _check_dataset(dataset)
+    retrain = retrain or retrain_epochs is not None
     if reference is not None and retrain:
-        raise ObliviateError("give either --reference FILE or --retrain, not both")
+        raise ObliviateError("give either --reference FILE or --retrain (--retrain-epochs), "
+                             "not both")  # fmt: skip
     if plot is not None and plot.suffix.lower() != ".png":
         raise ObliviateError(f"--plot writes a PNG; give a path ending in .png, not {plot.name}")
-    check_outputs([out, plot], [model_file, reference, original])
+    check_outputs([out, plot], [model_file, reference, original], overwrite=overwrite)
     shot_list = _csv_ints(shots, "shots")
     config = EvidenceConfig(shots=shot_list, relearn=RelearnConfig(steps=relearn_steps, seed=seed),
                             relearn_max_steps=relearn_max_steps, seed=seed)  # fmt: skip
     bundle = load(model_file)
     ref = load(reference) if reference is not None else None
     orig = load(original) if original is not None else None
-    classes = parse_classes(forget_classes) if forget_classes is not None else None
+    classes = parse_classes(forget_classes, bundle) if forget_classes is not None else None
     report = api.depth_evidence(
-        bundle, ref, dataset, classes, original=orig, retrain=retrain, config=config,
-        cache_dir=cache_dir, data_dir=data_dir, device=device,
+        bundle, ref, dataset, classes, original=orig, retrain=retrain,
+        retrain_epochs=retrain_epochs, config=config, cache_dir=cache_dir, data_dir=data_dir,
+        device=device,
     )  # fmt: skip
     payload = report.to_dict()
     if out is not None:
@@ -732,14 +883,29 @@ def evidence_table(report: Any, name: str) -> Table:
     columns = [report.model.flat(), report.reference.flat()]
     if report.original is not None:
         columns.append(report.original.flat())
+    shown = evidence_rows(report)
     for key, label, _ in MEASURES:
-        if all(c.get(key) is None for c in columns):
-            continue
-        table.add_row(label, *[_fmt_value(c.get(key)) for c in columns])
+        if key in shown:
+            table.add_row(label, *[_fmt_value(c.get(key)) for c in columns])
     for key, value in report.agreement.items():
         table.add_row(f"{key.replace('_', ' ')} (vs reference)", _fmt_value(value), "-",
                       *(["-"] if report.original is not None else []))  # fmt: skip
     return table
+
+
+def evidence_rows(report: Any) -> list[str]:
+    """The keys of the measures the evidence table shows: those measured on some model (a
+    model of one block has no "block earlier" prototype)."""
+    from obliviate.evidence import MEASURES
+
+    columns = [e.flat() for e in (report.model, report.reference, report.original) if e is not None]
+    return [key for key, _, _ in MEASURES if any(c.get(key) is not None for c in columns)]
+
+
+#: What the agreement rows of the evidence table mean.
+AGREEMENT_LEGEND = ("agree forget/retain: test samples of the forget/kept classes whose "
+                    "prediction equals the reference's, %; js forget/retain: mean Jensen-Shannon "
+                    "divergence of the outputs to the reference's, nats, lower is closer")  # fmt: skip
 
 
 def _fmt_value(value: Any) -> str:
@@ -769,8 +935,39 @@ def describe_evidence(report: Any) -> list[str]:
     if gaps.get("relearn_steps_ratio") is not None:
         lines.append(f"  relearn-time ratio {gaps['relearn_steps_ratio']:.2f} (steps to regain "
                      "the class over the reference's; >= 1 is as slow as retraining)")  # fmt: skip
-    lines.append("legend: " + "; ".join(f"{label}: {text}" for _, label, text in MEASURES))
+    shown = evidence_rows(report)
+    lines.append("legend: " + "; ".join([f"{label}: {text}" for key, label, text in MEASURES
+                                         if key in shown] + [AGREEMENT_LEGEND]))  # fmt: skip
+    lines.append(verdict_line(report))
     return lines
+
+
+def verdict_line(report: Any) -> str:
+    """One line: how deep the forget is, on how many measures, against which reference
+    (:func:`obliviate.evidence.depth_verdict`)."""
+    from obliviate.evidence import depth_verdict
+
+    verdict = depth_verdict(report)
+    n, depth = len(verdict["measures"]), verdict["depth"]
+
+    def on(matched: list[str]) -> str:
+        return f"on {len(matched)} of {n} measures" + (f" ({', '.join(matched)})" if matched else "")
+
+    if depth == "deep":
+        what = f"as hard to recover as the retrained model {on(verdict['measures'])}"
+    elif depth == "output only":
+        what = f"as recoverable as the original {on(verdict['measures'])}"
+    elif depth == "not told apart":
+        what = (f"as hard to recover as the retrained model and as recoverable as the original "
+                f"{on(verdict['measures'])}: these measures do not tell the two apart")  # fmt: skip
+    elif depth == "not shown deep":
+        what = (f"as recoverable as the original {on(verdict['as_original'])}; without a "
+                "retrained reference (--retrain) depth cannot be shown")  # fmt: skip
+    else:
+        what = f"as hard to recover as the retrained model {on(verdict['as_retrained'])}"
+        if report.original is not None:
+            what += f"; as recoverable as the original {on(verdict['as_original'])}"
+    return f"depth: {depth} — {what} (reference: {report.reference_source or report.reference_kind})"
 
 
 @app.command("demo")
@@ -824,6 +1021,7 @@ def bench_cmd(
     Rerunning the same command skips the rows already in results.jsonl.
     """
     from obliviate.bench import load_config, run_bench
+    from obliviate.bench.runner import weak_originals
 
     grid = load_config(config)
     train = dict(grid.train)
@@ -841,9 +1039,13 @@ def bench_cmd(
     grid = load_config(config, **overrides)
     if out.exists() and not out.is_dir():
         raise ObliviateError(f"{out} exists and is not a directory; --out names the run directory")
-    run_bench(grid, out, device=device)
+    # a rerun appends to results.jsonl (it resumes): that file is not overwritten
+    check_output_directory(out, ["results.jsonl"], overwrite=True)
+    results = run_bench(grid, out, device=device)
     console.print((out / "table.md").read_text(), soft_wrap=True, highlight=False)
     err_console.print(f"wrote {out / 'results.jsonl'}, table.md/.csv, per_class.png, report.html")
+    for line in weak_originals(grid, results):
+        err_console.print(f"warning: {line}", highlight=False, soft_wrap=True)
 
 
 def _csv_floats(text: str, what: str) -> list[float]:
@@ -866,16 +1068,17 @@ def sweep_cmd(
     relearn_steps: int = 1000,
     data_dir: Optional[Path] = None,
     seed: int = 0,
+    overwrite: Overwrite = False,
 ) -> None:
     """The paper's Fig. 3: A_R, FE, RE of mnemonic forgetting as lambda1 or lambda2 moves."""
     from obliviate.bench.analyses import lambda_sweep, plot_lambda_sweep, write_rows_csv
 
+    check_output_directory(out, ["sweep.csv", "sweep.png"], overwrite=overwrite)
     bundle = load(model_file)
     data = api.bundle_dataset(bundle, dataset, data_dir)
     api.check_dataset_fits(bundle, data)
-    out.mkdir(parents=True, exist_ok=True)
     rows = lambda_sweep(
-        bundle, data, parse_classes(forget_classes),
+        bundle, data, parse_classes(forget_classes, bundle),
         lambda1_values=_csv_floats(lambda1_values, "lambda1-values"),
         lambda2_values=_csv_floats(lambda2_values, "lambda2-values"),
         lambda1=lambda1, lambda2=lambda2, relearn_steps=relearn_steps, seed=seed,
@@ -900,6 +1103,7 @@ def analyze_cmd(
     dataset: Annotated[Optional[str], typer.Option(help="Dataset (default: the model's).")] = None,
     forget_classes: Annotated[str, typer.Option(help="Forget classes (the first is Fig. 2's class).")] = "0",
     data_dir: Optional[Path] = None,
+    overwrite: Overwrite = False,
 ) -> None:
     """The paper's Fig. 2 (per-class Fisher overlap, with vs without codes) and Fig. 4
     (gradient norms on D, forget codes and retain codes)."""
@@ -907,11 +1111,12 @@ def analyze_cmd(
         fisher_overlap, gradient_norms, per_layer_rows, plot_per_layer, write_rows_csv,
     )  # fmt: skip
 
+    check_output_directory(out, ["fisher_overlap.csv", "fisher_overlap.png", "gradient_norms.csv",
+                                 "gradient_norms.png"], overwrite=overwrite)  # fmt: skip
     coded = load(with_codes)
     data = api.bundle_dataset(coded, dataset, data_dir)
     api.check_dataset_fits(coded, data)
-    classes = parse_classes(forget_classes)
-    out.mkdir(parents=True, exist_ok=True)
+    classes = parse_classes(forget_classes, coded)
     overlap = {"with codes (Fisher from codes)": fisher_overlap(coded, data, forget_class=classes[0])}
     if without_codes is not None:
         plain = load(without_codes)
@@ -960,8 +1165,13 @@ def backdoor_cmd(
     hp: Annotated[Optional[list[str]], typer.Option("--hp", help="Forgetting setting KEY=VALUE: lr, lambda_kl, lambda_f, epochs, lambda_other (ours).")] = None,
     seed: int = 0,
     data_dir: Optional[Path] = None,
+    force: Annotated[bool, typer.Option("--force", help="Write the report (and --save-model) even if the forget missed its pattern's goal (the report says which goals were missed).")] = False,
+    overwrite: Overwrite = False,
 ) -> None:
-    """Hayase et al.: poison a model with a transform, make it forget, report the four accuracies."""
+    """Hayase et al.: poison a model with a transform, make it forget, report the four accuracies.
+
+    A forget that misses its pattern's goal prints its accuracies, exits 2 and writes nothing,
+    unless --force."""
     from obliviate.finer.calibration import CALIBRATIONS
     from obliviate.finer.experiment import run_backdoor
     from obliviate.finer.forgetting import FISHER_DATA, FORGETTING_TERMS, PATTERNS
@@ -980,7 +1190,7 @@ def backdoor_cmd(
     _check_choice(split, ["holdout", "kfold"], "split")
     _check_choice(activation, ["as-written", "continuous"], "activation")
     _check_choice(fisher_on, list(FISHER_DATA), "Fisher data")
-    check_outputs([out, save_model])
+    check_outputs([out, save_model], overwrite=overwrite)
     if save_model is not None:
         check_model_names([save_model])
     settings: dict[str, float] = {}
@@ -999,8 +1209,8 @@ def backdoor_cmd(
         tune_split=split, tune_storage=f"sqlite:///{tune_storage}" if tune_storage else None,
         model_kwargs={"activation": activation} if model == "hardtanh-mlp" else None,
         fisher_on=fisher_on, settings=settings, seed=seed, data_dir=data_dir,
+        save_if_missed=force,
     )  # fmt: skip
-    write_json_atomic(out, report)
     method = report["method"]
     table = Table(title=f"{dataset}: {transform} on class(es) {report['classes']}, pattern {pattern} "
                         "(test accuracy %)")  # fmt: skip
@@ -1013,8 +1223,7 @@ def backdoor_cmd(
     s = report["settings"]
     other = f" lambda_other={s['lambda_other']:g}" if method == "ours" else ""
     err_console.print(f"method {method}, term {report['term']}: lr={s['lr']:g} "
-                      f"lambda_kl={s['lambda_kl']:g} lambda_f={s['lambda_f']:g}{other}; wrote {out}"
-                      + (f" and {save_model}" if save_model else ""),
+                      f"lambda_kl={s['lambda_kl']:g} lambda_f={s['lambda_f']:g}{other}",
                       highlight=False, soft_wrap=True)  # fmt: skip
     if report["calibration"] is not None:
         c = report["calibration"]
@@ -1028,11 +1237,16 @@ def backdoor_cmd(
     for name, ok in goal["goals"].items():
         err_console.print(f"goal of {goal['variant']}: {name}: {'met' if ok else 'MISSED'}",
                           highlight=False, soft_wrap=True)  # fmt: skip
+    hint = "--hp, --tune N" + (", --method ours" if method == "paper" and pattern != "A" else "")
+    missed = f"{goal['variant']} missed its goal ({goal['criterion']}); try other settings ({hint})"
+    if not goal["met"] and not force:
+        refuse_missed_goal(missed, recorded="goal.met: false in the report")
+    write_json_atomic(out, report)
+    err_console.print(f"wrote {out}" + (f" and {save_model}" if save_model else ""),
+                      highlight=False)  # fmt: skip
     if not goal["met"]:
-        hint = "--hp, --tune N" + (", --method ours" if method == "paper" and pattern != "A" else "")
-        err_console.print(f"warning: {goal['variant']} missed its goal ({goal['criterion']}); "
-                          f"try other settings ({hint})",
-                          highlight=False, soft_wrap=True)  # fmt: skip
+        err_console.print(f"WARNING: written with --force although {missed}", highlight=False,
+                          soft_wrap=True)  # fmt: skip
 
 
 def _lirf_table(title: str, rows: dict[str, dict[str, float]]) -> Table:
@@ -1057,8 +1271,13 @@ def deposit_cmd(
     data_dir: Optional[Path] = None,
     seed: int = 0,
     device: Optional[str] = None,
+    force: Annotated[bool, typer.Option("--force", help="Write the target and modules even if the deposit missed its goal (recorded as goal_met: false).")] = False,
+    overwrite: Overwrite = False,
 ) -> None:
-    """LIRF knowledge deposit: take classes' knowledge out of a model into deposit modules."""
+    """LIRF knowledge deposit: take classes' knowledge out of a model into deposit modules.
+
+    A deposit that misses its goal (the target still knows the classes) exits 2 and writes
+    nothing, unless --force."""
     from obliviate.recoverable import (
         LIRFSettings,
         deposit_bundle,
@@ -1068,36 +1287,40 @@ def deposit_cmd(
         withdraw,
     )
 
-    sets = [parse_classes(c) for c in classes]
-    if len(module) != len(sets):
-        raise ObliviateError(f"give one --module file per --classes set: {len(sets)} sets, "
+    if len(module) != len(classes):
+        raise ObliviateError(f"give one --module file per --classes set: {len(classes)} sets, "
                              f"{len(module)} module files")  # fmt: skip
-    check_outputs([out, *module, report], [model_file])
+    check_outputs([out, *module, report], [model_file], overwrite=overwrite)
     check_model_names([out, *module])
     settings = LIRFSettings.from_strings(parse_hyperparameters(hp or []), seed=seed)
     bundle = load(model_file)
+    sets = [parse_classes(c, bundle) for c in classes]
     if data is not None:
         _check_dataset(data)
     dataset = api.bundle_dataset(bundle, data, data_dir)
     api.check_dataset_fits(bundle, dataset)
     target, modules, result = deposit_bundle(bundle, dataset, sets, settings, device=device,
                                              progress=True)  # fmt: skip
-    save(target, out)
-    for m, path in zip(modules, module, strict=True):
-        save_module(m, path)
     taken = [c for r in deposit_records(target) for s in r["classes"] for c in s]
     x, y = dataset.test.x, dataset.test.y
     metrics = {"original": result.goal["original"], "target": result.goal["target"],
                "recover (these modules)": lirf_accuracy(withdraw(target, modules).model, x, y, taken)}  # fmt: skip
     console.print(_lirf_table(f"{dataset.name}: deposited {result.record['classes']} (test %)", metrics))
     goal_met = result.goal["met"]
+    advice = "try " + " ".join(f"--hp {k}={v:g}" for k, v in result.goal["try"].items())
+    if not goal_met and not force:
+        refuse_missed_goal(f"{result.goal['missed']}; {advice}")
+    save(target, out)
+    for m, path in zip(modules, module, strict=True):
+        save_module(m, path)
     if report is not None:
         write_json_atomic(report, {"record": result.record, "losses": result.losses, "test": metrics,
                                    "goal_met": goal_met})  # fmt: skip
     err_console.print(f"deposited {result.record['classes']} in {result.seconds:.1f} s; wrote {out} and "
                       f"{', '.join(str(p) for p in module)}")  # fmt: skip
     if not goal_met:
-        err_console.print(f"warning: {result.goal['missed']}", highlight=False, soft_wrap=True)
+        err_console.print(f"WARNING: written with --force although {result.goal['missed']}; "
+                          f"{advice}", highlight=False, soft_wrap=True)  # fmt: skip
 
 
 @app.command("withdraw")
@@ -1107,11 +1330,12 @@ def withdraw_cmd(
     out: Annotated[Path, typer.Option("--out", help="Where to write the recover net.")] = Path("recovered.safetensors"),
     data: Annotated[Optional[str], typer.Option(help="Report test metrics on this dataset (no data is needed to withdraw).")] = None,
     data_dir: Optional[Path] = None,
+    overwrite: Overwrite = False,
 ) -> None:
     """LIRF knowledge withdrawal: put deposited classes back into a target network."""
     from obliviate.recoverable import deposit_records, lirf_accuracy, load_module, withdraw
 
-    check_outputs([out], [target_file, *(modules or [])])
+    check_outputs([out], [target_file, *(modules or [])], overwrite=overwrite)
     check_model_names([out])
     if data is not None:
         _check_dataset(data)
@@ -1162,9 +1386,14 @@ def retrofit_cmd(
     std: Std = None,
     max_memory_gib: MaxMemory = 2.0,
     nproc_per_node: NprocPerNode = 1,
+    force: Annotated[bool, typer.Option("--force", help="Write the model even if the retrofit missed its goal (recorded as goal_met: false).")] = False,
+    overwrite: Overwrite = False,
 ) -> None:
     """Add mnemonic codes to a model trained without them (a pretrained torchvision/timm model,
-    a weights file, an obliviate model): fine-tune with codes, check, write a forgettable model."""
+    a weights file, an obliviate model): fine-tune with codes, check, write a forgettable model.
+
+    A retrofit that misses its goal (a code not learned, more accuracy lost than
+    --max-accuracy-drop) exits 2 and writes nothing, unless --force."""
     from obliviate.pretrained import retrofit, source_model
 
     _check_choice(optimizer, ["sgd", "adam"], "optimizer")
@@ -1172,7 +1401,7 @@ def retrofit_cmd(
     if steps < 1:
         raise ObliviateError(f"--steps must be >= 1, got {steps}")
     source_path = Path(source).expanduser()
-    check_outputs([out, report], [source_path, weights])
+    check_outputs([out, report], [source_path, weights], overwrite=overwrite)
     check_model_names([out])
     job = _join_job(nproc_per_node, batch_size)
     image = _image_options(image_size, resize, mean, std, max_memory_gib)
@@ -1197,7 +1426,18 @@ def retrofit_cmd(
                       source=origin, device=device, distributed=job)  # fmt: skip
     if job is not None and not job.is_main:
         return  # rank 0 checks and writes
-    _write_result(result, out, report, result.retrofit, describe_retrofit)
+    record = result.retrofit
+    if not record["goal_met"] and not force:
+        for line in describe_retrofit(record):
+            err_console.print(line, highlight=False, soft_wrap=True)
+        missed = []
+        if not record["codes_learned"]:
+            missed.append(f"the codes of classes {record['codes_missed']} are not learned")
+        if not record["accuracy_kept"]:
+            missed.append(f"it cost {record['accuracy_drop']:.2f} points of test accuracy, "
+                          f"more than --max-accuracy-drop {record['goal']['max_accuracy_drop']:g}")
+        refuse_missed_goal(f"the retrofit missed its goal: {'; '.join(missed)}")
+    _write_result(result, out, report, record, describe_retrofit)
 
 
 def describe_retrofit(record: dict) -> list[str]:

@@ -11,8 +11,9 @@ convolution; ``a``: its pre-activation):
 redirect
     For each forget class ``c`` the mean pre-activation ``W m_c`` (``m_c``: class ``c``'s mean
     input, stored) is moved to ``t_c = sum_k pi_k W m_k``, a mixture of the kept classes' means
-    weighted by the original model's mean softmax over the kept classes on class ``c``
-    (``pi``: where the truncated model sends class ``c``, i.e. the classes it resembles). Among
+    weighted by the softmax, over the kept classes, of the original model's mean logits on
+    class ``c`` (``pi``: roughly where the truncated model sends class ``c``, i.e. the classes
+    it resembles; the file stores the mean logits, not the mean softmax). Among
     all changes ``dW`` with ``dW m_c = t_c - W m_c`` for every forget class, the one that moves
     the training inputs least (least ``sum_u |dW u|^2``, a ridge-regularised second moment ``A``
     of the inputs) is ``dW = D (M^T V)^{-1} V^T`` with ``V = A^{-1} M`` (one column ``v_c`` per
@@ -23,16 +24,17 @@ input, ``v_c`` per class, and the range of ``v_f . u`` over each class's trainin
 those ranges the change of every training sample's pre-activation is bounded, per class, without
 data; the architecture's Lipschitz constant from the pre-activation to the penultimate features
 (:meth:`~obliviate.models.Classifier.feature_layer`) carries it to the features and the logits.
-:func:`transport` turns the file's output statistics into bounds that hold after the edit, so the
-closed-form head step of :mod:`obliviate.calibration` still guarantees that every training sample
-of the forget classes falls below a kept class, and :func:`retain_drop_bound` bounds the kept
-classes' training accuracy lost against the truncation oracle.
+:func:`obliviate.stats.transport` turns the file's output statistics into bounds that hold after
+the edit, so the closed-form head step of :mod:`obliviate.calibration` still guarantees that
+every training sample of the forget classes falls below a kept class, and
+:func:`retain_drop_bound` bounds the kept classes' training accuracy lost against the
+truncation oracle.
 """
 
 from __future__ import annotations
 
 import copy
-import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -221,13 +223,14 @@ def _inverse_times(moment: torch.Tensor, n: float, rhs: torch.Tensor) -> torch.T
 
 @torch.no_grad()
 def record_layer_statistics(model: nn.Module, layer: FeatureLayer, x: torch.Tensor,
-                            y: torch.Tensor, num_classes: int, *,
-                            batch_size: int = 512,
-                            ) -> tuple[LayerStatistics, torch.Tensor, torch.Tensor]:  # fmt: skip
+                            y: torch.Tensor, num_classes: int, *, batch_size: int = 512,
+                            on_batch: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], None]
+                            | None = None) -> LayerStatistics:  # fmt: skip
     """Two passes over the training inputs ``x``: the layer inputs' class means, second moment
     and the outputs, then the ranges of ``v_f . u`` per class (see :class:`LayerStatistics`).
-    Also returns what :func:`obliviate.stats.record_statistics` keeps of the first pass: the
-    per-class logit margins ``[C, C]`` and feature minima ``[C, d_feat]``."""
+    ``on_batch(features, logits, labels)`` sees every batch of the first pass (on the CPU), so
+    a caller summarises the outputs without a pass of its own
+    (:func:`obliviate.stats.record_statistics`)."""
     module = layer.module(model)
     check_layer(module)
     captured: list[torch.Tensor] = []
@@ -239,20 +242,14 @@ def record_layer_statistics(model: nn.Module, layer: FeatureLayer, x: torch.Tens
     logits_sum = torch.zeros(num_classes, num_classes, dtype=torch.float64)
     confusion = torch.zeros(num_classes, num_classes)
     margins = []
-    pair_margin = torch.full((num_classes, num_classes), float("-inf"))
-    feature_min: torch.Tensor | None = None
     try:
         for start in range(0, len(y), batch_size):
             xb, yb = x[start : start + batch_size].to(device), y[start : start + batch_size]
             captured.clear()
             feats = model.features(xb)
             logits = model.classifier(feats).float().cpu()
-            feats = feats.float().cpu()
-            if feature_min is None:
-                feature_min = torch.full((num_classes, feats.shape[1]), float("inf"))
-            feature_min.scatter_reduce_(0, yb[:, None].expand_as(feats), feats, "amin")
-            diffs = logits.gather(1, yb[:, None]) - logits  # z_y - z_k
-            pair_margin.scatter_reduce_(0, yb[:, None].expand_as(diffs), diffs, "amax")
+            if on_batch is not None:
+                on_batch(feats.float().cpu(), logits, yb.cpu())
             rows = layer_inputs(module, captured[0])
             per_sample = len(rows) // len(yb)
             acc.add(rows, yb.to(device).repeat_interleave(per_sample), num_classes)
@@ -296,9 +293,7 @@ def record_layer_statistics(model: nn.Module, layer: FeatureLayer, x: torch.Tens
         logit_mean=(logits_sum / acc.counts.cpu().clamp_min(1.0)[:, None]).float(),
         margin_quantiles=quantiles, confusion=confusion,
     )  # fmt: skip
-    assert feature_min is not None
-    feature_min = torch.where(torch.isinf(feature_min), torch.zeros_like(feature_min), feature_min)
-    return stats, pair_margin, feature_min
+    return stats
 
 
 @dataclass
@@ -361,25 +356,6 @@ def logit_bounds(classifier: nn.Linear, feature_bound: torch.Tensor) -> torch.Te
     return torch.stack(rows)
 
 
-def transport(stats, feature_bound: torch.Tensor, bounds: torch.Tensor, nonnegative: bool):
-    """Output statistics that still hold after an edit whose features move by at most
-    ``feature_bound[c]`` and whose logit differences by ``bounds`` (see :func:`logit_bounds`):
-    margins grow by the bound, feature minima shrink by it (not below 0 for non-negative
-    features), margin quantiles shrink by each class's largest bound; the confusion matrix,
-    which an edit changes, is dropped."""
-    from obliviate.stats import TrainingStatistics
-
-    floor = stats.feature_min - feature_bound
-    if nonnegative:
-        floor = floor.clamp_min(0.0)
-    layer = None
-    if stats.layer is not None:
-        layer = copy.deepcopy(stats.layer)
-        layer.margin_quantiles = layer.margin_quantiles - bounds.amax(1, keepdim=True)
-        layer.confusion = torch.empty(0)
-    return TrainingStatistics(stats.margin + bounds, floor, stats.samples, layer)
-
-
 def retain_drop_bound(layer_stats: LayerStatistics, bounds: torch.Tensor, forget: list[int],
                       retain: list[int]) -> float | None:  # fmt: skip
     """Points of kept-class *training* accuracy that the edit can cost at most against the
@@ -410,6 +386,3 @@ def retain_drop_bound(layer_stats: LayerStatistics, bounds: torch.Tensor, forget
         total += n
     return 100.0 * lost / total if total else 0.0
 
-
-def finite_or_none(value: float) -> float | None:
-    return value if math.isfinite(value) else None

@@ -31,7 +31,8 @@ MIA (``mia_efficacy``)
 
 Depth per request is judged by the gaps to the reference: ``proto_gap`` (prototype accuracy at
 ``k = 10`` minus the reference's: lower is deeper) and ``relearn_gap`` (RE minus the
-reference's: higher is deeper).
+reference's: higher is deeper); :func:`depth_verdict` sums them up in one word and the
+measures on which the model matches the retrained model, or the original.
 """
 
 from __future__ import annotations
@@ -277,6 +278,8 @@ class EvidenceReport:
         forget_classes: the classes judged.
         reference_kind: ``"retrained"`` (a model retrained without the classes) or
             ``"original"`` (no retrained model: gaps are to the model before forgetting).
+        reference_source: where the reference came from, in words (``"retrained, cached"``,
+            ``"retrained now, 3 epochs"``, ``"given"``, ``"the original"``), when known.
         model, reference: the measures of each.
         original: the original model's measures, when it was given.
         agreement: agreement and JS divergence to the reference on forget and retain samples.
@@ -292,11 +295,14 @@ class EvidenceReport:
     agreement: dict[str, float]
     gaps: dict[str, float | None]
     settings: dict[str, Any]
+    reference_source: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "forget_classes": self.forget_classes,
             "reference_kind": self.reference_kind,
+            "reference_source": self.reference_source,
+            "verdict": depth_verdict(self),
             "model": self.model.flat(),
             "reference": self.reference.flat(),
             "original": self.original.flat() if self.original is not None else None,
@@ -382,8 +388,91 @@ def gather_evidence(
     )  # fmt: skip
 
 
+#: How near the model must come to another model on one measure, per request, to count as
+#: "as hard to recover" as the retrained reference or "as recoverable" as the original: the
+#: per-request bounds of the depth goals (docs/results/depth.md: prototype gap at most +5
+#: points, RE gap at least -3), and ours for relearn time, a factor 1.25 of the steps.
+NEAR = {"proto": 5.0, "relearn_err": 3.0, "relearn_steps": 1.25}
+#: The names of the verdict's measures.
+VERDICT_MEASURES = {"proto": "prototype k={k}", "relearn_err": "RE", "relearn_steps": "relearn time"}
+
+
+def depth_verdict(report: EvidenceReport) -> dict[str, Any]:
+    """The report's verdict: on which measures the model is as hard to recover as a model
+    retrained without the classes, and on which as recoverable as the original (within
+    :data:`NEAR`).
+
+    Returns:
+        ``{"depth", "measures", "as_retrained", "as_original"}``: ``depth`` is ``"deep"`` when
+        the reference is retrained and the model matches it on every measure, ``"output
+        only"`` when the original is known and the model is as recoverable as it on every
+        measure, else ``"partial"`` or ``"not deep"`` (matching the retrained model on some
+        measures or none), ``"not told apart"`` when the model matches both the retrained
+        model and the original (they are as recoverable as each other on these measures), or
+        ``"not shown deep"`` without a retrained reference;
+        ``measures`` lists the measures compared, the other two those that matched.
+    """
+    mine = report.model
+    original = report.original or (report.reference if report.reference_kind == "original"
+                                   else None)  # fmt: skip
+    retrained = report.reference if report.reference_kind == "retrained" else None
+    k = report.settings.get("proto_gap_shots", 10)
+    cap = report.settings.get("relearn_max_steps", 0)
+    measures = ["proto"]
+    if mine.relearn_err is not None and all(o is None or o.relearn_err is not None
+                                            for o in (retrained, original)):  # fmt: skip
+        measures.append("relearn_err")
+    if report.gaps.get("relearn_steps_ratio") is not None:
+        measures.append("relearn_steps")
+
+    def harder_or_as_hard(other: Evidence, measure: str) -> bool:  # than ``other``, within NEAR
+        if measure == "proto":
+            return mine.proto[k] <= other.proto[k] + NEAR["proto"]
+        if measure == "relearn_err":
+            return mine.relearn_err >= other.relearn_err - NEAR["relearn_err"]
+        return _ratio(mine.relearn_steps, other.relearn_steps, cap) >= 1 / NEAR["relearn_steps"]
+
+    def easier_or_as_easy(other: Evidence, measure: str) -> bool:  # to recover than ``other``
+        if measure == "proto":
+            return mine.proto[k] >= other.proto[k] - NEAR["proto"]
+        if measure == "relearn_err":
+            return mine.relearn_err <= other.relearn_err + NEAR["relearn_err"]
+        return _ratio(mine.relearn_steps, other.relearn_steps, cap) <= NEAR["relearn_steps"]
+
+    as_retrained = [m for m in measures if retrained is not None and harder_or_as_hard(retrained, m)]
+    as_original = [m for m in measures if original is not None and easier_or_as_easy(original, m)]
+    if (retrained is not None and len(as_retrained) == len(measures) and original is not None
+            and len(as_original) == len(measures)):  # fmt: skip
+        depth = "not told apart"  # the reference itself is as recoverable as the original
+    elif retrained is not None and len(as_retrained) == len(measures):
+        depth = "deep"
+    elif original is not None and len(as_original) == len(measures):
+        depth = "output only"
+    elif retrained is not None:
+        depth = "partial" if as_retrained else "not deep"
+    else:
+        depth = "not shown deep"
+    names = {m: VERDICT_MEASURES[m].format(k=k) for m in measures}
+    return {"depth": depth, "measures": [names[m] for m in measures],
+            "as_retrained": [names[m] for m in as_retrained],
+            "as_original": [names[m] for m in as_original]}  # fmt: skip
+
+
 def plot_evidence(report: EvidenceReport, path: str | Path, *, title: str = "") -> Path:
-    """A bar chart of the percentage measures of the model, its reference and the original."""
+    """A bar chart of the percentage measures of the model, its reference and the original
+    (:func:`evidence_figure`), written to ``path`` (PNG)."""
+    import matplotlib.pyplot as plt
+
+    fig = evidence_figure(report, title=title)
+    path = Path(path)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def evidence_figure(report: EvidenceReport, *, title: str = ""):
+    """The figure of :func:`plot_evidence`; its legend stands right of the axes, beside the
+    bars, never over them."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -395,7 +484,7 @@ def plot_evidence(report: EvidenceReport, path: str | Path, *, title: str = "") 
         columns["original"] = report.original.flat()
     keys = [k for k in keys if any(c.get(k) is not None for c in columns.values())]
     labels = {k: label for k, label, _ in MEASURES}
-    fig, ax = plt.subplots(figsize=(1.3 * len(keys) + 2, 3.6))
+    fig, ax = plt.subplots(figsize=(1.3 * len(keys) + 3.5, 3.6))  # + the legend's column
     width = 0.8 / len(columns)
     for i, (name, values) in enumerate(columns.items()):
         xs = [j + i * width for j in range(len(keys))]
@@ -404,9 +493,6 @@ def plot_evidence(report: EvidenceReport, path: str | Path, *, title: str = "") 
     ax.set_xticklabels([labels[k] for k in keys], rotation=25, ha="right", fontsize=8)
     ax.set_ylabel("%")
     ax.set_title(f"{title} forget classes {report.forget_classes}".strip(), fontsize=9)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return fig

@@ -14,6 +14,7 @@ import copy
 import dataclasses
 import math
 import time
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from obliviate.checkpoint import ModelBundle, weights_sha256
+from obliviate.checkpoint import ModelBundle, class_names_problem, weights_sha256
 from obliviate.codes import CodeConfig, MnemonicCodes
 from obliviate.data import Dataset, Split
 from obliviate.distributed import DistributedContext, check_batch
@@ -52,6 +53,7 @@ def wrap(
     dataset: str = "",
     codes: MnemonicCodes | None = None,
     statistics: Split | None = None,
+    class_names: Sequence[str] | None = None,
 ) -> ModelBundle:
     """Any classifier ``nn.Module`` as a bundle that train, retrofit, forget, evaluate and save
     accept.
@@ -71,6 +73,8 @@ def wrap(
         statistics: the clean training split, to record the training statistics that let the
             default forget bound every training sample (optional; without them the forget
             relies on the codes alone).
+        class_names: the name of each class, in index order (recorded in the model file;
+            data named otherwise is then refused, and ``forget`` takes the names).
 
     Example:
         >>> net = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
@@ -93,6 +97,10 @@ def wrap(
     if codes is not None and (codes.num_classes, codes.input_shape) != (num_classes, shape):
         raise ObliviateError(f"the codes are for {codes.num_classes} classes of shape "
                              f"{codes.input_shape}, the module for {num_classes} of {shape}")  # fmt: skip
+    if class_names is not None:
+        problem = class_names_problem(list(class_names), num_classes)
+        if problem is not None:
+            raise ObliviateError(f"wrap: {problem}; give one distinct name per class")
     stats = record_statistics(net, statistics) if statistics is not None else None
     return ModelBundle(
         model=net,
@@ -103,6 +111,7 @@ def wrap(
         arch_kwargs={"head": net.head},
         codes=codes,
         stats=stats,
+        class_names=list(class_names) if class_names is not None else None,
     )
 
 
@@ -229,7 +238,8 @@ def retrofit(
     distributed: DistributedContext | None = None,
 ) -> ModelBundle:
     """Fine-tune ``bundle``'s model with mnemonic codes for ``steps`` steps; return a new bundle
-    with the codes, fresh training statistics and the audit record (``bundle.retrofit``).
+    with the codes, fresh training statistics, the data's class names and the audit record
+    (``bundle.retrofit``).
 
     Args:
         bundle: a model without codes (:func:`obliviate.load`, :func:`wrap`, :func:`source_model`).
@@ -253,9 +263,15 @@ def retrofit(
 
     Raises:
         ObliviateError: the model already has codes, has forgotten classes (fine-tuning on every
-            class would bring them back), or does not fit the data.
+            class would bring them back), or does not fit the data (its inputs, class count
+            or class names).
     """
-    from obliviate.api import bundle_dataset, check_dataset_fits, non_finite_tensors
+    from obliviate.api import (
+        bundle_dataset,
+        check_dataset_fits,
+        dataset_class_names,
+        non_finite_tensors,
+    )
 
     dataset = bundle_dataset(bundle, dataset)
     if bundle.codes is not None:
@@ -269,6 +285,7 @@ def retrofit(
     if steps < 1:
         raise ObliviateError(f"steps must be >= 1, got {steps}")
     check_dataset_fits(bundle, dataset)
+    dataset_class_names(dataset)  # refused here, before the work, when they do not fit
     config = dataclasses.replace(config or TrainConfig(), steps=steps)
     check_batch(config.batch_size, distributed)
     device = distributed.device() if distributed is not None else resolve_device(device)
@@ -344,9 +361,10 @@ def retrofit(
         arch_kwargs=copy.deepcopy(bundle.arch_kwargs),
         train_config=copy.deepcopy(bundle.train_config),
         history=copy.deepcopy(bundle.history),
-        stats=stats,
+        stats=stats.without(bundle.forgotten_classes) if bundle.forgotten_classes else stats,
         dataset_options=dict(dataset.options),
         retrofit=record,
+        class_names=dataset_class_names(dataset) or bundle.class_names,
     )
 
 

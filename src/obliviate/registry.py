@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
@@ -20,9 +21,20 @@ class Registry(Generic[T]):
     True
     """
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, *, plugins: tuple[str, ...] = ()) -> None:
+        """``plugins``: modules that register more entries, imported on the first lookup. A
+        module low in the package (the model file) can then find what a module above it
+        registers without importing it."""
         self.kind = kind
         self._items: dict[str, T] = {}
+        self._plugins = plugins
+        self._plugins_loaded = not plugins
+
+    def _load_plugins(self) -> None:
+        if not self._plugins_loaded:
+            self._plugins_loaded = True  # first: a plugin's own lookups must not recurse
+            for module in self._plugins:
+                importlib.import_module(module)
 
     def register(self, name: str) -> Callable[[T], T]:
         """Decorator that registers an object under ``name``."""
@@ -37,6 +49,7 @@ class Registry(Generic[T]):
 
     def get(self, name: str) -> T:
         """Return the object registered as ``name`` or raise an error listing the known names."""
+        self._load_plugins()
         try:
             return self._items[name]
         except KeyError:
@@ -45,9 +58,11 @@ class Registry(Generic[T]):
 
     def names(self) -> list[str]:
         """Registered names, sorted."""
+        self._load_plugins()
         return sorted(self._items)
 
     def __contains__(self, name: object) -> bool:
+        self._load_plugins()
         return name in self._items
 
     def __iter__(self) -> Iterator[str]:

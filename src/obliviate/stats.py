@@ -15,18 +15,27 @@ the model and keeps two summaries:
     training sample of ``c`` by at least ``w . feature_min[c]`` (plus the bias change), so the
     strength that provably forgets them is known without any sample.
 
-Both describe the model they were computed on: any change of the feature extractor or of the
-kept classes' rows makes them stale, and :func:`obliviate.forget` then drops them.
+Both describe the weights they were computed on, and are bound to them: ``weights_sha256`` is
+the SHA-256 of those weights (:func:`obliviate.digest.weights_sha256`), stored in the model
+file beside them. Weights that changed since (fine-tuned in the caller's own loop, edited,
+loaded from another checkpoint) no longer match it, and :func:`stale_reason` says so; the
+data-free forget then refuses to verify from them (:func:`obliviate.forget`) until they are
+recorded again (:func:`obliviate.record_statistics`, ``obliviate stats``). The package's own
+edits carry them forward only where they provably still hold, and bind them to the new
+weights.
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from dataclasses import dataclass
 
 import torch
 
 from obliviate.data import Split
 from obliviate.deep import LayerStatistics, record_layer_statistics
+from obliviate.digest import weights_sha256
 from obliviate.errors import ObliviateError
 from obliviate.models import Classifier
 from obliviate.training import extract_features
@@ -52,6 +61,9 @@ class TrainingStatistics:
     samples: int
     #: aggregates at the last feature layer for the deep forget (:mod:`obliviate.deep`)
     layer: LayerStatistics | None = None
+    #: SHA-256 of the weights they describe (``None``: unknown, e.g. a file written before
+    #: obliviate bound them, so nothing can vouch for them)
+    weights_sha256: str | None = None
 
     def tensors(self) -> dict[str, torch.Tensor]:
         """The tensors to store in the model file."""
@@ -87,35 +99,99 @@ class TrainingStatistics:
         margin[:, index] = float("-inf")
         feature_min[index] = 0.0
         layer = self.layer.without(classes) if self.layer is not None else None
-        return TrainingStatistics(margin, feature_min, self.samples, layer)
+        return TrainingStatistics(margin, feature_min, self.samples, layer, self.weights_sha256)
+
+    def bound_to(self, model: torch.nn.Module) -> TrainingStatistics:
+        """A copy bound to ``model``'s weights: for statistics that provably hold for it (the
+        output of an edit that carried them)."""
+        return dataclasses.replace(self, weights_sha256=weights_sha256(model))
 
     def retained_margin(self, cls_: int, retain: list[int]) -> float:
         """Upper bound of ``z_c - max_{k in retain} z_k`` over the training samples of ``cls_``."""
         return float(self.margin[cls_, retain].min())
 
 
+def stale_reason(stats: TrainingStatistics | None, digest: str) -> str | None:
+    """Why ``stats`` cannot vouch for the weights whose SHA-256 is ``digest``, or ``None`` when
+    they describe exactly those weights (or there are none)."""
+    if stats is None or stats.weights_sha256 == digest:
+        return None
+    fix = ("record them again from the training data (obliviate stats MODEL --data DATASET "
+           "--out NEW.safetensors; Python: obliviate.record_statistics(bundle, data)), or pass "
+           "the training data (--data DATASET) to verify on it")
+    if stats.weights_sha256 is None:
+        return ("the model file's training statistics are not bound to any weights (written by "
+                f"an older obliviate), so they cannot vouch for these; {fix}")
+    return (f"the training statistics were recorded for other weights (sha256 "
+            f"{stats.weights_sha256[:12]}…, the model's are {digest[:12]}…): fine-tuned, edited "
+            f"or loaded from another checkpoint after training?; {fix}")
+
+
+class OutputSummary:
+    """The one place the output statistics are computed: ``margin[c, k]``, the largest
+    ``z_c - z_k`` over the samples of class ``c``, and ``feature_min[c]``, the least value of
+    each penultimate feature over them, accumulated batch by batch."""
+
+    def __init__(self, num_classes: int) -> None:
+        self.num_classes = num_classes
+        self.margin = torch.full((num_classes, num_classes), float("-inf"))
+        self.feature_min: torch.Tensor | None = None
+
+    def add(self, features: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> None:
+        """Fold in one batch (``[n, d]`` features, ``[n, C]`` logits, ``[n]`` labels)."""
+        features, logits, labels = features.float().cpu(), logits.float().cpu(), labels.cpu()
+        if self.feature_min is None:
+            self.feature_min = torch.full((self.num_classes, features.shape[1]), float("inf"))
+        index = labels[:, None]
+        self.feature_min.scatter_reduce_(0, index.expand_as(features), features, "amin")
+        diffs = logits.gather(1, index) - logits  # z_y - z_k
+        self.margin.scatter_reduce_(0, index.expand_as(diffs), diffs, "amax")
+
+    def result(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(margin, feature_min)``; a class without samples has margins ``-inf`` and feature
+        minima 0."""
+        if self.feature_min is None:
+            raise ObliviateError("no training samples to compute the statistics from")
+        floor = self.feature_min
+        return self.margin, torch.where(torch.isinf(floor), torch.zeros_like(floor), floor)
+
+
 @torch.no_grad()
 def record_statistics(model: Classifier, data: Split, *, batch_size: int = 1024) -> TrainingStatistics:
-    """Summarise ``data`` (the clean training split) through ``model`` (see module doc)."""
+    """Summarise ``data`` (the clean training split) through ``model`` (see module doc), bound
+    to ``model``'s weights."""
     if len(data) == 0:
         raise ObliviateError("no training samples to compute the statistics from")
+    num_classes = model.classifier.out_features
+    summary = OutputSummary(num_classes)
     layer = model.feature_layer() if hasattr(model, "feature_layer") else None
+    layer_stats = None
     if layer is not None:  # one pass gives the outputs' statistics and the layer's
-        num_classes = model.classifier.out_features
-        layer_stats, margin, feature_min = record_layer_statistics(
-            model, layer, data.x, data.y, num_classes, batch_size=batch_size)  # fmt: skip
-        return TrainingStatistics(margin=margin, feature_min=feature_min, samples=len(data),
-                                  layer=layer_stats)  # fmt: skip
-    feats = extract_features(model, data.x, batch_size=batch_size)
-    logits = model.classifier(feats)
-    device = logits.device
-    y = data.y.to(device)
-    num_classes = logits.shape[1]
-    margin = torch.full((num_classes, num_classes), float("-inf"), device=device)
-    own = logits.gather(1, y[:, None])
-    diffs = own - logits  # [n, C]: z_y - z_k
-    margin.scatter_reduce_(0, y[:, None].expand_as(diffs), diffs, "amax", include_self=True)
-    feature_min = torch.full((num_classes, feats.shape[1]), float("inf"), device=device)
-    feature_min.scatter_reduce_(0, y[:, None].expand_as(feats), feats, "amin", include_self=True)
-    feature_min = torch.where(torch.isinf(feature_min), torch.zeros_like(feature_min), feature_min)
-    return TrainingStatistics(margin=margin.cpu(), feature_min=feature_min.cpu(), samples=len(data))
+        layer_stats = record_layer_statistics(model, layer, data.x, data.y, num_classes,
+                                              batch_size=batch_size, on_batch=summary.add)  # fmt: skip
+    else:
+        feats = extract_features(model, data.x, batch_size=batch_size)
+        summary.add(feats, model.classifier(feats), data.y)
+    margin, feature_min = summary.result()
+    return TrainingStatistics(margin=margin, feature_min=feature_min, samples=len(data),
+                              layer=layer_stats, weights_sha256=weights_sha256(model, reuse=False))  # fmt: skip
+
+
+def transport(stats: TrainingStatistics, feature_bound: torch.Tensor, bounds: torch.Tensor,
+              nonnegative: bool) -> TrainingStatistics:  # fmt: skip
+    """Output statistics that still hold after an edit whose features move by at most
+    ``feature_bound[c]`` and whose logit differences by ``bounds`` (see
+    :func:`obliviate.deep.logit_bounds`): margins grow by the bound, feature minima shrink by
+    it (not below 0 for non-negative features), margin quantiles shrink by each class's
+    largest bound; the confusion matrix, which an edit changes, is dropped. They are bound to
+    no weights until the caller binds them to the edited model (:meth:`TrainingStatistics.
+    bound_to`)."""
+    floor = stats.feature_min - feature_bound
+    if nonnegative:
+        floor = floor.clamp_min(0.0)
+    layer = None
+    if stats.layer is not None:
+        layer = copy.deepcopy(stats.layer)
+        layer.margin_quantiles = layer.margin_quantiles - bounds.amax(1, keepdim=True)
+        layer.confusion = torch.empty(0)
+    return TrainingStatistics(stats.margin + bounds, floor, stats.samples, layer)

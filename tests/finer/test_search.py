@@ -11,7 +11,8 @@ from obliviate import ObliviateError
 from obliviate.data import Dataset
 from obliviate.finer import build_finer_data
 from obliviate.finer.forgetting import ForgetSettings, pretraining_fisher
-from obliviate.finer.tuning import STABILITY_BOUND, max_fisher, tune, validation_folds
+from obliviate.finer.splits import validation_folds
+from obliviate.finer.tuning import STABILITY_BOUND, max_fisher, tune
 from obliviate.models import HardTanhMLP, NormalisedHardTanh
 
 

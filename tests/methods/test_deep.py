@@ -15,12 +15,10 @@ from obliviate.deep import (
     logit_bounds,
     redirect,
     retain_drop_bound,
-    transport,
-    weight_matrix,
 )
 from obliviate.errors import NotVerifiedError, ObliviateError
 from obliviate.evidence import prototype_accuracy
-from obliviate.stats import record_statistics
+from obliviate.stats import record_statistics, transport
 from obliviate.training import extract_features, predict
 
 
@@ -41,16 +39,24 @@ def _edited(bundle, forget):
 
 
 @pytest.mark.parametrize("forget", [[3], [1, 8]])
-def test_redirect_moves_each_forget_class_mean_exactly_onto_its_target(digits_bundle, forget):
-    edited, layer, edit, retain = _edited(digits_bundle, forget)
-    stats = digits_bundle.stats.layer
-    before = stats.class_mean.double() @ weight_matrix(layer.module(digits_bundle.model)).double().T
-    after = stats.class_mean.double() @ weight_matrix(layer.module(edited)).double().T
-    weights = torch.softmax(stats.logit_mean.double()[forget][:, retain], dim=1)
-    target = weights @ before[retain]
-    assert torch.allclose(after[forget], target, atol=1e-3)
-    # the closest kept class in the mixture is the one the model confuses it with most
-    assert not torch.allclose(after[forget], before[forget], atol=1e-2)
+def test_redirect_moves_each_forget_class_mean_onto_the_kept_classes_it_resembles(
+        digits_bundle, digits, forget):  # fmt: skip
+    """From the training samples, not the stored statistics: after the edit, the mean
+    pre-activation of the feature layer over each forget class's samples is the mixture of the
+    kept classes' means, weighted by the softmax over the kept classes of that class's mean
+    logits."""
+    edited, _, edit, retain = _edited(digits_bundle, forget)
+    x, y = digits.train.x.flatten(1), digits.train.y
+    with torch.no_grad():  # fc: the feature layer is ``hidden``, fed the flattened image
+        before, after = digits_bundle.model.hidden(x).double(), edited.hidden(x).double()
+        logits = digits_bundle.model(digits.train.x).double()
+    for f in forget:
+        weights = torch.softmax(logits[y == f].mean(0)[retain], dim=0)
+        target = sum(w * before[y == k].mean(0) for w, k in zip(weights, retain))
+        assert torch.allclose(after[y == f].mean(0), target, atol=1e-3)
+        assert not torch.allclose(after[y == f].mean(0), before[y == f].mean(0), atol=1e-2)
+        expected = {k: float(w) for k, w in zip(retain, weights) if w >= 0.01}
+        assert edit.mixture[f] == pytest.approx(expected, abs=1e-5)
 
 
 @pytest.mark.parametrize("arch", ["fc", "cnn"])
@@ -82,6 +88,8 @@ def test_carried_statistics_hold_for_the_edited_model(digits_bundle, digits):
 
 
 def test_the_kept_class_bound_is_never_below_the_true_drop(digits_bundle, digits):
+    """On a trained model. Loose here (measured: 81 points against 0.5 for [3], 96 against
+    1.5 for [2, 4, 6]); test_deep_guarantees.py checks it where it is tight."""
     for forget in ([3], [2, 4, 6]):
         edited, layer, edit, retain = _edited(digits_bundle, forget)
         bounds = logit_bounds(digits_bundle.model.classifier, layer.feature_bound(edit.channel_bound))

@@ -238,3 +238,19 @@ def test_the_default_split_leaves_only_the_head_with_weights_in_the_back(arch, s
 def test_a_deposit_records_the_default_split(deposited):
     target, modules, result = deposited
     assert result.record["block"] == 3 and modules[0].info["block"] == 3
+
+
+def test_the_target_carries_statistics_recorded_on_its_own_weights(original, deposited, digits):
+    """The deposit retrains the target: statistics the original's file carried would describe
+    other weights. The target's are recorded afresh, bound to its weights, hold for them
+    (brute force over the training set) and say nothing about the deposited classes."""
+    from obliviate.checkpoint import weights_sha256
+    from obliviate.stats import record_statistics
+
+    target, _, _ = deposited
+    assert original.stats is not None
+    assert target.stats.weights_sha256 == weights_sha256(target.model, reuse=False)
+    truth = record_statistics(target.model, digits.train)
+    kept = [c for c in range(10) if c not in (0, 1)]
+    assert torch.allclose(target.stats.margin[kept][:, kept], truth.margin[kept][:, kept], atol=1e-4)
+    assert bool(torch.isinf(target.stats.margin[[0, 1]]).all())

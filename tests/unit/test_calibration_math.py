@@ -173,7 +173,8 @@ def test_data_check_retain_drop_threshold():
     kw = dict(min_forget_error=99.5)
     out = data_check(None, None, after, y, oracle, [0, 2, 3], max_retain_drop=25.0, **kw)
     assert out == {"passed": True, "retain_samples": 4, "retain_accuracy": 75.0,
-                   "oracle_retain_accuracy": 100.0, "max_retain_drop": 25.0}  # fmt: skip
+                   "oracle_retain_accuracy": 100.0, "max_retain_drop": 25.0,
+                   "oracle_at_chance": False}  # fmt: skip
     assert data_check(None, None, after, y, oracle, [0, 2, 3], max_retain_drop=24.9,
                       **kw)["passed"] is False  # fmt: skip
     # retain accuracy is measured against the oracle, not against 100 %

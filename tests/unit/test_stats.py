@@ -109,7 +109,32 @@ def test_the_layer_statistics_are_stored_read_and_cleared_with_the_rest(model_an
     with pytest.raises(ObliviateError, match=wrong):
         TrainingStatistics.from_tensors(stored, stats.samples, layer=stats.layer.layer,
                                         num_classes=5)  # fmt: skip
+    before = {k: v.clone() for k, v in layer.items()}
     cleared = stats.without([1])
-    expected = stats.layer.without([1]).tensors()
     assert cleared.layer is not None and cleared.layer.layer == stats.layer.layer
-    assert all(torch.equal(cleared.layer.tensors()[k], v) for k, v in expected.items())
+    _assert_cleared_of(cleared.layer, before, gone=1, classes=4)
+    assert all(torch.equal(stats.layer.tensors()[k], v) for k, v in before.items())  # untouched
+
+
+def _assert_cleared_of(layer, before: dict[str, torch.Tensor], *, gone: int, classes: int):
+    """Every entry about class ``gone`` cleared, entry by entry, and every other one kept."""
+    keep = [c for c in range(classes) if c != gone]
+    rows = {  # key: (class axes, value of a cleared entry)
+        "stats.layer.class_mean": ((0,), 0.0), "stats.layer.directions": ((1,), 0.0),
+        "stats.layer.ranges": ((0, 1), 0.0), "stats.logit_mean": ((0, 1), 0.0),
+        "stats.margin_quantiles": ((0,), float("inf")), "stats.confusion": ((0, 1), 0.0),
+    }  # fmt: skip
+    after = layer.tensors()
+    assert set(after) == set(rows)
+    for key, (axes, value) in rows.items():
+        old, new = before[key], after[key]
+        for axis in axes:  # the class's entries along each class axis hold ``value``
+            assert (new.select(axis, gone) == value).all(), key
+        kept = old
+        for axis in axes:  # the rest is what it was
+            kept = kept.index_select(axis, torch.tensor(keep))
+        fresh = new
+        for axis in axes:
+            fresh = fresh.index_select(axis, torch.tensor(keep))
+        assert torch.equal(fresh, kept), key
+    assert (before["stats.layer.class_mean"][gone] != 0).any()  # there was something to clear

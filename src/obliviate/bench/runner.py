@@ -253,6 +253,32 @@ class BenchRunner:
         return results
 
 
+#: A class below this test accuracy (%) makes a trained model weak (``train`` and ``bench`` warn).
+WEAK_CLASS_ACCURACY = 50.0
+
+
+def weak_originals(config: BenchConfig, results: ResultsFile) -> list[str]:
+    """One sentence per seed of ``config`` whose original (its ``original`` row, before any
+    forgetting) has a class below :data:`WEAK_CLASS_ACCURACY` on the test split: the rows of
+    that seed measure forgetting on a model that had not learned."""
+    seed_of = {config.row_key("original", seed): seed for seed in config.seeds}
+    out = []
+    for row in results.rows:
+        seed = seed_of.get(row.get("row_key"))
+        per_class = {int(c): a for c, a in (row.get("per_class_acc") or {}).items() if a is not None}
+        if seed is None or not per_class:
+            continue
+        worst = min(per_class, key=per_class.__getitem__)
+        if per_class[worst] < WEAK_CLASS_ACCURACY:
+            scores = ", ".join(f"{name} {row[key]:.1f}" for name, key in
+                               (("A_R", "retain_acc"), ("FE", "forget_err")) if row.get(key) is not None)  # fmt: skip
+            out.append(f"the original of seed {seed} is weak before any forgetting ({scores}; "
+                       f"class {worst} at {per_class[worst]:.1f} % on the test split): its rows "
+                       "measure a model that had not learned (more --epochs or another --lr "
+                       "may help)")  # fmt: skip
+    return out
+
+
 def machine_description(device: torch.device) -> str:
     """A one-line description of where the numbers were measured."""
     if device.type == "cuda":

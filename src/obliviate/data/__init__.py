@@ -19,7 +19,7 @@ from obliviate.data.files import (
     load_idx_dataset,
 )
 from obliviate.data.folder import PREFIX as FOLDER_PREFIX
-from obliviate.data.folder import FolderOptions, load_image_folder, take
+from obliviate.data.folder import FolderOptions, FolderSplits, flip_augment, read_image_folder, take
 from obliviate.errors import ObliviateError
 from obliviate.registry import Registry
 
@@ -118,7 +118,7 @@ def load_dataset(
     if name.startswith(FOLDER_PREFIX):
         if not isinstance(options, FolderOptions):
             options = FolderOptions.from_record(options)
-        return load_image_folder(name, options)
+        return _folder_dataset(read_image_folder(name, options))
     loader = DATASETS.get(name)
     if data_dir is not None and not download and not Path(data_dir).is_dir():
         raise ObliviateError(f"data directory {data_dir} does not exist; give the folder that "
@@ -229,4 +229,20 @@ def _cifar10(data_dir: Path | None = None, download: bool = False) -> Dataset:
         (3, 32, 32),
         CIFAR_CLASSES,
         train_augment=cifar_augment,
+    )
+
+
+def _folder_dataset(folder: FolderSplits) -> Dataset:
+    """The :class:`Dataset` of an image folder's splits (:func:`~obliviate.data.folder.
+    read_image_folder`): named after its path, its classes after the class folders, flipped
+    at random while training."""
+    return Dataset(
+        name=folder.name,
+        train=Split(*folder.train),
+        test=Split(*folder.test),
+        num_classes=len(folder.classes),
+        input_shape=folder.input_shape,
+        class_names=folder.classes,
+        train_augment=flip_augment,
+        options=folder.options.record(),
     )

@@ -116,7 +116,14 @@ class ImageFiles:
         return [int(i) for i in index]
 
     def _decode(self, position: int) -> torch.Tensor:
-        image, _ = self._folder[self._indices[position]]
+        index = self._indices[position]
+        try:
+            image, _ = self._folder[index]
+        except (OSError, ValueError, SyntaxError) as exc:  # PIL: unidentified, truncated, broken
+            path = self._folder.samples[index][0]
+            reason = type(exc).__name__ if path in str(exc) else f"{type(exc).__name__}: {exc}"
+            raise ObliviateError(f"cannot read the image {path} ({reason}); remove or replace "
+                                 "the file") from None  # fmt: skip
         return image
 
     def __getitem__(self, index: Any) -> torch.Tensor:
@@ -183,15 +190,27 @@ def flip_augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
 
 
-def load_image_folder(spec: str, options: FolderOptions | None = None):
-    """The :class:`~obliviate.data.Dataset` of ``folder:PATH`` (see module doc).
+@dataclass
+class FolderSplits:
+    """What ``folder:PATH`` holds, read (see module doc): each split's inputs (decoded, or
+    :class:`ImageFiles` read on demand) and labels, the class folders' names in label order,
+    and the settings; :func:`obliviate.data.load_dataset` makes the ``Dataset`` of them."""
+
+    name: str
+    train: tuple[torch.Tensor | ImageFiles, torch.Tensor]
+    test: tuple[torch.Tensor | ImageFiles, torch.Tensor]
+    classes: tuple[str, ...]
+    input_shape: tuple[int, int, int]
+    options: FolderOptions
+
+
+def read_image_folder(spec: str, options: FolderOptions | None = None) -> FolderSplits:
+    """The splits of ``folder:PATH`` (see module doc).
 
     Raises:
         ObliviateError: the path is missing, has no ``train/`` or no ``val/``/``test/``, the
             splits list different classes, or a split has no image.
     """
-    from obliviate.data import Dataset, Split
-
     options = options or FolderOptions()
     root = Path(spec[len(PREFIX):] if spec.startswith(PREFIX) else spec).expanduser()
     if not root.is_dir():
@@ -216,22 +235,15 @@ def load_image_folder(spec: str, options: FolderOptions | None = None):
     nbytes = (len(train) + len(test)) * math.prod(shape) * 4
     in_memory = nbytes <= options.max_memory_gib * 2**30
 
-    def split(folder) -> Split:
+    def split(folder) -> tuple[torch.Tensor | ImageFiles, torch.Tensor]:
         x = ImageFiles(folder, list(range(len(folder))), shape)
         if in_memory:
             x = torch.cat([x[i : i + 256] for i in range(0, len(x), 256)])
-        return Split(x, torch.tensor(folder.targets, dtype=torch.long))
+        return x, torch.tensor(folder.targets, dtype=torch.long)
 
-    return Dataset(
-        name=f"{PREFIX}{root.resolve()}",
-        train=split(train),
-        test=split(test),
-        num_classes=len(train.classes),
-        input_shape=shape,
-        class_names=tuple(train.classes),
-        train_augment=flip_augment,
-        options=options.record(),
-    )
+    return FolderSplits(name=f"{PREFIX}{root.resolve()}", train=split(train), test=split(test),
+                        classes=tuple(train.classes), input_shape=shape, options=options)  # fmt: skip
 
 
-__all__ = ["FolderOptions", "ImageFiles", "load_image_folder", "take", "flip_augment", "PREFIX"]
+__all__ = ["FolderOptions", "FolderSplits", "ImageFiles", "read_image_folder", "take",
+           "flip_augment", "PREFIX"]

@@ -32,7 +32,7 @@ import torch
 
 from obliviate.data import Split
 from obliviate.errors import ObliviateError
-from obliviate.finer.splits import FinerData
+from obliviate.finer.splits import FinerData, validation_folds
 from obliviate.models import Classifier
 
 #: The validation sets whose lowest accuracy a pattern's search and calibration maximise
@@ -254,11 +254,9 @@ def search_validation(
     """The search's validation sets for ``seed``, drawn from the training parts only.
 
     The draw is the one :func:`obliviate.finer.tuning.tune` makes with the same arguments: first
-    the ``D_f`` folds (:func:`~obliviate.finer.tuning.validation_folds`), then ``retain_val``
+    the ``D_f`` folds (:func:`~obliviate.finer.splits.validation_folds`), then ``retain_val``
     samples of ``D_r``'s training part.
     """
-    from obliviate.finer.tuning import validation_folds
-
     generator = torch.Generator().manual_seed(seed)
     pairs = validation_folds(len(data.forget.train), split, folds, generator)
     pick = torch.randperm(len(data.retain.train), generator=generator)[:retain_val]

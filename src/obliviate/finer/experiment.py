@@ -68,6 +68,7 @@ def run_backdoor(
     seed: int = 0,
     data_dir: str | Path | None = None,
     save_model: str | Path | None = None,
+    save_if_missed: bool = True,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Pretrain on ``D_r ∪ D_f`` (the poisoned data), forget with the pattern, and report.
@@ -100,6 +101,8 @@ def run_backdoor(
             ``lambda_other``) overriding both.
         save_model: write the main variant's model here (``.safetensors`` bundle); with a
             calibration, the file carries it in its last layer.
+        save_if_missed: write ``save_model`` also when the main variant missed its goal
+            (the command line passes its ``--force``: it writes nothing on a missed goal).
 
     Returns:
         A JSON-ready dict: the settings used, accuracy of every variant on the four test sets,
@@ -134,7 +137,8 @@ def run_backdoor(
     data_obj = api.resolve_dataset(dataset, data_dir)
     data = build_finer_data(data_obj, classes, transform)
     pretraining = Dataset(f"{data_obj.name}+{transform}", data.pretraining(), data_obj.test,
-                          data_obj.num_classes, data_obj.input_shape)  # fmt: skip
+                          data_obj.num_classes, data_obj.input_shape,
+                          class_names=data_obj.class_names)  # fmt: skip
     config = dataclasses.replace(pretrain or TrainConfig(), seed=seed)
     poisoned_bundle = api.train(pretraining, model, config=config, codes=None, progress=progress,
                                 model_kwargs=model_kwargs)  # fmt: skip
@@ -201,13 +205,15 @@ def run_backdoor(
         warn_goal_missed(f"{main} missed its goal ({goal['criterion']})"
                          + (f": missed {'; '.join(missed)}" if missed else "")
                          + f"; try other settings (settings=..., tune_trials=N){ours_hint}")
-    if save_model is not None:
+    if save_model is not None and (goal["met"] or save_if_missed):
         record = {"action": "backdoor", "method": method, "pattern": pattern, "variant": main,
                   "classes": list(data.classes), "transform": data.transform,
-                  "settings": dataclasses.asdict(base),
+                  "settings": dataclasses.asdict(base), "goal_met": goal["met"],
                   "calibration": None if fitted is None else dataclasses.asdict(fitted)}
         history = [*poisoned_bundle.history, record]
-        save(dataclasses.replace(poisoned_bundle, model=models[main], history=history), save_model)
+        # the poisoned model's statistics describe its weights, not the forgotten model's
+        save(dataclasses.replace(poisoned_bundle, model=models[main], history=history,
+                                 stats=None), save_model)  # fmt: skip
     return {
         "goal": goal,
         "notes": notes,

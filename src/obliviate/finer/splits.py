@@ -105,3 +105,20 @@ def build_finer_data(
         forget_clean=TrainTest(parts["clean"]["train"], parts["clean"]["test"]),
         retain_extra=TrainTest(parts["extra"]["train"], parts["extra"]["test"]),
     )
+
+
+def validation_folds(n: int, split: str, folds: int,
+                     generator: torch.Generator) -> list[tuple[torch.Tensor, torch.Tensor]]:  # fmt: skip
+    """``(kept, held)`` index pairs over ``n`` forget samples: one 80 / 20 split (``holdout``,
+    the paper's) or ``folds`` near-equal folds (``kfold``)."""
+    if split not in ("holdout", "kfold"):
+        raise ObliviateError(f"split must be 'holdout' or 'kfold', got {split!r}")
+    parts = 5 if split == "holdout" else folds
+    if parts < 2 or n < parts:
+        raise ObliviateError(f"D_f has {n} training samples; the search needs at least "
+                             f"{max(parts, 2)} and at least 2 folds")  # fmt: skip
+    order = torch.randperm(n, generator=generator)
+    fold_index = [order[i::parts] for i in range(parts)]
+    pairs = [(torch.cat([fold_index[j] for j in range(parts) if j != k]), fold_index[k])
+             for k in range(parts)]  # fmt: skip
+    return pairs[:1] if split == "holdout" else pairs

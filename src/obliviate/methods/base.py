@@ -67,7 +67,10 @@ class UnlearnContext:
         augment: the dataset's training-time augmentation (for methods that train on images).
         seed: seed for any randomness in the method.
         progress: whether methods that train may show a progress bar.
-        stats: the training statistics stored in the model file, if any (no sample).
+        stats: the training statistics stored in the model file, if any (no sample), and
+            only when they describe the model's weights (:func:`obliviate.stats.stale_reason`).
+        stats_problem: why the file's statistics were withheld (recorded for other weights),
+            for the method to say when it cannot verify without them.
     """
 
     num_classes: int
@@ -81,6 +84,7 @@ class UnlearnContext:
     seed: int = 0
     progress: bool = True
     stats: TrainingStatistics | None = None
+    stats_problem: str | None = None
 
     def retain_classes(self, request: ForgetRequest) -> list[int]:
         """Classes to keep: all but the requested and the previously forgotten ones."""
@@ -134,7 +138,8 @@ class MethodOutput:
     model: Classifier
     details: dict[str, Any] = field(default_factory=dict)
     #: training statistics that still hold for ``model`` (:mod:`obliviate.stats`); the front
-    #: door clears the forgotten classes' entries. ``None``: the model's are stale, dropped.
+    #: door clears the forgotten classes' entries and binds them to ``model``'s weights.
+    #: ``None``: the model's are stale, dropped.
     statistics: Any = None
 
 

@@ -54,7 +54,7 @@ from obliviate.calibration import (
     statistics_strength,
     truncated_predictions,
 )
-from obliviate.deep import apply_edit, logit_bounds, redirect, retain_drop_bound, transport
+from obliviate.deep import apply_edit, logit_bounds, redirect, retain_drop_bound
 from obliviate.errors import ObliviateError
 from obliviate.fisher import diagonal_fisher, warm_up
 from obliviate.methods.base import (
@@ -68,6 +68,7 @@ from obliviate.methods.base import (
     class_scores,
 )
 from obliviate.models import Classifier
+from obliviate.stats import transport
 from obliviate.training import batched_eval, extract_features
 
 
@@ -75,12 +76,22 @@ from obliviate.training import batched_eval, extract_features
 DEPTHS = ("auto", "features", "output")
 
 
-def _deep_unavailable(model: Classifier, stats) -> str | None:
+def _no_statistics(context: UnlearnContext) -> str:
+    """Why the request has no training statistics to verify from."""
+    return context.stats_problem or (
+        "this model file has no training statistics (trained before they were recorded, or "
+        "changed by another method since), and the codes alone do not predict real data; "
+        "record them from the training data (obliviate stats MODEL --data DATASET --out "
+        "NEW.safetensors) or pass the training data (--data DATASET) to verify on it")
+
+
+def _deep_unavailable(model: Classifier, context: UnlearnContext) -> str | None:
     """Why the feature-level forget cannot run on ``model``, or ``None`` when it can."""
+    stats = context.stats
     if model.feature_layer() is None:
         return f"architecture {type(model).__name__} names no feature layer to edit"
     if stats is None:
-        return "the model file has no training statistics"
+        return context.stats_problem or "the model file has no training statistics"
     if stats.layer is None:
         return ("the model file has no layer statistics (trained before they were recorded, "
                 "or by a method that changes the features); retrain or retrofit it")
@@ -239,7 +250,7 @@ class MnemonicForgetting(UnlearningMethod):
         # non-finite weights: the head step's forward pass of the codes refuses them
         deep_note = None
         if self.depth in ("auto", "features"):
-            missing = _deep_unavailable(model, context.stats)
+            missing = _deep_unavailable(model, context)
             if missing is None:
                 # the full redirect first, then half of it: the deepest edit that verifies
                 first = None
@@ -265,7 +276,7 @@ class MnemonicForgetting(UnlearningMethod):
             else:
                 deep_note = f"features: unavailable ({missing}); output only"
         out = self._head_step(model, model, inputs, labels, forget, retain, given,
-                              context.stats, context.stats)  # fmt: skip
+                              context.stats, no_stats=_no_statistics(context))  # fmt: skip
         out.details.update(depth="output", depth_note=deep_note or "output only requested",
                            scope="forget-class rows of the classifier; the features are the "
                            "input's, unchanged, and still hold the forgotten classes")  # fmt: skip
@@ -295,22 +306,22 @@ class MnemonicForgetting(UnlearningMethod):
         carried = transport(stats, feature_bound, bounds, layer.nonnegative)
         given = _GivenData.of(context, edited, retain, self.retain_per_class,
                               inputs.device, forget_features=True, oracle=model)  # fmt: skip
-        out = self._head_step(edited, model, inputs, labels, forget, retain, given, carried,
-                              stats)  # fmt: skip
-        checks = out.details["verification"]["checks"]
+        extra = {}
         if not given.retain_any:  # with kept-class data, the data check judges them
-            checks["retain_bound"] = {
+            extra["retain_bound"] = {
                 "training_accuracy_drop_bound": drop,
                 "max_retain_drop": self.max_retain_drop,
                 "passed": drop is not None and drop <= self.max_retain_drop,
             }
-        reason = out.details["verification"]["reason"]
-        if reason is None or reason.startswith("the check(s) on"):
-            verified, reason = _verdict(checks, None, f"after the feature edit and strength "
-                                        f"{out.details['strength']:.3g}")  # fmt: skip
-            out.details["verified"] = verified
-            out.details["verification"]["reason"] = reason
-        out.details["verification"]["on"] = list(checks)
+            if not extra["retain_bound"]["passed"]:
+                extra["retain_bound"]["reason"] = (
+                    "without data the kept classes' bound allows "
+                    + ("an unknown loss" if drop is None else f"{drop:.1f} points") +
+                    f" of training accuracy, more than {self.max_retain_drop:g}; give the data "
+                    "the model was trained on to verify the deep forget on it (--data DATASET)")  # fmt: skip
+        out = self._head_step(edited, model, inputs, labels, forget, retain, given, carried,
+                              no_stats=_no_statistics(context), extra_checks=extra,
+                              setting="after the feature edit and strength")  # fmt: skip
         out.details.update(
             depth="features",
             scope=f"layer {layer.name} (the forget classes redirected onto the kept classes "
@@ -322,10 +333,13 @@ class MnemonicForgetting(UnlearningMethod):
         )  # fmt: skip
         return out, None
 
-    def _head_step(self, model, original, inputs, labels, forget, retain, given, stats,
-                   original_stats) -> MethodOutput:  # fmt: skip
+    def _head_step(self, model, original, inputs, labels, forget, retain, given, stats, *,
+                   no_stats: str, extra_checks: dict[str, dict] | None = None,
+                   setting: str = "after strength") -> MethodOutput:  # fmt: skip
         """The closed-form lowering of the forget rows of ``model`` (the input, or the input
-        after a feature edit) and its checks; ``stats`` must hold for ``model``."""
+        after a feature edit) and its checks; ``stats`` must hold for ``model``. ``no_stats``
+        says why there are none when ``stats`` is ``None``; ``extra_checks`` (the feature
+        edit's) join the verdict; ``setting`` introduces the strength in a failure's reason."""
         with torch.no_grad():  # in chunks: memory is bounded by chunk_size, time linear in codes
             feats = torch.cat([model.features(inputs[i : i + self.chunk_size])
                                for i in range(0, len(inputs), self.chunk_size)])  # fmt: skip
@@ -405,12 +419,9 @@ class MnemonicForgetting(UnlearningMethod):
             reason = (f"the request needs strength {want:.3g}, above max_strength "
                       f"{self.max_strength:g}")  # fmt: skip
         elif "training_statistics" not in checks and "data" not in checks:
-            reason = (
-                "this model file has no training statistics (trained before they were "
-                "recorded, or changed by another method since), and the codes alone do not "
-                "predict real data; pass the training data (--data DATASET) to verify on it"
-            )
-        verified, reason = _verdict(checks, reason, f"after strength {strength:.3g}")
+            reason = no_stats
+        checks.update(extra_checks or {})
+        verified, reason = _verdict(checks, reason, f"{setting} {strength:.3g}")
         return MethodOutput(
             model=out,
             details={
@@ -496,7 +507,10 @@ def _verdict(checks: dict[str, dict], reason: str | None, setting: str) -> tuple
     verified = reason is None and bool(real) and all(ch["passed"] for ch in checks.values())
     if reason is None and not verified:
         failed = [k for k, ch in checks.items() if not ch["passed"]]
-        reason = f"the check(s) on {', '.join(failed)} failed {setting}"
+        why = [f"{k}: {ch['reason']}" for k, ch in checks.items()
+               if not ch["passed"] and ch.get("reason")]  # fmt: skip
+        reason = (f"the check(s) on {', '.join(failed)} failed {setting}"
+                  + (f" ({'; '.join(why)})" if why else ""))  # fmt: skip
     return verified, reason
 
 

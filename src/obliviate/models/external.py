@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from obliviate.errors import ObliviateError
-from obliviate.models import Classifier
+from obliviate.models.base import Classifier
 
 SOURCES = ("torchvision", "timm")
 CUSTOM_PREFIX = "module:"

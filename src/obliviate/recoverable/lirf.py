@@ -48,7 +48,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from obliviate.checkpoint import weights_sha256
+from obliviate.digest import weights_sha256
 from obliviate.errors import ObliviateError
 from obliviate.models import MODELS, Classifier, create_model
 from obliviate.recoverable.pruning import PrunedFront, apply_pruning, prune_front, split_network
@@ -71,8 +71,9 @@ class LIRFSettings:
     3 points fewer preserved images; at 10 SGD at lr 1e-3 diverged and the target lost most
     preserved classes); ``prune_ratio`` 0.25 (0.5 keeps 0.3 points fewer preserved images in
     the recover net, for a smaller module); ``lambda_at`` 0.1 (1 changed nothing measurable);
-    ``lambda_re`` 0.1. On a small deposit set (digits: 3 steps per epoch) use more epochs
-    (100).
+    ``lambda_re`` 0.1. On a small deposit set (digits: 3 steps per epoch) these defaults leave
+    the classes in the target, more epochs alone too; a larger ``lr`` met the goal there (``fc``
+    0.1, ``cnn`` 0.01: :data:`obliviate.recoverable.api.DEPOSIT_ADVICE`).
 
     Attributes:
         block: split after this many blocks (``None``: :func:`default_block`, after the last
