@@ -14,7 +14,8 @@ import os
 import sys
 import warnings
 
-from obliviate.cli import backdoor, bench, forget, info, recoverable, train  # noqa: F401 (registration)
+# the registration: importing a command module registers its commands on app
+from obliviate.cli import backdoor, bench, forget, info, recoverable, train  # noqa: F401
 from obliviate.cli.group import app
 from obliviate.cli.options import err_console
 from obliviate.errors import GoalMissedWarning, ObliviateError
@@ -25,7 +26,8 @@ __all__ = ["app", "main"]
 HELP_ORDER = ("train", "forget", "stats", "evaluate", "evidence", "demo", "bench", "sweep",
               "analyze", "backdoor", "deposit", "withdraw", "retrofit", "list")  # fmt: skip
 app.registered_commands.sort(
-    key=lambda info: HELP_ORDER.index(info.name) if info.name in HELP_ORDER else len(HELP_ORDER)
+    key=lambda command: HELP_ORDER.index(command.name) if command.name in HELP_ORDER
+    else len(HELP_ORDER)
 )
 
 

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
 
 def fmt_number(value: float | None) -> str:
+    """A table cell: two decimals, ``-`` for a value not measured."""
     return "-" if value is None else f"{value:.2f}"
 
 
@@ -35,7 +36,8 @@ def report_table(reports: dict[str, EvalReport], title: str,
     ]
     for label, key in rows:
         values = [getattr(r, key) for r in reports.values()]
-        cells = [f"{v:.4f}" if key == "forget_seconds" and v is not None else fmt_number(v) for v in values]
+        cells = [f"{v:.4f}" if key == "forget_seconds" and v is not None else fmt_number(v)
+                 for v in values]  # fmt: skip
         table.add_row(label, *cells)
     first = next(iter(reports.values()))
     for c in first.per_class_acc:
@@ -337,10 +339,12 @@ def describe_retrofit(record: dict) -> list[str]:
 
 
 def lirf_table(title: str, rows: dict[str, dict[str, float]]) -> Table:
+    """LIRF's four accuracies (pre, dep, harmonic mean, average) of each model, one row each."""
     table = Table(title=title)
     table.add_column("model")
     for name in ("Pre Acc", "Dep Acc", "H Mean", "Avg Acc"):
         table.add_column(name, justify="right")
     for label, m in rows.items():
-        table.add_row(label, *[fmt_number(m[k]) for k in ("pre_acc", "dep_acc", "h_mean", "avg_acc")])
+        table.add_row(label, *[fmt_number(m[k])
+                               for k in ("pre_acc", "dep_acc", "h_mean", "avg_acc")])  # fmt: skip
     return table
