@@ -337,10 +337,10 @@ def test_forget_refuses_data_on_which_the_model_guesses(tiny_bundle, tiny_datase
     assert obliviate.forget(tiny_bundle, [1], data=tiny_dataset, device="cpu",
                             depth="output").history[-1]["verified"] is True  # fmt: skip
     # the command line: exit 2, one line, nothing written; --force writes and says why
-    import obliviate.cli as cli_module
+    from obliviate.cli import forget as forget_commands
 
     model = obliviate.save(tiny_bundle, tmp_path / "m.safetensors")
-    monkeypatch.setattr(cli_module, "_dataset", lambda *args, **kwargs: data)
+    monkeypatch.setattr(forget_commands, "open_dataset", lambda *args, **kwargs: data)
     out = tmp_path / "f.safetensors"
     args = ["forget", model, "--classes", "1", "--data", "tiny", "--depth", "output", "--out", out]
     code, _, err = cli(*args)

@@ -12,6 +12,7 @@ from rich.console import Console
 
 import obliviate
 from obliviate import cli as cli_module
+from obliviate.cli import info as info_commands
 from obliviate.bench import BenchConfig, run_bench
 
 
@@ -74,7 +75,7 @@ def test_the_demo_title_is_one_line_above_the_table(cli, monkeypatch, digits, di
     report = obliviate.evaluate(forgotten, digits, relearn_steps=0)
     result = DemoResult(digits_bundle, forgotten, report, report)
     monkeypatch.setattr("obliviate.demo.run_demo", lambda **kwargs: result)
-    monkeypatch.setattr(cli_module, "console", Console(width=60))  # a narrow terminal
+    monkeypatch.setattr(info_commands, "console", Console(width=60))  # a narrow terminal
     code, stdout, _ = cli("demo")
     assert code == 0
     assert "digits: forget class 0 with mnemonic codes (no data used)" in stdout.splitlines()

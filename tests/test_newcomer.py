@@ -18,6 +18,7 @@ from PIL import Image
 
 import obliviate
 from obliviate import cli as cli_module
+from obliviate.cli import options
 
 SCRIPT = Path(sys.executable).with_name("obliviate")
 
@@ -105,9 +106,9 @@ def test_a_json_write_that_fails_late_is_an_obliviate_error_and_leaves_no_file(t
     def disk_full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(cli_module.json, "dump", disk_full)
+    monkeypatch.setattr(options.json, "dump", disk_full)
     with pytest.raises(obliviate.ObliviateError, match="could not write .*No space left"):
-        cli_module.write_json_atomic(tmp_path / "r.json", {"a": 1})
+        options.write_json_atomic(tmp_path / "r.json", {"a": 1})
     assert list(tmp_path.iterdir()) == []
 
 

@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from obliviate import cli as cli_module
+from obliviate.cli import options
 
 SCRIPT = Path(sys.executable).with_name("obliviate")
 
@@ -44,10 +45,10 @@ def out_args(command: str, folder: Path) -> list[str]:
 def bad_values(name: str, kind: type) -> list[str]:
     key = name[2:].replace("-", "_")
     if kind is int:
-        lowest = cli_module.INT_LOWEST.get(key, 0)
-        return [str(2**64 + 1), "99999999999999999999", str(cli_module.INT_MAX + 1), str(lowest - 1)]
+        lowest = options.INT_LOWEST.get(key, 0)
+        return [str(2**64 + 1), "99999999999999999999", str(options.INT_MAX + 1), str(lowest - 1)]
     values = ["nan", "inf", "-inf", "1e400"]
-    low, high, open_low = cli_module.FLOAT_RANGES.get(key, (None, None, False))
+    low, high, open_low = options.FLOAT_RANGES.get(key, (None, None, False))
     if low is not None:
         values.append(repr(low) if open_low else repr(low - 1e-3))
     if high is not None:
@@ -63,7 +64,7 @@ def test_every_command_has_number_options_and_each_has_a_valid_default():
         for name, param in inspect.signature(info.callback).parameters.items():
             default = param.default
             if isinstance(default, (int, float)) and not isinstance(default, bool):
-                assert cli_module.check_number(name, default) == default, (info.name, name)
+                assert options.check_number(name, default) == default, (info.name, name)
 
 
 @pytest.mark.parametrize(("command", "option", "kind"), OPTIONS)
@@ -81,13 +82,13 @@ def test_each_out_of_range_value_is_a_usage_error_in_process(cli, command, optio
 def test_out_of_range_numbers_through_the_installed_script(tmp_path_factory, data):
     command, option, kind = data.draw(st.sampled_from(OPTIONS))
     if kind is int:
-        value = data.draw(st.integers(min_value=cli_module.INT_MAX + 1) | st.integers(max_value=-1)
+        value = data.draw(st.integers(min_value=options.INT_MAX + 1) | st.integers(max_value=-1)
                           | st.integers(min_value=2**63, max_value=2**200))  # fmt: skip
     else:
         value = data.draw(st.sampled_from([math.nan, math.inf, -math.inf])
                           | st.floats(min_value=-1e300, max_value=-1e-9))  # fmt: skip
         key = option[2:].replace("-", "_")
-        if key not in cli_module.FLOAT_RANGES and math.isfinite(value):
+        if key not in options.FLOAT_RANGES and math.isfinite(value):
             value = math.nan  # a negative number is in range for an unbounded float option
     folder = tmp_path_factory.mktemp("numbers")
     proc = subprocess.run([str(SCRIPT), command, option, str(value), *out_args(command, folder)],

@@ -145,11 +145,11 @@ def test_data_check_alone_fails_on_data_that_contradicts_the_model(tiny_bundle, 
 def test_cli_refuses_the_contradicting_data_and_writes_nothing(
     cli, monkeypatch, tiny_bundle, tiny_dataset, tmp_path
 ):
-    import obliviate.cli as cli_module
+    from obliviate.cli import forget as forget_commands
 
     model = obliviate.save(tiny_bundle, tmp_path / "m.safetensors")
     data = contradicting_data(tiny_bundle, tiny_dataset)
-    monkeypatch.setattr(cli_module, "_dataset", lambda *args, **kwargs: data)
+    monkeypatch.setattr(forget_commands, "open_dataset", lambda *args, **kwargs: data)
     out, report = tmp_path / "f.safetensors", tmp_path / "r.json"
     args = ["forget", model, "--classes", "1", "--data", "tiny", "--depth", "output", "--out", out, "--report", report]
     code, _, err = cli(*args)
