@@ -72,15 +72,15 @@ def bundle_dataset(bundle: ModelBundle, dataset: str | Dataset | None,
 
 
 def check_dataset_fits(bundle: ModelBundle, data: Dataset) -> None:
-    """Raise if ``data``'s class names (:func:`check_class_names`), input shape or class count
-    differ from the model's."""
-    check_class_names(bundle, data)
+    """Raise if ``data``'s input shape, class count or class names (:func:`check_class_names`)
+    differ from the model's (in that order: another dataset altogether is named as such)."""
     if tuple(data.input_shape) != tuple(bundle.input_shape) or data.num_classes != bundle.num_classes:
         raise ObliviateError(
             f"model expects inputs {tuple(bundle.input_shape)} and {bundle.num_classes} classes, "
             f"but {data.name} has {tuple(data.input_shape)} and {data.num_classes}; "
             "use the dataset the model was trained on"
         )
+    check_class_names(bundle, data)
 
 
 def check_class_names(bundle: ModelBundle, data: Dataset | ModelBundle) -> None:

@@ -30,7 +30,7 @@ def test_sweep_cli_writes_csv_and_png(monkeypatch, cli, tmp_path, digits_bundle)
     rows = list(csv.DictReader((tmp_path / "sw" / "sweep.csv").open()))
     assert len(rows) == 4 and {"retain_acc", "forget_err", "sign"} <= set(rows[0])
     assert (tmp_path / "sw" / "sweep.png").read_bytes()[:4] == b"\x89PNG"
-    code, _, err = cli("sweep", path, "--out", tmp_path / "sw",
+    code, _, err = cli("sweep", path, "--out", tmp_path / "sw2",
                        "--lambda1-values", "a,b")
     assert code == 2 and "comma-separated numbers" in err
 

@@ -330,8 +330,8 @@ def test_backdoor_ours_on_the_cli_saves_the_calibrated_model_and_states_its_goal
     code, stdout, err = cli("backdoor", "--dataset", "digits", "--class", "0", "--transform",
                             "tile", "--pattern", "C", "--method", "ours", "--epochs", "20",
                             "--hp", "lr=1e-3", "--hp", "lambda_kl=1e3", "--hp", "lambda_other=0.1",
-                            "--out", out, "--save-model", saved)  # fmt: skip
-    assert code == 0, err
+                            "--out", out, "--save-model", saved, "--force")  # fmt: skip
+    assert code == 0, err  # --force: written even where a goal is missed (digits, 20 epochs)
     report = json.loads(out.read_text())
     assert report["method"] == "ours" and report["term"] == "clean-self"
     assert set(report["accuracy"]) == {"pretrained", "ours, no calibration", "ours"}
