@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import obliviate
-from obliviate import api
+from obliviate import references
 from obliviate.evidence import (
     EvidenceConfig,
     output_agreement,
@@ -27,7 +27,7 @@ SCRIPT = Path(sys.executable).with_name("obliviate")
 
 @pytest.fixture(scope="module")
 def retrained_0(digits_bundle, digits):
-    return api.retrained_reference(digits_bundle, [0], digits, cache_dir=None, progress=False)
+    return references.retrained_reference(digits_bundle, [0], digits, cache_dir=None, progress=False)
 
 
 def _nearest_prototype_accuracy(model, train, test, classes, shots, seed=0):
@@ -52,7 +52,7 @@ def _nearest_prototype_accuracy(model, train, test, classes, shots, seed=0):
 
 def test_a_head_only_forget_leaves_the_prototype_attack_where_it_was(digits_bundle, digits):
     forgotten = obliviate.forget(digits_bundle, [0], depth="output", progress=False)
-    report = api.depth_evidence(forgotten, dataset=digits, original=digits_bundle, config=FAST)
+    report = references.depth_evidence(forgotten, dataset=digits, original=digits_bundle, config=FAST)
     assert report.reference_kind == "original"
     assert report.model.forget_err == 100.0  # the output no longer says 0 ...
     for k in FAST.shots:  # ... but the attack finds it where the original's features put it
@@ -67,7 +67,7 @@ def test_a_head_only_forget_leaves_the_prototype_attack_where_it_was(digits_bund
 def test_the_gaps_to_a_retrained_reference_are_the_attacks_on_each(digits_bundle, digits,
                                                                     retrained_0):  # fmt: skip
     forgotten = obliviate.forget(digits_bundle, [0], depth="output", progress=False)
-    report = api.depth_evidence(forgotten, retrained_0, digits, original=digits_bundle,
+    report = references.depth_evidence(forgotten, retrained_0, digits, original=digits_bundle,
                                 config=FAST)  # fmt: skip
     mine = _nearest_prototype_accuracy(forgotten.model, digits.train, digits.test, [0], 10)
     theirs = _nearest_prototype_accuracy(retrained_0.model, digits.train, digits.test, [0], 10)
@@ -116,19 +116,19 @@ def test_output_agreement_of_a_model_with_itself_and_with_another(digits_bundle,
 
 
 def test_references_are_cached_by_original_and_classes(digits_bundle, digits, tmp_path):
-    first = api.retrained_reference(digits_bundle, [1], digits, cache_dir=tmp_path,
+    first = references.retrained_reference(digits_bundle, [1], digits, cache_dir=tmp_path,
                                     progress=False)  # fmt: skip
     files = list(tmp_path.glob("retrained-*.safetensors"))
     assert len(files) == 1 and first.forgotten_classes == [1]
-    again = api.retrained_reference(digits_bundle, [1], digits, cache_dir=tmp_path,
+    again = references.retrained_reference(digits_bundle, [1], digits, cache_dir=tmp_path,
                                     progress=False)  # fmt: skip
     assert torch.equal(again.model.classifier.weight, first.model.classifier.weight)
     forgotten = obliviate.forget(digits_bundle, [1], depth="output", progress=False)
     # the forgotten model traces back to the same original: the same cached reference
-    third = api.retrained_reference(forgotten, [1], digits, cache_dir=tmp_path, progress=False)
+    third = references.retrained_reference(forgotten, [1], digits, cache_dir=tmp_path, progress=False)
     assert len(list(tmp_path.glob("retrained-*.safetensors"))) == 1
     assert torch.equal(third.model.classifier.weight, first.model.classifier.weight)
-    api.retrained_reference(digits_bundle, [2], digits, cache_dir=tmp_path, progress=False)
+    references.retrained_reference(digits_bundle, [2], digits, cache_dir=tmp_path, progress=False)
     assert len(list(tmp_path.glob("retrained-*.safetensors"))) == 2
 
 
@@ -142,7 +142,7 @@ def test_cli_evidence_refuses_bad_requests_and_writes_nothing(digits_bundle, ret
     forgotten = obliviate.forget(digits_bundle, [0], depth="output", progress=False)
     obliviate.save(forgotten, tmp_path / "f.safetensors")
     obliviate.save(digits_bundle, tmp_path / "orig.safetensors")
-    other = api.retrained_reference(digits_bundle, [1], cache_dir=tmp_path / "cache",
+    other = references.retrained_reference(digits_bundle, [1], cache_dir=tmp_path / "cache",
                                     progress=False)  # fmt: skip
     obliviate.save(other, tmp_path / "ref1.safetensors")
     cases = {

@@ -17,6 +17,7 @@ import pytest
 from PIL import Image
 
 import obliviate
+import obliviate.references
 from obliviate import cli as cli_module
 from obliviate.cli import options
 
@@ -201,7 +202,7 @@ def test_evidence_ends_with_one_verdict_line_and_a_quick_reference_is_cached(cli
 
 
 def test_the_cache_key_of_a_reference_includes_its_epochs(digits_bundle, digits, tmp_path):
-    paths = {epochs: obliviate.api.retrained_reference_path(digits_bundle, [0], digits,
+    paths = {epochs: obliviate.references.retrained_reference_path(digits_bundle, [0], digits,
                                                             epochs=epochs, cache_dir=tmp_path)
              for epochs in (None, 3, 4)}  # fmt: skip
     assert len(set(paths.values())) == 3

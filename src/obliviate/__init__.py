@@ -26,7 +26,7 @@ _PUBLIC = {
     "create_model": "obliviate.models", "TrainConfig": "obliviate.training",
     "wrap": "obliviate.pretrained", "retrofit": "obliviate.pretrained",
     "source_model": "obliviate.pretrained", "FolderOptions": "obliviate.data",
-    "depth_evidence": "obliviate.api", "retrained_reference": "obliviate.api",
+    "depth_evidence": "obliviate.references", "retrained_reference": "obliviate.references",
     "record_statistics": "obliviate.api",
 }  # fmt: skip
 

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import obliviate
+import obliviate.references
 from obliviate.calibration import truncated_predictions
 from obliviate.deep import (
     apply_edit,
@@ -114,7 +115,7 @@ def test_features_depth_verified_on_data_takes_the_class_out_of_the_features(dig
     assert (predict(new, digits.test.of_classes([3]).x) != 3).all()
     shallow = obliviate.forget(digits_bundle, [3], depth="output", progress=False)
     assert torch.equal(shallow.model.hidden.weight, old.hidden.weight)
-    retrained = obliviate.api.retrained_reference(digits_bundle, [3], digits, progress=False)
+    retrained = obliviate.references.retrained_reference(digits_bundle, [3], digits, progress=False)
     p_deep = prototype_accuracy(new, digits.train, digits.test, [3])
     p_shallow = prototype_accuracy(shallow.model, digits.train, digits.test, [3])
     p_retrained = prototype_accuracy(retrained.model, digits.train, digits.test, [3])

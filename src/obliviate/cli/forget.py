@@ -28,6 +28,7 @@ from obliviate.cli.options import (
     Std,
     api,
     check_choice,
+    references,
     check_dataset,
     check_model_names,
     check_outputs,
@@ -203,7 +204,7 @@ def evidence_cmd(
     ref = load(reference) if reference is not None else None
     orig = load(original) if original is not None else None
     classes = parse_classes(forget_classes, bundle) if forget_classes is not None else None
-    report = api.depth_evidence(
+    report = references.depth_evidence(
         bundle, ref, dataset, classes, original=orig, retrain=retrain,
         retrain_epochs=retrain_epochs, config=config, cache_dir=cache_dir, data_dir=data_dir,
         device=device,

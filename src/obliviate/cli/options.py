@@ -39,6 +39,7 @@ class _Lazy:
 
 
 api = _Lazy("obliviate.api")
+references = _Lazy("obliviate.references")
 file_mode = _Lazy("obliviate.checkpoint", "file_mode")
 load = _Lazy("obliviate.checkpoint", "load")
 save = _Lazy("obliviate.checkpoint", "save")
@@ -123,7 +124,7 @@ Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace output fil
 
 def parse_classes(text: str, bundle: Any = None) -> list[int]:
     """``"0,3, 5"`` -> ``[0, 3, 5]``; with a model whose file records class names, names too
-    (``"Trouser, Bag"`` -> ``[1, 8]``, :func:`obliviate.api.resolve_classes`). A bad token is a
+    (``"Trouser, Bag"`` -> ``[1, 8]``, :func:`obliviate.classes.resolve_classes`). A bad token is a
     user error."""
     tokens = [token.strip() for token in text.split(",") if token.strip()]
     if not tokens:

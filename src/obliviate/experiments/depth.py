@@ -8,8 +8,8 @@ on outputs and on what the features still reveal (docs/results/depth.md).
 Suites: ``fc`` and ``convnet`` on Fashion-MNIST (10 epochs, the paper's recipe), ``digits``
 (fc, 40 epochs at lr 0.1). Requests: every class alone, {1,8} and {2,4,6} (``--requests`` picks
 a subset, e.g. ``3,7,1+8``). For each (suite, seed, request): the model is trained once, the
-reference is retrained once (``obliviate.api.retrained_reference``, the ``retrain`` method with
-the model's recipe), and every method forgets; each result is measured with
+reference is retrained once (``obliviate.references.retrained_reference``, the ``retrain``
+method with the model's recipe), and every method forgets; each result is measured with
 ``obliviate.evidence`` (prototype attacks at k = 1 and 10, one block earlier where the model has
 one, RE, relearn time, agreement and JS divergence to the reference, MIA) plus A_R against the
 truncation oracle (the original with the forget classes' logits masked). One JSON row per
@@ -42,7 +42,7 @@ from pathlib import Path
 import torch
 
 import obliviate
-from obliviate import api
+from obliviate import api, references
 from obliviate.errors import NotVerifiedError, ObliviateError
 from obliviate.evidence import EvidenceConfig, gather_evidence
 from obliviate.experiments.engine import (
@@ -171,9 +171,9 @@ class _Suite:
         key = (seed, tuple(classes))
         if key not in self.requests:
             bundle = self.trained(seed)
-            reference = api.retrained_reference(bundle, classes, self.data, seed=seed,
-                                                cache_dir=self.runs / "references",
-                                                progress=False)  # fmt: skip
+            reference = references.retrained_reference(bundle, classes, self.data, seed=seed,
+                                                       cache_dir=self.runs / "references",
+                                                       progress=False)  # fmt: skip
             oracle = oracle_retain_acc(bundle.model, self.data, classes)
             self.requests[key] = {"reference": reference, "measures": None, "oracle": oracle}
         return self.requests[key]

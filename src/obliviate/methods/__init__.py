@@ -7,6 +7,7 @@ from obliviate.methods import (  # noqa: F401  (importing a module registers its
     gradient_ascent,
     lwsf,
     mnemonic,
+    mnemonic_data,
     random_label,
     retrain,
     sfdn,

@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from obliviate.classes import check_class_names
 from obliviate.checkpoint import ModelBundle, read_safetensors, weights_sha256, write_safetensors
 from obliviate.data import Dataset
 from obliviate.errors import ObliviateError, warn_goal_missed
@@ -97,8 +98,6 @@ def deposit_bundle(
     if tuple(data.input_shape) != tuple(bundle.input_shape):
         raise ObliviateError(f"data of shape {tuple(data.input_shape)} does not fit the model "
                              f"(input shape {tuple(bundle.input_shape)})")  # fmt: skip
-    from obliviate.api import check_class_names
-
     check_class_names(bundle, data)
     already = [c for r in records for s in r["classes"] for c in s]
     device = resolve_device(device)
