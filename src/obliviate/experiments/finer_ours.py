@@ -317,8 +317,8 @@ class Runner:
                 f"{self.data.name}-{pattern}-{transform}-{job}-s{seed}-{self.options.fisher}.pt")
         if path.exists():
             out = new_mlp(self.data, self.options.device)
-            out.load_state_dict(torch.load(path, map_location=self.options.device,
-                                           weights_only=True))  # fmt: skip
+            state = torch.load(path, map_location=self.options.device, weights_only=True)
+            out.load_state_dict(state)
             return out.eval()
         t0 = time.perf_counter()
         run = calibrated_forget(net, data, settings, fisher=fisher, calibration="offset",
