@@ -1,7 +1,7 @@
-"""Tests that pin what the mutation run (scripts/mutation.py, docs/results/mutation.md) found
-unpinned on the verification path: each checks a result against an independent computation
-(brute force over the samples, a layer's own forward pass, or a hand-built case whose answer
-is worked out in its comment)."""
+"""Tests that pin what the mutation run (scripts/mutation.py, i.e. obliviate.experiments.mutation;
+docs/results/mutation.md) found unpinned on the verification path: each checks a result against
+an independent computation (brute force over the samples, a layer's own forward pass, or a
+hand-built case whose answer is worked out in its comment)."""
 
 from __future__ import annotations
 

@@ -24,6 +24,8 @@ ONE_OFFS = {
     "core-table": ("methods", "ReportsOptions", "core_table"),
     "method-sweep": ("methods", "SweepOptions", "sweep"),
 }
+#: name -> the module whose own command line (``main(argv)``) it runs
+OWN_COMMAND_LINE = {"mutation": "mutation"}
 
 
 def run(name: str, argv: list[str]) -> None:
@@ -34,9 +36,11 @@ def run(name: str, argv: list[str]) -> None:
         module, options, action = ONE_OFFS[name]
         found = importlib.import_module(f"obliviate.experiments.{module}")
         command(found.__doc__, getattr(found, options), getattr(found, action), argv)
+    elif name in OWN_COMMAND_LINE:
+        importlib.import_module(f"obliviate.experiments.{OWN_COMMAND_LINE[name]}").main(argv)
     else:
         sys.exit(f"usage: python -m obliviate.experiments NAME [ARGS]; NAME is one of "
-                 f"{', '.join([*PAGES, *ONE_OFFS])}")  # fmt: skip
+                 f"{', '.join([*PAGES, *ONE_OFFS, *OWN_COMMAND_LINE])}")  # fmt: skip
 
 
 if __name__ == "__main__":
