@@ -21,7 +21,8 @@ from obliviate.evidence import (
 )
 from obliviate.metrics import RelearnConfig
 
-FAST = EvidenceConfig(relearn=RelearnConfig(steps=100), relearn_max_steps=20, mia=False)
+FAST = EvidenceConfig(relearn=RelearnConfig(steps=100), relearn_max_steps=20, mia=False,
+                      kr_shots=(10,), kr_blocks=False)
 SCRIPT = Path(sys.executable).with_name("obliviate")
 
 
@@ -167,11 +168,14 @@ def test_cli_evidence_against_the_original_writes_its_report(digits_bundle, tmp_
     obliviate.save(forgotten, tmp_path / "f.safetensors")
     obliviate.save(digits_bundle, tmp_path / "orig.safetensors")
     proc = _run("evidence", "f.safetensors", "--original", "orig.safetensors", "--relearn-steps",
-                "50", "--relearn-max-steps", "5", "--out", "r.json", "--plot", "r.png",
+                "50", "--relearn-max-steps", "5", "--kr-shots", "10", "--out", "r.json", "--plot",
+                "r.png",
                 cwd=tmp_path)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    assert "ORIGINAL model" in proc.stdout and "prototype attack" in proc.stdout
+    assert "ORIGINAL model" in proc.stdout and "prototype k=10: +0.00" in proc.stdout
+    assert proc.stdout.strip().splitlines()[-1].startswith("depth: not shown deep")
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["reference_kind"] == "original"
-    assert report["gaps"]["proto_gap"] == 0.0
+    # an output-only forget leaves the features as they were: the feature attacks read the same
+    assert report["gaps"]["proto_gap"] == 0.0 and report["gaps"]["gap_kr_k10"] == 0.0
     assert (tmp_path / "r.png").read_bytes()[:4] == b"\x89PNG"

@@ -140,3 +140,35 @@ def test_measure_runs_the_membership_attack_on_the_forget_training_samples():
     # the forget class's *test* samples as targets would all look unseen
     assert mia_efficacy(confidence(train.without_classes([0])), confidence(test),
                         confidence(test.of_classes([0])), seed=config.seed) == 100.0  # fmt: skip
+
+
+def test_measure_fits_the_kr_probe_on_the_training_split_and_scores_the_test_split():
+    """On the rotated set a head fitted on the training split sends every test sample of the
+    forget class to the class before it (KR 0 %); fitted on the test split it would be right."""
+    data = rotated()
+    config = EvidenceConfig(shots=(1,), relearn=RelearnConfig(steps=0), relearn_max_steps=0,
+                            mia=False, kr_shots=(10, None))  # fmt: skip
+    evidence = measure(InputFeatures(torch.eye(C)), data, [0], config, relearn_goal=None)
+    assert evidence.kr["penultimate"] == {"10": 0.0, "all": 0.0}
+    assert evidence.flat()["kr_k10"] == 0.0 and evidence.flat()["kr_all"] == 0.0
+    # the earlier block (the input again) is probed too, at k = 10
+    assert evidence.kr["block1"] == {"10": 0.0}
+
+
+def test_measure_wires_the_forget_class_mia_to_the_classes_training_and_test_samples(monkeypatch):
+    import obliviate.evidence as evidence_module
+
+    seen = {}
+
+    def spy(model, train, test, classes, *, seed):
+        seen.update(train=train, test=test, classes=list(classes), seed=seed)
+        return {"auc": 0.75, "accuracy": 70.0, "n": 5}
+
+    monkeypatch.setattr(evidence_module, "forget_class_mia", spy)
+    data = rotated()
+    config = EvidenceConfig(shots=(1,), relearn=RelearnConfig(steps=0), relearn_max_steps=0,
+                            mia=True, kr_shots=(10,), kr_blocks=False, seed=3)  # fmt: skip
+    evidence = measure(InputFeatures(torch.eye(C)), data, [2], config, relearn_goal=None)
+    assert seen["train"] is data.train and seen["test"] is data.test
+    assert seen["classes"] == [2] and seen["seed"] == 3
+    assert evidence.flat()["mia_forget_auc"] == 0.75

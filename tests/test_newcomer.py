@@ -186,13 +186,14 @@ def test_evidence_ends_with_one_verdict_line_and_a_quick_reference_is_cached(cli
     model, original = tmp_path / "f.safetensors", tmp_path / "m.safetensors"
     obliviate.save(forgotten, model)
     obliviate.save(digits_bundle, original)
-    args = ["evidence", model, "--retrain-epochs", "3", "--original", original, "--relearn-steps",
+    args = ["evidence", model, "--retrain-epochs", "3", "--original", original, "--kr-shots", "10",
+            "--relearn-steps",
             "50", "--relearn-max-steps", "20", "--cache-dir", tmp_path / "cache"]  # fmt: skip
     code, out, err = cli(*args)
     assert code == 0, err
     last = out.strip().splitlines()[-1]
     assert last.startswith("depth: ") and last.endswith("reference: retrained, trained now, 3 epochs)")
-    assert " of 3 measures" in last
+    assert "within the band of the retrained model on " in last
     # fc has one block: no "block earlier" row in the table, so none in the legend
     assert "block earlier" not in out
     assert len(list((tmp_path / "cache").glob("retrained-*.safetensors"))) == 1

@@ -6,39 +6,45 @@ on a dataset's test split, for any forgotten model and a *reference*: ideally a 
 without the classes (the gold standard), else the original model (then the gaps say how far the
 forget moved from where it started, not how close it came to retraining).
 
-Attacks and measures (the attacker's samples are training samples, drawn with a fixed seed):
+The attacker's samples are training samples, drawn with a fixed seed; every score is on the
+forget classes' test samples. The attacks start where an attacker would (:mod:`obliviate.attacks`):
 
-prototype attack (``proto_k{k}``, and ``proto_early_k{k}`` one block earlier)
-    ``k`` training samples per class (forget classes included), their normalised features
-    averaged into one prototype per class; each forget-class test sample goes to the nearest
-    prototype by cosine. Accuracy (%) on the forget classes' test samples. The classifier
-    head is not used, so this reads what the features still hold.
-relearn probe (``relearn_err``)
-    the paper's RE: the head retrained on frozen features of the whole training set; error (%)
-    on the forget classes' test samples (see :func:`obliviate.metrics.relearn_probe`).
-relearn time (``relearn_steps``), after the Anamnesis Index of Chundawat et al. (2023)
-    fine-tune the whole model on ``k`` labelled training samples per class until the forget
-    classes' test accuracy reaches ``target`` times the original model's; the number of SGD
-    steps (``None``: not reached within ``max_steps``). ``relearn_steps_ratio`` is the
-    method's steps + 1 over the reference's + 1 (>= 1: no faster to relearn than from
-    retraining).
+KR (``kr_k10``, ``kr_k100``, ``kr_all``; ``kr_<block>_k10`` ... at earlier blocks)
+    knowledge retention, as in ESC: a fresh linear head fitted to convergence (L-BFGS) on the
+    frozen features of k training samples per class (all of them for ``all``); its accuracy
+    (%). Depth is judged on the few-shot ones: with the whole split a probe finds the class in
+    a retrained model too.
+Spotter (``spotter``)
+    the prototypical relearning attack of Ha et al.: 5 samples' prototype blended into the
+    forget class's row of the final layer (alpha 0.5); the attacked model's accuracy (%).
+prototype attack (``proto_k{k}``, ``proto_early_k{k}`` one block earlier)
+    nearest class mean by cosine from k samples per class; accuracy (%). No head is used.
+forget-class MIA (``mia_forget_auc``)
+    members are the forget classes' training samples, non-members their test samples: can an
+    attack still tell seen from unseen samples of the class (ROC AUC, 0.5 is chance)?
+relearn time (``relearn_steps_fresh``; ``relearn_steps`` from the forgotten model as it is)
+    fine-tune steps on 10 labelled samples per class until the forget classes' accuracy reaches
+    90 % of the original's, from the attacker's best start: the forget classes' rows of the
+    final layer re-initialised (after the Anamnesis Index of Chundawat et al.).
+U-LiRA (report ``ulira``, with ``shadows``)
+    class-level U-LiRA against shadow forgets and shadow retrains (:mod:`obliviate.ulira`).
 agreement, JS divergence (``agree_forget``, ``agree_retain``, ``js_forget``, ``js_retain``)
-    on the forget and retain classes' test samples: how often the argmax equals the
-    reference's (%), and the mean Jensen-Shannon divergence of the softmax outputs (nats).
-MIA (``mia_efficacy``)
-    the membership attack of :func:`obliviate.metrics.mia_efficacy` on the forget training
-    samples.
+    how often the argmax equals the reference's (%), and the mean Jensen-Shannon divergence of
+    the softmax outputs (nats), beside the output-only forget's when the original is known.
+the paper's RE (``relearn_err``) and MIA-efficacy (``mia_efficacy``)
+    kept as the paper and SalUn define them, out of the verdict: RE retrains the head from the
+    forgotten one, so it moves with how far the forget row was pushed; MIA-efficacy calls any
+    model that misclassifies the class a non-member.
 
-Depth per request is judged by the gaps to the reference: ``proto_gap`` (prototype accuracy at
-``k = 10`` minus the reference's: lower is deeper) and ``relearn_gap`` (RE minus the
-reference's: higher is deeper); :func:`depth_verdict` sums them up in one word and the
-measures on which the model matches the retrained model, or the original.
+Depth is judged by signed gaps to the retrained reference inside two-sided bands
+(:mod:`obliviate.bands`): a forget shallower than retraining and one beyond it both fail.
 """
 
 from __future__ import annotations
 
-import copy
+import logging
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -47,6 +53,14 @@ from typing import Any
 import torch
 from torch import nn
 
+from obliviate.attacks import (
+    block_features,
+    forget_class_mia,
+    knowledge_retention,
+    relearn_steps_fresh,
+    spotter_attack,
+)
+from obliviate.bands import steps_ratio, depth_verdict, signed_gaps
 from obliviate.data import Dataset, Split
 from obliviate.errors import ObliviateError
 from obliviate.metrics import (
@@ -61,22 +75,40 @@ from obliviate.models import Classifier
 from obliviate.training import batched_eval
 
 FeatureFn = Callable[[torch.Tensor], torch.Tensor]
+log = logging.getLogger(__name__)
+#: the KR probe's L-BFGS budget: it stops earlier on its convergence rule, as it should
+KR_MAX_ITER = 2000
+#: its L2 penalty on standardised features: enough to make a separable fit converge
+KR_L2 = 1e-3
 
 #: (key of :meth:`Evidence.flat`, label, definition and direction) of every measure.
 MEASURES: tuple[tuple[str, str, str], ...] = (
     ("forget_err", "FE %", "forget-class test error; higher is more forgotten"),
-    ("proto_k1", "prototype k=1 %", "nearest-prototype accuracy on forget-class test samples "
-     "from 1 sample per class; lower is deeper"),
-    ("proto_k10", "prototype k=10 %", "the same from 10 samples per class; lower is deeper"),
+    ("kr_k10", "KR k=10 %", "a fresh linear head fitted on the frozen penultimate features of 10 "
+     "training samples per class: its accuracy on the forget classes; in the verdict"),
+    ("kr_k100", "KR k=100 %", "the same from 100 samples per class; in the verdict"),
+    ("kr_all", "KR all %", "the same from the whole training split (a retrained model's "
+     "features hold the class too; not in the verdict)"),
+    ("kr_early_k10", "KR k=10, block earlier %", "KR k=10 on the pooled output of the block "
+     "before the penultimate features"),
+    ("spotter", "Spotter %", "the prototypical relearning attack (5 samples' prototype blended "
+     "into the forget row, alpha 0.5); in the verdict"),
+    ("proto_k1", "prototype k=1 %", "nearest-prototype accuracy from 1 sample per class"),
+    ("proto_k10", "prototype k=10 %", "the same from 10 samples per class; in the verdict"),
     ("proto_early_k1", "prototype k=1, block earlier %", "the same one block before the "
      "penultimate features"),
     ("proto_early_k10", "prototype k=10, block earlier %", "the same one block earlier"),
-    ("relearn_err", "RE %", "forget-class test error after retraining the head on frozen "
-     "features; higher is deeper"),
-    ("relearn_steps", "relearn steps", "fine-tune steps on 10 samples per class to regain 90 % "
-     "of the original's forget-class accuracy (- : not within the budget); higher is deeper"),
-    ("mia_efficacy", "MIA-efficacy %", "forget training samples a membership attack calls "
-     "non-members; higher looks more unseen"),
+    ("mia_forget_auc", "forget MIA AUC", "an attack telling the forget classes' training "
+     "samples from their test samples (0.5: chance); in the verdict"),
+    ("relearn_steps_fresh", "relearn steps, fresh", "fine-tune steps on 10 samples per "
+     "class, the forget rows re-initialised, to regain 90 % of the original's forget-class "
+     "accuracy (- : not within the budget); in the verdict"),
+    ("relearn_steps", "relearn steps, as is", "the same from the forgotten model as it is"),
+    ("relearn_err", "paper's RE %", "the paper's metric: forget-class error after retraining the "
+     "head, from the forgotten one, on frozen features; not in the verdict"),
+    ("mia_efficacy", "MIA-efficacy %", "SalUn's: forget training samples an attack trained on "
+     "retain vs test calls non-members (any model that misclassifies the class scores high); not "
+     "in the verdict"),
 )  # fmt: skip
 
 
@@ -91,8 +123,13 @@ class EvidenceConfig:
         relearn_lr: its SGD learning rate (momentum 0.9, full batch of ``relearn_shots * C``).
         relearn_max_steps: its step budget (0 skips relearn time).
         relearn_target: the share of the original's forget-class accuracy to reach.
-        mia: run the membership attack.
+        mia: run the membership attacks (MIA-efficacy and the forget-class MIA).
         seed: every draw of the attacks.
+        kr_shots: samples per class of the KR probes (``None``: the whole training split, which
+            costs minutes on Fashion-MNIST and finds the class in a retrained model too).
+        kr_blocks: also probe the output of every earlier block (KR k=10).
+        spotter_shots, spotter_alpha: the Spotter attack's samples per class and blend.
+        shadows: shadow models per side for class-level U-LiRA (0 skips it).
     """
 
     shots: tuple[int, ...] = (1, 10)
@@ -103,6 +140,11 @@ class EvidenceConfig:
     relearn_target: float = 0.9
     mia: bool = True
     seed: int = 0
+    kr_shots: tuple[int | None, ...] = (10, 100)
+    kr_blocks: bool = True
+    spotter_shots: int = 5
+    spotter_alpha: float = 0.5
+    shadows: int = 0
 
     def __post_init__(self) -> None:
         if not self.shots or any(int(k) < 1 for k in self.shots):
@@ -113,6 +155,13 @@ class EvidenceConfig:
             raise ObliviateError(f"relearn target must lie in (0, 1], got {self.relearn_target}")
         if not (self.relearn_lr > 0 and math.isfinite(self.relearn_lr)):
             raise ObliviateError(f"relearn lr must be a positive number, got {self.relearn_lr}")
+        if any(k is not None and int(k) < 1 for k in self.kr_shots) or self.spotter_shots < 1:
+            raise ObliviateError("KR and Spotter samples per class must be >= 1")
+        if not 0.0 <= self.spotter_alpha <= 1.0:
+            raise ObliviateError(f"the Spotter blend must lie in [0, 1], got {self.spotter_alpha}")
+        if self.shadows < 0 or 0 < self.shadows < 3:
+            raise ObliviateError(f"U-LiRA needs at least 3 shadows per side (0 skips it), got "
+                                 f"{self.shadows}")  # fmt: skip
 
 
 def earlier_features(model: Classifier) -> FeatureFn | None:
@@ -176,24 +225,10 @@ def relearn_steps(
 ) -> int | None:
     """Full-batch SGD steps (momentum 0.9) fine-tuning a copy of the whole ``model`` on
     ``shots`` training samples per class until its accuracy (%) on the test samples of
-    ``classes`` reaches ``goal``; 0 if it starts there, ``None`` if not within ``max_steps``."""
-    target = test.of_classes(list(classes))
-    subset = train.per_class_subset(shots, seed=seed)
-    net = copy.deepcopy(model)
-    device = next(net.parameters()).device
-    x, y = subset.x.to(device), subset.y.to(device)
-    optimizer = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9)
-    for step in range(max_steps + 1):
-        if _class_accuracy(net, target) >= goal:
-            return step
-        if step == max_steps:
-            break
-        net.train()
-        loss = nn.functional.cross_entropy(net(x), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-    return None
+    ``classes`` reaches ``goal``; 0 if it starts there, ``None`` if not within ``max_steps``
+    (:func:`obliviate.attacks.relearn_steps_fresh` from the model as it is)."""
+    return relearn_steps_fresh(model, train, test, classes, goal, start="as-is", shots=shots,
+                               lr=lr, max_steps=max_steps, seed=seed)  # fmt: skip
 
 
 @torch.no_grad()
@@ -221,13 +256,30 @@ class Evidence:
     relearn_goal: float | None
     mia_efficacy: float | None
     forget_err: float
+    kr: dict[str, dict[str, float]] = field(default_factory=dict)
+    spotter: float | None = None
+    mia_forget: dict[str, float] | None = None
+    relearn_steps_fresh: int | None = None
+    relearn_fresh_measured: bool = False
 
     def flat(self) -> dict[str, Any]:
         out: dict[str, Any] = {f"proto_k{k}": v for k, v in self.proto.items()}
         for k, v in (self.proto_early or {}).items():
             out[f"proto_early_k{k}"] = v
+        for block, by_shots in self.kr.items():
+            prefix = "kr" if block == "penultimate" else f"kr_{block}"
+            out.update({f"{prefix}_k{k}" if k != "all" else f"{prefix}_all": v
+                        for k, v in by_shots.items()})  # fmt: skip
+        early = [b for b in self.kr if b != "penultimate"]
+        if early:  # the block just before the penultimate features, under one name
+            out.update({f"kr_early_{k}": v for k, v in out.items() if k.startswith(f"kr_{early[0]}_")
+                        for k in [k.removeprefix(f"kr_{early[0]}_")]})  # fmt: skip
         out.update(relearn_err=self.relearn_err, relearn_steps=self.relearn_steps,
-                   mia_efficacy=self.mia_efficacy, forget_err=self.forget_err)  # fmt: skip
+                   mia_efficacy=self.mia_efficacy, forget_err=self.forget_err,
+                   spotter=self.spotter,
+                   mia_forget_auc=self.mia_forget["auc"] if self.mia_forget else None)  # fmt: skip
+        if self.relearn_fresh_measured:
+            out["relearn_steps_fresh"] = self.relearn_steps_fresh
         return out
 
 
@@ -260,14 +312,42 @@ def measure(
         steps = relearn_steps(model, data.train, data.test, classes, relearn_goal,
                               shots=config.relearn_shots, lr=config.relearn_lr,
                               max_steps=config.relearn_max_steps, seed=config.seed)  # fmt: skip
-    mia = None
+    mia = mia_forget = None
     if config.mia:
         members = true_class_confidence(model, data.train.without_classes(classes))
         nonmembers = true_class_confidence(model, data.test)
         targets = true_class_confidence(model, data.train.of_classes(classes))
         mia = mia_efficacy(members, nonmembers, targets, seed=config.seed)
+        mia_forget = forget_class_mia(model, data.train, data.test, classes, seed=config.seed)
+    kr: dict[str, dict[str, float]] = {}
+    probed = block_features(model)
+    for i, (block, fn) in enumerate(probed):
+        if i > 0 and not config.kr_blocks:
+            break
+        shots_here = config.kr_shots if i == 0 else tuple(k for k in config.kr_shots if k == 10)
+        kr[block] = {}
+        for k in shots_here:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", RuntimeWarning)
+                kr[block]["all" if k is None else str(k)] = knowledge_retention(
+                    model, data.train, data.test, classes, shots=k, features=fn,
+                    seed=config.seed, max_iter=KR_MAX_ITER, l2=KR_L2)  # fmt: skip
+            if any(issubclass(w.category, RuntimeWarning) for w in caught):
+                log.warning("the KR probe (%s, k=%s) stopped after %d L-BFGS iterations before its "
+                            "loss converged; its accuracy is a lower bound", block,
+                            "all" if k is None else k, KR_MAX_ITER)  # fmt: skip
+    spotter = spotter_attack(model, data.train, data.test, classes, shots=config.spotter_shots,
+                             alpha=config.spotter_alpha, seed=config.seed)  # fmt: skip
+    fresh, fresh_measured = None, False
+    if config.relearn_max_steps > 0 and relearn_goal is not None:
+        fresh_measured = True
+        fresh = relearn_steps_fresh(model, data.train, data.test, classes, relearn_goal,
+                                    shots=config.relearn_shots, lr=config.relearn_lr,
+                                    max_steps=config.relearn_max_steps, seed=config.seed)  # fmt: skip
     fe = forget_error(predict(model, data.test.x), data.test.y, classes)
-    return Evidence(classes, proto, proto_early, relearn_err, steps, relearn_goal, mia, fe)
+    return Evidence(classes, proto, proto_early, relearn_err, steps, relearn_goal, mia, fe,
+                    kr=kr, spotter=spotter, mia_forget=mia_forget, relearn_steps_fresh=fresh,
+                    relearn_fresh_measured=fresh_measured)  # fmt: skip
 
 
 @dataclass
@@ -283,8 +363,14 @@ class EvidenceReport:
         model, reference: the measures of each.
         original: the original model's measures, when it was given.
         agreement: agreement and JS divergence to the reference on forget and retain samples.
-        gaps: ``proto_gap`` (lower is deeper), ``relearn_gap`` (higher is deeper),
-            ``relearn_steps_ratio`` (>= 1: no faster to relearn than the reference).
+        gaps: the signed gaps the verdict judges (:func:`obliviate.bands.signed_gaps`: model
+            minus reference, ``relearn_steps_fresh`` a ratio), and today's ``proto_gap``,
+            ``relearn_gap`` (the paper's RE) and ``relearn_steps_ratio``.
+        second_reference: a model retrained with another seed, measured like the model: what
+            "as retraining" looks like on each measure.
+        output_only_agreement: the output-only forget's agreement and JS to the reference (the
+            closeness a deep forget must keep).
+        ulira: class-level U-LiRA against shadows (:func:`obliviate.ulira.ulira`).
     """
 
     forget_classes: list[int]
@@ -296,6 +382,10 @@ class EvidenceReport:
     gaps: dict[str, float | None]
     settings: dict[str, Any]
     reference_source: str | None = None
+    second_reference: Evidence | None = None
+    second_gaps: dict[str, float] | None = None
+    output_only_agreement: dict[str, float] | None = None
+    ulira: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -306,7 +396,12 @@ class EvidenceReport:
             "model": self.model.flat(),
             "reference": self.reference.flat(),
             "original": self.original.flat() if self.original is not None else None,
+            "second_reference": (self.second_reference.flat()
+                                 if self.second_reference is not None else None),  # fmt: skip
+            "second_gaps": self.second_gaps,
             "agreement": self.agreement,
+            "output_only_agreement": self.output_only_agreement,
+            "ulira": self.ulira,
             "gaps": self.gaps,
             "settings": self.settings,
         }
@@ -317,15 +412,10 @@ class EvidenceReport:
         out.update({f"ev_{k}": v for k, v in self.agreement.items()})
         out.update({f"ev_{k}": v for k, v in self.gaps.items()})
         out["ev_reference"] = self.reference_kind
+        if self.ulira is not None:
+            out["ev_ulira_auc"] = self.ulira["auc"]
+        out["ev_verdict"] = depth_verdict(self)["depth"]
         return out
-
-
-def _ratio(mine: int | None, ref: int | None, cap: int) -> float:
-    """``(steps + 1) / (reference steps + 1)``; a budget not reached counts as ``cap + 1``
-    steps (the + 1 keeps a model that starts at the goal finite)."""
-    a = cap + 1 if mine is None else mine
-    b = cap + 1 if ref is None else ref
-    return (a + 1) / (b + 1)
 
 
 def gather_evidence(
@@ -338,6 +428,9 @@ def gather_evidence(
     original: Classifier | None = None,
     config: EvidenceConfig | None = None,
     reference_measures: Evidence | None = None,
+    second_reference: Classifier | None = None,
+    output_only: Classifier | None = None,
+    shadows: tuple[list[Classifier], list[Classifier]] | None = None,
 ) -> EvidenceReport:
     """Measure ``model`` and ``reference`` on ``data`` for the forgotten ``classes``.
 
@@ -347,6 +440,10 @@ def gather_evidence(
     retrained model's accuracy on the classes it never saw is no goal).
     ``reference_measures``: the reference's :class:`Evidence` from an earlier call with the
     same data, classes, config and original (a benchmark measures it once per seed).
+    ``second_reference``: a model retrained with another seed, measured and given its own gaps.
+    ``output_only``: the output-only forget of the original, whose agreement with the
+    reference bounds the model's. ``shadows``: ``(forgotten shadows, retrained shadows)`` for
+    class-level U-LiRA.
     """
     config = config or EvidenceConfig()
     classes = sorted(int(c) for c in classes)
@@ -373,10 +470,27 @@ def gather_evidence(
     gaps["relearn_gap"] = (mine.relearn_err - ref.relearn_err
                            if mine.relearn_err is not None and ref.relearn_err is not None
                            else None)  # fmt: skip
-    gaps["relearn_steps_ratio"] = (_ratio(mine.relearn_steps, ref.relearn_steps,
+    gaps["relearn_steps_ratio"] = (steps_ratio(mine.relearn_steps, ref.relearn_steps,
                                           config.relearn_max_steps)
                                    if goal is not None and config.relearn_max_steps > 0
                                    else None)  # fmt: skip
+    gaps.update(signed_gaps(mine.flat(), ref.flat(), config.relearn_max_steps))
+    second = second_gaps = None
+    if second_reference is not None:
+        second = measure(second_reference, data, classes, config, relearn_goal=goal)
+        second_gaps = signed_gaps(second.flat(), ref.flat(), config.relearn_max_steps)
+    baseline = None
+    if output_only is not None:
+        agree, js = output_agreement(reference, output_only, forget_x)
+        baseline = {"agree_forget": agree, "js_forget": js}
+    ulira_result = None
+    if shadows is not None:
+        from obliviate.ulira import ulira
+
+        ulira_result = ulira(model, shadows[0], shadows[1], data, classes)
+        # the second variant also sees the penultimate features; the verdict reads both
+        ulira_result["features_variant"] = ulira(model, shadows[0], shadows[1], data, classes,
+                                                 features=True)  # fmt: skip
     settings = asdict(config)
     settings["proto_gap_shots"] = k
     return EvidenceReport(
@@ -384,78 +498,9 @@ def gather_evidence(
         original=orig,
         agreement={"agree_forget": agree_f, "agree_retain": agree_r, "js_forget": js_f,
                    "js_retain": js_r},
-        gaps=gaps, settings=settings,
+        gaps=gaps, settings=settings, second_reference=second, second_gaps=second_gaps,
+        output_only_agreement=baseline, ulira=ulira_result,
     )  # fmt: skip
-
-
-#: How near the model must come to another model on one measure, per request, to count as
-#: "as hard to recover" as the retrained reference or "as recoverable" as the original: the
-#: per-request bounds of the depth goals (docs/results/depth.md: prototype gap at most +5
-#: points, RE gap at least -3), and ours for relearn time, a factor 1.25 of the steps.
-NEAR = {"proto": 5.0, "relearn_err": 3.0, "relearn_steps": 1.25}
-#: The names of the verdict's measures.
-VERDICT_MEASURES = {"proto": "prototype k={k}", "relearn_err": "RE", "relearn_steps": "relearn time"}
-
-
-def depth_verdict(report: EvidenceReport) -> dict[str, Any]:
-    """The report's verdict: on which measures the model is as hard to recover as a model
-    retrained without the classes, and on which as recoverable as the original (within
-    :data:`NEAR`).
-
-    Returns:
-        ``{"depth", "measures", "as_retrained", "as_original"}``: ``depth`` is ``"deep"`` when
-        the reference is retrained and the model matches it on every measure, ``"output
-        only"`` when the original is known and the model is as recoverable as it on every
-        measure, else ``"partial"`` or ``"not deep"`` (matching the retrained model on some
-        measures or none), ``"not told apart"`` when the model matches both the retrained
-        model and the original (they are as recoverable as each other on these measures), or
-        ``"not shown deep"`` without a retrained reference;
-        ``measures`` lists the measures compared, the other two those that matched.
-    """
-    mine = report.model
-    original = report.original or (report.reference if report.reference_kind == "original"
-                                   else None)  # fmt: skip
-    retrained = report.reference if report.reference_kind == "retrained" else None
-    k = report.settings.get("proto_gap_shots", 10)
-    cap = report.settings.get("relearn_max_steps", 0)
-    measures = ["proto"]
-    if mine.relearn_err is not None and all(o is None or o.relearn_err is not None
-                                            for o in (retrained, original)):  # fmt: skip
-        measures.append("relearn_err")
-    if report.gaps.get("relearn_steps_ratio") is not None:
-        measures.append("relearn_steps")
-
-    def harder_or_as_hard(other: Evidence, measure: str) -> bool:  # than ``other``, within NEAR
-        if measure == "proto":
-            return mine.proto[k] <= other.proto[k] + NEAR["proto"]
-        if measure == "relearn_err":
-            return mine.relearn_err >= other.relearn_err - NEAR["relearn_err"]
-        return _ratio(mine.relearn_steps, other.relearn_steps, cap) >= 1 / NEAR["relearn_steps"]
-
-    def easier_or_as_easy(other: Evidence, measure: str) -> bool:  # to recover than ``other``
-        if measure == "proto":
-            return mine.proto[k] >= other.proto[k] - NEAR["proto"]
-        if measure == "relearn_err":
-            return mine.relearn_err <= other.relearn_err + NEAR["relearn_err"]
-        return _ratio(mine.relearn_steps, other.relearn_steps, cap) <= NEAR["relearn_steps"]
-
-    as_retrained = [m for m in measures if retrained is not None and harder_or_as_hard(retrained, m)]
-    as_original = [m for m in measures if original is not None and easier_or_as_easy(original, m)]
-    if (retrained is not None and len(as_retrained) == len(measures) and original is not None
-            and len(as_original) == len(measures)):  # fmt: skip
-        depth = "not told apart"  # the reference itself is as recoverable as the original
-    elif retrained is not None and len(as_retrained) == len(measures):
-        depth = "deep"
-    elif original is not None and len(as_original) == len(measures):
-        depth = "output only"
-    elif retrained is not None:
-        depth = "partial" if as_retrained else "not deep"
-    else:
-        depth = "not shown deep"
-    names = {m: VERDICT_MEASURES[m].format(k=k) for m in measures}
-    return {"depth": depth, "measures": [names[m] for m in measures],
-            "as_retrained": [names[m] for m in as_retrained],
-            "as_original": [names[m] for m in as_original]}  # fmt: skip
 
 
 def plot_evidence(report: EvidenceReport, path: str | Path, *, title: str = "") -> Path:
@@ -478,7 +523,8 @@ def evidence_figure(report: EvidenceReport, *, title: str = ""):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    keys = [k for k, _, _ in MEASURES if k not in ("relearn_steps",)]
+    keys = [k for k, _, _ in MEASURES
+            if k not in ("relearn_steps", "relearn_steps_fresh", "mia_forget_auc")]
     columns = {"model": report.model.flat(), report.reference_kind: report.reference.flat()}
     if report.original is not None:
         columns["original"] = report.original.flat()

@@ -106,6 +106,7 @@ def depth_evidence(
     download: bool = False,
     device: str | torch.device | None = None,
     progress: bool = True,
+    retrain_twice: bool = False,
 ) -> Any:
     """Evidence that ``bundle``'s forget is deep (:mod:`obliviate.evidence`), against a
     reference: ``reference`` (a model retrained without the classes), or one retrained now
@@ -123,7 +124,15 @@ def depth_evidence(
         retrain: build the retrained reference when none is given.
         retrain_epochs: train it for this many epochs instead of the model's recipe's (a
             cheaper look; cached apart).
-        config: :class:`~obliviate.evidence.EvidenceConfig`.
+        config: :class:`~obliviate.evidence.EvidenceConfig`; its ``shadows`` trains (or loads
+            from the cache) that many shadow forgets and shadow retrains from ``original``'s
+            recipe for class-level U-LiRA, the shadows forgotten with the model's last
+            method and hyperparameters.
+        retrain_twice: also retrain with seed 1 (cached): the second reference's row and gaps
+            show what "as retraining" looks like on each measure.
+
+    With ``original``, its output-only forget (the default data-free forget) is measured too:
+    its agreement with the reference is the closeness a deep forget must keep.
 
     Raises:
         ObliviateError: no forget classes, no reference of any kind, or a reference that
@@ -168,10 +177,45 @@ def depth_evidence(
                 "then to the model before forgetting)"
             )
         reference, kind, source = original, "original", "the original"
+    config = config or EvidenceConfig()
+    second = None
+    if retrain_twice:
+        if not retrain:
+            raise ObliviateError("retrain_twice / --retrain-twice retrains with the model's "
+                                 "recipe: use it with retrain=True / --retrain")  # fmt: skip
+        second = retrained_reference(bundle, classes, data, seed=1, epochs=retrain_epochs,
+                                     cache_dir=cache_dir, device=device, progress=progress)  # fmt: skip
+    output_only = shadows = None
+    if original is not None:
+        try:  # the default data-free forget of the same classes: milliseconds
+            output_only = forget(original, classes, depth="output", progress=False)
+        except ObliviateError:
+            output_only = None  # no codes or statistics: the agreement goal is not set
+    if config.shadows:
+        if original is None:
+            raise ObliviateError("shadows are trained with the original's recipe: give original")
+        from obliviate.ulira import shadow_models
+
+        record = bundle.history[-1] if bundle.history else {}
+        if not record.get("method"):
+            raise ObliviateError("shadows replay the model's forget: this model has no forget "
+                                 "record to take its method from")  # fmt: skip
+        seen = record.get("data") or {}
+        shadows = shadow_models(original, classes, n=config.shadows, data=data,
+                                method=record["method"],
+                                hyperparameters=record.get("hyperparameters"),
+                                with_data=bool(seen.get("forget_samples")
+                                               or seen.get("retain_samples")),
+                                cache_dir=cache_dir, device=device, progress=progress)  # fmt: skip
     dev = resolve_device(device)
-    models = [b.model if b is not None else None for b in (bundle, reference, original)]
-    mine, ref, orig = (copy.deepcopy(m).to(dev).eval() if m is not None else None for m in models)
+    models = [b.model if b is not None else None
+              for b in (bundle, reference, original, second, output_only)]  # fmt: skip
+    mine, ref, orig, sec, out_only = (copy.deepcopy(m).to(dev).eval() if m is not None else None
+                                      for m in models)  # fmt: skip
+    if shadows is not None:
+        shadows = tuple([m.to(dev).eval() for m in side] for side in shadows)
     report = gather_evidence(mine, ref, data, classes, reference_kind=kind, original=orig,
-                             config=config or EvidenceConfig())  # fmt: skip
+                             config=config, second_reference=sec, output_only=out_only,
+                             shadows=shadows)  # fmt: skip
     report.reference_source = source
     return report

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from obliviate.experiments import depth, finer_ours_page
+from obliviate.experiments import depth, depth_page, finer_ours_page
 from obliviate.experiments.engine import main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -17,7 +17,7 @@ RESULTS = ROOT / "docs" / "results"
 
 @pytest.fixture
 def no_plots(monkeypatch):
-    monkeypatch.setattr(depth, "_plot", lambda *args, **kwargs: None)
+    monkeypatch.setattr(depth_page, "_plot", lambda *args, **kwargs: None)
     monkeypatch.setattr(finer_ours_page, "plot", lambda *args, **kwargs: None)
 
 

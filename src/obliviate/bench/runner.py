@@ -171,9 +171,11 @@ class BenchRunner:
         from obliviate.evidence import EvidenceConfig, gather_evidence
         from obliviate.metrics import RelearnConfig
 
+        # a grid measures every row: KR at k = 10 on the penultimate features only (k = 100 and
+        # the earlier blocks are obliviate evidence's), no membership attacks
         config = EvidenceConfig(relearn=RelearnConfig(steps=self.config.relearn_steps,
                                                       seed=seed),
-                                mia=False, seed=seed)  # fmt: skip
+                                mia=False, seed=seed, kr_shots=(10,), kr_blocks=False)  # fmt: skip
         original = trained.model.to(self.device).eval()
         key = ("reference-evidence", seed)
         report = gather_evidence(

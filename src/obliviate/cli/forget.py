@@ -11,12 +11,11 @@ import typer
 from obliviate.cli.describe import (
     class_names_of,
     describe_evaluation,
-    describe_evidence,
     describe_forget,
     evaluation_legend,
-    evidence_table,
     report_table,
 )
+from obliviate.cli.evidence_view import describe_evidence, evidence_table
 from obliviate.cli.group import app
 from obliviate.cli.options import (
     METHODS,
@@ -172,19 +171,31 @@ def evidence_cmd(
     dataset: Annotated[Optional[str], typer.Option(help="Dataset (default: the model's).")] = None,
     forget_classes: Annotated[Optional[str], typer.Option(help="Default: the model's forgotten classes.")] = None,
     shots: Annotated[str, typer.Option(help="Samples per class of the prototype attack, comma-separated.")] = "1,10",
+    kr_shots: Annotated[str, typer.Option(help="Samples per class of the KR probes, comma-separated; 'all' adds the whole training split (minutes on Fashion-MNIST; the verdict reads k=10 and k=100).")] = "10,100",
     relearn_steps: Annotated[int, typer.Option(help="Relearn-probe steps (0 skips RE).", min=0, max=10**7)] = 1000,
     relearn_max_steps: Annotated[int, typer.Option(help="Step budget of the relearn-time fine-tune (0 skips it).", min=0, max=10**6)] = 300,
     seed: Annotated[int, typer.Option(help="Seed of the attacks' draws.", min=0, max=2**31 - 1)] = 0,
+    shadows: Annotated[int, typer.Option(help="Class-level U-LiRA: this many shadow originals (trained with the original's recipe, then forgotten as the model was) and as many shadow retrains, cached like the reference; 0 skips it; 8 is a start. Needs --original.", min=0, max=1000)] = 0,
+    retrain_twice: Annotated[bool, typer.Option("--retrain-twice", help="Also retrain with another seed (cached): its row and gaps show what 'as retraining' looks like on each measure.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
     out: Annotated[Optional[Path], typer.Option("--out", help="Write the report as JSON here.")] = None,
     plot: Annotated[Optional[Path], typer.Option(help="Write a bar chart (PNG) here.")] = None,
-    cache_dir: Annotated[Optional[Path], typer.Option(help="Where --retrain caches references (default ~/.cache/obliviate/references).")] = None,
+    cache_dir: Annotated[Optional[Path], typer.Option(help="Where --retrain caches references and --shadows its shadows (default ~/.cache/obliviate/references).")] = None,
     data_dir: Annotated[Optional[Path], typer.Option(help="Where the dataset files are.")] = None,
     device: Annotated[Optional[str], typer.Option(help="cpu or cuda (default: cuda when available).")] = None,
     overwrite: Overwrite = False,
 ) -> None:
-    """Is the forget deep? Prototype attacks, relearn probe and relearn time, agreement with a
-    model retrained without the classes; one table (and --plot, --out)."""
+    """Is the forget deep? Attacks from an attacker's best start, against a model retrained
+    without the classes, judged in a band on both sides; one table (and --plot, --out).
+
+    In the verdict: KR k=10 and k=100 (a fresh linear head fitted to convergence on the frozen
+    penultimate features of 10 or 100 training samples per class; also at earlier blocks);
+    Spotter (5 samples' prototype blended into the forget row); the prototype attack (nearest
+    class mean, k=10); the forget-class MIA (the class's training vs test samples, AUC);
+    relearn time from re-initialised forget rows; agreement and JS to the reference, no
+    farther than the output-only forget's; U-LiRA with --shadows. A gap outside its band on
+    either side fails: shallower than retraining, or beyond it. Shown, not judged: the
+    paper's RE and MIA-efficacy."""
     from obliviate.evidence import EvidenceConfig
     from obliviate.metrics import RelearnConfig
 
@@ -198,8 +209,16 @@ def evidence_cmd(
         raise ObliviateError(f"--plot writes a PNG; give a path ending in .png, not {plot.name}")
     check_outputs([out, plot], [model_file, reference, original], overwrite=overwrite)
     shot_list = csv_ints(shots, "shots")
+    if shadows and original is None:
+        raise ObliviateError("--shadows trains shadows with the original's recipe: give the "
+                             "model before forgetting with --original FILE")  # fmt: skip
+    words = [k.strip() for k in kr_shots.split(",") if k.strip()]
+    if not words or not all(k == "all" or k.isdigit() for k in words):
+        raise ObliviateError(f"--kr-shots takes comma-separated integers or 'all', got {kr_shots!r}")
+    kr_list = tuple(None if k == "all" else int(k) for k in words)
     config = EvidenceConfig(shots=shot_list, relearn=RelearnConfig(steps=relearn_steps, seed=seed),
-                            relearn_max_steps=relearn_max_steps, seed=seed)  # fmt: skip
+                            relearn_max_steps=relearn_max_steps, seed=seed, shadows=shadows,
+                            kr_shots=kr_list)  # fmt: skip
     bundle = load(model_file)
     ref = load(reference) if reference is not None else None
     orig = load(original) if original is not None else None
@@ -207,7 +226,7 @@ def evidence_cmd(
     report = references.depth_evidence(
         bundle, ref, dataset, classes, original=orig, retrain=retrain,
         retrain_epochs=retrain_epochs, config=config, cache_dir=cache_dir, data_dir=data_dir,
-        device=device,
+        device=device, retrain_twice=retrain_twice,
     )  # fmt: skip
     payload = report.to_dict()
     if out is not None:
