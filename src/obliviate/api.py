@@ -17,6 +17,7 @@ from obliviate.checkpoint import ModelBundle, weights_sha256
 from obliviate.classes import check_class_names, dataset_class_names, resolve_classes
 from obliviate.codes import CodeConfig, MnemonicCodes
 from obliviate.data import FOLDER_PREFIX, Dataset, Split, load_dataset
+from obliviate.digest import checked_weights_sha256
 from obliviate.distributed import DistributedContext, check_batch
 from obliviate.errors import NotVerifiedError, ObliviateError, warn_goal_missed
 from obliviate.methods import METHODS, ForgetRequest, UnlearnContext, UnlearningMethod
@@ -24,7 +25,13 @@ from obliviate.methods.base import hyperparameter_defaults
 from obliviate.metrics import EvalReport, RelearnConfig, evaluate_model
 from obliviate.models import MODELS, create_model, trainable_models
 from obliviate.stats import record_statistics as summarise_training, stale_reason
-from obliviate.training import TrainConfig, dataset_train_config, fit, resolve_device
+from obliviate.training import (
+    TrainConfig,
+    dataset_train_config,
+    fit,
+    resolve_device,
+    warn_slow_on_cpu,
+)
 
 log = logging.getLogger(__name__)
 
@@ -58,10 +65,10 @@ def bundle_dataset(bundle: ModelBundle, dataset: str | Dataset | None,
     the model's input size, then ``options`` over both."""
     name = dataset if dataset is not None else bundle.dataset
     if not name:
+        what = "this model names no dataset (a module made with obliviate.wrap?); give it"
         raise ObliviateError(
-            "this model names no dataset (a module made with obliviate.wrap?); give it: in "
-            "Python as the dataset argument, e.g. obliviate.evaluate(bundle, \"digits\"), on "
-            "the command line with --dataset"
+            f"{what} as the dataset argument, e.g. obliviate.evaluate(bundle, \"digits\")",
+            cli=f"{what} with --dataset (e.g. --dataset digits)",
         )
     if isinstance(name, str) and name.startswith(FOLDER_PREFIX):
         merged = dict(bundle.dataset_options) if name == bundle.dataset else {}
@@ -145,6 +152,8 @@ def train(
     else:
         net = create_model(model, input_shape=data.input_shape, num_classes=data.num_classes,
                            **(model_kwargs or {})).to(device)  # fmt: skip
+    warn_slow_on_cpu(f"training {model}", net, data.input_shape, device,
+                     enabled=progress and (distributed is None or distributed.is_main))  # fmt: skip
     mnemonic = (
         MnemonicCodes.generate(data.num_classes, data.input_shape, codes) if codes else None
     )
@@ -169,10 +178,10 @@ def train(
     )
     broken = non_finite_tensors(net)
     if broken:
-        raise ObliviateError(
-            f"training diverged: non-finite weights in {', '.join(broken[:3])}; nothing was "
-            "written. Lower the learning rate (TrainConfig(lr=...); CLI: --lr) and try again"
-        )
+        what = (f"training diverged: non-finite weights in {', '.join(broken[:3])}; nothing "
+                "was written. Lower the learning rate")  # fmt: skip
+        raise ObliviateError(f"{what} (config=TrainConfig(lr=...)) and try again",
+                             cli=f"{what} (--lr) and try again")  # fmt: skip
     stats = summarise_training(net, data.train)
     return ModelBundle(
         model=net.cpu().eval(),
@@ -282,10 +291,8 @@ def _method_data(
     data_needs = method.needs & {"forget", "retain"}
     if data is None:
         if data_needs:
-            raise ObliviateError(
-                f"method {name!r} needs {_describe_needs(data_needs)} (training samples); "
-                "pass data=DATASET (CLI: --data DATASET)"
-            )
+            what = f"method {name!r} needs {_describe_needs(data_needs)} (training samples); pass"
+            raise ObliviateError(f"{what} data=DATASET", cli=f"{what} --data DATASET")
         return None, None
     if isinstance(data, Dataset):
         check_dataset_fits(bundle, data)
@@ -406,8 +413,9 @@ def forget(
     if lent.training or any(p.device != device for p in lent.parameters()):
         lent = copy.deepcopy(lent).to(device).eval()
     # hashed afresh: the statistics vouch only for the weights they were recorded on, and a
-    # caller's own training loop may have changed them since (even through ``.data``)
-    input_sha = weights_sha256(bundle.model, reuse=False)
+    # caller's own training loop may have changed them since (even through ``.data``); a
+    # model forgotten from before is checked byte for byte against the copy it was hashed from
+    input_sha = checked_weights_sha256(bundle.model)
     stale = stale_reason(bundle.stats, input_sha)
     context = UnlearnContext(
         num_classes=bundle.num_classes,
@@ -440,17 +448,18 @@ def forget(
     seconds = time.perf_counter() - start
     broken = non_finite_tensors(output.model)
     if broken:
-        raise ObliviateError(
-            f"{method} produced non-finite weights ({', '.join(broken[:3])}); nothing was "
-            "written. Lower the method's step sizes (its keyword arguments; CLI: --hp) and try again"
-        )
+        what = (f"{method} produced non-finite weights ({', '.join(broken[:3])}); nothing was "
+                "written. Lower the method's step sizes")  # fmt: skip
+        raise ObliviateError(f"{what} (its keyword arguments) and try again",
+                             cli=f"{what} (--hp KEY=VALUE) and try again")  # fmt: skip
     verified = output.details.get("verified")
     if verified is False and not force:
         reason = output.details.get("verification", {}).get("reason") or "its checks failed"
+        what = f"did not forget classes {list(request.classes)} with {method}: {reason}; nothing"
         raise NotVerifiedError(
-            f"did not forget classes {list(request.classes)} with {method}: {reason}; nothing "
-            "was written (force=True / --force keeps the unverified result)",
+            f"{what} was written (force=True keeps the unverified result)",
             record=output.details,
+            cli=f"{what} was written (--force writes it anyway, recorded as verified: false)",
         )
     if verified is False:  # force=True: returned, but the caller hears it
         reason = output.details.get("verification", {}).get("reason") or "its checks failed"

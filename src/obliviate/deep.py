@@ -33,7 +33,7 @@ truncation oracle.
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -177,7 +177,9 @@ class LayerStatistics:
         """A copy with every entry about ``classes`` cleared (means, directions, ranges,
         logits, margins, confusion): a forgotten class leaves no per-class trace."""
         index = torch.tensor(list(classes), dtype=torch.long)
-        out = copy.deepcopy(self)
+        out = dataclasses.replace(self, **{f.name: getattr(self, f.name).clone()  # no shared
+                                           for f in dataclasses.fields(self)
+                                           if isinstance(getattr(self, f.name), torch.Tensor)})
         out.class_mean[index] = 0.0
         out.directions[:, index] = 0.0
         out.ranges[index] = 0.0
@@ -298,13 +300,20 @@ def record_layer_statistics(model: nn.Module, layer: FeatureLayer, x: torch.Tens
 
 @dataclass
 class FeatureEdit:
-    """A computed edit: ``delta`` (``[out, d]``, bias in the last column when present), the
-    per-class bound on every channel's pre-activation change (``[C, out]``), and the targets'
-    mixture weights per forget class (for the record)."""
+    """A computed edit: ``delta = coef^T V^T`` (``[out, d]``, bias in the last column when
+    present; made when first read, float32), the per-class bound on every channel's
+    pre-activation change (``[C, out]``), and the targets' mixture weights per forget class (for
+    the record). ``coef`` (``[F, out]``) and ``directions`` (``V``, ``[d, F]``) are float64."""
 
-    delta: torch.Tensor
+    coef: torch.Tensor
+    directions: torch.Tensor
     channel_bound: torch.Tensor
     mixture: dict[int, dict[int, float]]
+
+    @property
+    def delta(self) -> torch.Tensor:
+        """The change of the layer's weight matrix (a bound that fails needs none)."""
+        return (self.coef.T @ self.directions.T).float()
 
 
 def redirect(model: nn.Module, layer: FeatureLayer, stats: LayerStatistics, forget: list[int],
@@ -312,27 +321,48 @@ def redirect(model: nn.Module, layer: FeatureLayer, stats: LayerStatistics, forg
     """The closed-form edit of the module doc, and its bound per class (see :class:`FeatureEdit`)."""
     module = layer.module(model)
     check_layer(module)
-    w = weight_matrix(module).detach().double().cpu()
-    if w.shape[1] != stats.class_mean.shape[1]:
+    if _columns(module) != stats.class_mean.shape[1]:
         raise ObliviateError("the layer statistics do not fit the model's last feature layer")
     means = stats.class_mean.double()
-    pre = means @ w.T  # [C, out]: mean pre-activation per class
     weights = torch.softmax(stats.logit_mean.double()[forget][:, retain], dim=1)  # [F, R]
-    targets = weights @ pre[retain]
-    shift = gamma * (targets - pre[forget])  # [F, out]
-    v = stats.directions.double()[:, forget]  # [d, F]
+    # the move of the mean pre-activations W m_f to their targets sum_k pi_k W m_k
+    shift = gamma * _times_weight(module, weights @ means[retain] - means[forget])  # [F, out]
+    v = stats.directions[:, forget].double()  # [d, F]
     gram = means[forget] @ v  # [F, F]: m_f . v_g
     try:
         coef = torch.linalg.solve(gram.T, shift)  # [F, out]: (M^T V)^{-T} D^T
     except RuntimeError:
         raise ObliviateError("the forget classes' mean inputs are linearly dependent at the last "
                              "feature layer; forget them one request at a time") from None
-    delta = coef.T @ v.T  # [out, d] = D (M^T V)^{-1} V^T
+    # delta = coef^T V^T = D (M^T V)^{-1} V^T, [out, d]: made when applied (FeatureEdit.delta)
     reach = stats.ranges.double()[:, forget].abs().amax(-1)  # [C, F]: max |v_f . u| per class
     channel_bound = reach @ coef.abs()  # [C, out]
-    mixture = {f: {k: float(p) for k, p in zip(retain, row) if p >= 0.01}
-               for f, row in zip(forget, weights)}  # fmt: skip
-    return FeatureEdit(delta.float(), channel_bound.float(), mixture)
+    mixture = {f: {k: p for k, p in zip(retain, row) if p >= 0.01}
+               for f, row in zip(forget, weights.tolist())}  # fmt: skip
+    return FeatureEdit(coef, v, channel_bound.float(), mixture)
+
+
+def _columns(module: nn.Module) -> int:
+    """Columns of :func:`weight_matrix` (the bias's included)."""
+    return module.weight[0].numel() + (module.bias is not None)
+
+
+def _times_weight(module: nn.Module, rows: torch.Tensor) -> torch.Tensor:
+    """``rows @ weight_matrix(module).T`` in float64 (``rows``: ``[n, d]`` float64), without
+    building the float64 matrix: a layer's weights are the largest tensors a forget touches,
+    and a copy of them costs more than the product (one page fault per 4 KiB of it)."""
+    w = module.weight.detach().reshape(module.weight.shape[0], -1).cpu()
+    k = w.shape[1]
+    step = max(1, min(w.shape[0], (1 << 16) // k))  # output channels per block of <= 512 KiB
+    block = torch.empty(step, k, dtype=torch.float64)  # one block, refilled
+    out = torch.empty(len(rows), w.shape[0], dtype=torch.float64)
+    for i in range(0, w.shape[0], step):
+        n = min(step, w.shape[0] - i)
+        block[:n].copy_(w[i : i + n])
+        torch.mm(rows[:, :k], block[:n].T, out=out[:, i : i + n])
+    if module.bias is not None:
+        out += rows[:, k:] * module.bias.detach().cpu().double()
+    return out
 
 
 @torch.no_grad()
@@ -372,16 +402,21 @@ def retain_drop_bound(layer_stats: LayerStatistics, bounds: torch.Tensor, forget
         return None
     total, lost = 0.0, 0.0
     q = layer_stats.margin_quantiles
+    # per class, as tensors at once (counts are whole numbers, exact in float32), then as floats
+    counts = confusion.sum(1).tolist()
+    right = confusion.diagonal().tolist()
+    to_forget = confusion[:, forget].sum(1).tolist()
+    b_all = bounds.amax(1)
+    above_all = q >= b_all[:, None].to(q.dtype)  # [C, QUANTILES + 1]
+    first = torch.where(above_all.any(1), above_all.int().argmax(1), -1).tolist()
     for y in retain:
-        n = float(confusion[y].sum())
+        n = float(counts[y])
         if n == 0:
             continue
-        b = float(bounds[y].amax())
-        above = (q[y] >= b).nonzero()
         # at most i/QUANTILES of the samples lie below the i-th stored rank (floor ranks)
-        at_risk = 1.0 if len(above) == 0 else float(above[0, 0]) / QUANTILES
-        wrong_before = 1.0 - float(confusion[y, y]) / n
-        sent_to_forget = float(confusion[y, forget].sum()) / n
+        at_risk = 1.0 if first[y] < 0 else float(first[y]) / QUANTILES
+        wrong_before = 1.0 - float(right[y]) / n
+        sent_to_forget = float(to_forget[y]) / n
         lost += n * max(0.0, min(1.0, at_risk) - wrong_before + sent_to_forget)
         total += n
     return 100.0 * lost / total if total else 0.0

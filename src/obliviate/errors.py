@@ -7,7 +7,18 @@ class ObliviateError(Exception):
     """A mistake the user can fix: bad input, a missing file, an impossible request.
 
     The message always says what to do. The CLI prints it on one line and exits with code 2.
+    Where what to do differs between Python and the command line (``force=True`` there,
+    ``--force`` here), ``str(error)`` says it in Python's words and ``cli`` in the command
+    line's, which the CLI prints instead (:meth:`for_command_line`).
     """
+
+    def __init__(self, message: str, *, cli: str | None = None) -> None:
+        super().__init__(message)
+        self.cli = cli
+
+    def for_command_line(self) -> str:
+        """The message in the command line's words (``cli``, else the message itself)."""
+        return self.cli or str(self)
 
 
 class NotVerifiedError(ObliviateError):
@@ -16,8 +27,9 @@ class NotVerifiedError(ObliviateError):
     ``record`` is the audit record the request would have had (strength, checks, reason).
     """
 
-    def __init__(self, message: str, record: dict | None = None) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, record: dict | None = None, *, cli: str | None = None
+                 ) -> None:  # fmt: skip
+        super().__init__(message, cli=cli)
         self.record = record or {}
 
 

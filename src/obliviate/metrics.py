@@ -73,8 +73,10 @@ class RelearnConfig:
 
     def __post_init__(self) -> None:
         if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ObliviateError(f"the relearn learning rate (relearn_lr; CLI: --relearn-lr) must be a positive "
-                                 f"number, got {self.lr}")  # fmt: skip
+            raise ObliviateError(f"the relearn learning rate (relearn_lr) must be a positive "
+                                 f"number, got {self.lr}",
+                                 cli=f"the relearn learning rate (--relearn-lr) must be a positive "
+                                     f"number, got {self.lr}")  # fmt: skip
         if self.batch_size < 1:
             raise ObliviateError(f"the relearn batch size must be >= 1, got {self.batch_size}")
 

@@ -38,7 +38,7 @@ from obliviate.models.external import (
     split_name,
 )
 from obliviate.stats import record_statistics
-from obliviate.training import TrainConfig, fit, predict, resolve_device
+from obliviate.training import TrainConfig, fit, predict, resolve_device, warn_slow_on_cpu
 
 WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin")
 
@@ -290,6 +290,8 @@ def retrofit(
     check_batch(config.batch_size, distributed)
     device = distributed.device() if distributed is not None else resolve_device(device)
     net: Classifier = copy.deepcopy(bundle.model).to(device).eval()
+    warn_slow_on_cpu(f"retrofitting {bundle.arch}", net, dataset.input_shape, device,
+                     enabled=progress and (distributed is None or distributed.is_main))  # fmt: skip
     per_class = max(1, math.ceil(check_samples / dataset.num_classes))
     check = dataset.test.per_class_subset(per_class, seed=0)
     try:
@@ -317,8 +319,9 @@ def retrofit(
     seconds = time.perf_counter() - start
     broken = non_finite_tensors(net)
     if broken:
-        raise ObliviateError(f"the retrofit diverged: non-finite weights in {', '.join(broken[:3])}; "
-                             "nothing was written. Lower the learning rate (config=TrainConfig(lr=...); CLI: --lr)")  # fmt: skip
+        what = (f"the retrofit diverged: non-finite weights in {', '.join(broken[:3])}; "
+                "nothing was written. Lower the learning rate")  # fmt: skip
+        raise ObliviateError(f"{what} (config=TrainConfig(lr=...))", cli=f"{what} (--lr)")
     after = _accuracy(net, check.x, check.y, eval_batch_size)
     code_preds = predict(net, mnemonic.tensor, batch_size=eval_batch_size)
     missed = [int(c) for c in torch.nonzero(code_preds != mnemonic.labels()).flatten()]

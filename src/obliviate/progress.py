@@ -50,8 +50,9 @@ def _line(text: str) -> None:
 
 
 def _plain_lines(description: str, total: int, unit: str) -> Callable[[int], None]:
-    """An ``advance(n)`` that prints ``description: done/total unit, seconds`` at the start and
-    at each tenth."""
+    """An ``advance(n)`` that prints ``description: done/total unit`` at the start and, at each
+    tenth, ``description: done/total unit, elapsed s, ETA remaining s`` (the remaining time at
+    the rate so far; the last line has no ETA)."""
     start = time.perf_counter()
     state = {"done": 0, "shown": 0}
     _line(f"{description}: 0/{total} {unit}")
@@ -61,10 +62,45 @@ def _plain_lines(description: str, total: int, unit: str) -> Callable[[int], Non
         tenth = min(10, state["done"] * 10 // max(total, 1))
         if tenth > state["shown"]:
             state["shown"] = tenth
-            _line(f"{description}: {state['done']}/{total} {unit}, "
-                  f"{time.perf_counter() - start:.0f} s")  # fmt: skip
+            elapsed = time.perf_counter() - start
+            done = state["done"]
+            eta = (f", ETA {duration(elapsed * (total - done) / done)}"
+                   if 0 < done < total else "")  # fmt: skip
+            _line(f"{description}: {done}/{total} {unit}, {duration(elapsed)}{eta}")
 
     return advance
+
+
+def duration(seconds: float) -> str:
+    """``8 s``, ``4 min 05 s``, ``2 h 03 min``: a time a person reads at a glance."""
+    s = round(seconds)
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {s % 3600 // 60:02d} min"
+
+
+#: Whose words a note uses for a setting: Python's (``device="cuda"``) or, while the command
+#: line runs (:func:`command_line_words`), its flags (``--device cuda``).
+_WORDS = {"cli": False}
+
+
+@contextlib.contextmanager
+def command_line_words() -> Iterator[None]:
+    """Within it, :func:`in_words` gives the command line's words (``obliviate``'s entry
+    point runs every command in it)."""
+    before = _WORDS["cli"]
+    _WORDS["cli"] = True
+    try:
+        yield
+    finally:
+        _WORDS["cli"] = before
+
+
+def in_words(python: str, cli: str) -> str:
+    """A setting named the way the reader gives it: ``cli`` on the command line, else ``python``."""
+    return cli if _WORDS["cli"] else python
 
 
 def progress_note(text: str, *, enabled: bool = True) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal
@@ -13,7 +14,7 @@ from torch import nn
 
 from obliviate.distributed import DistributedContext, check_batch
 from obliviate.errors import ObliviateError
-from obliviate.progress import progress_bar
+from obliviate.progress import duration, in_words, progress_bar, progress_note
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +122,44 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     return resolved
 
 
+#: Training on the CPU is warned about before the work when the inputs have at least this
+#: many pixels (height x width) or the model at least :data:`SLOW_CPU_PARAMETERS` parameters.
+SLOW_CPU_PIXELS = 128 * 128
+SLOW_CPU_PARAMETERS = 5_000_000
+#: After the first step on the CPU, :func:`fit` estimates the whole run and says so when it
+#: exceeds this many seconds, or :data:`SLOW_CPU_NOTED_SECONDS` after that warning.
+SLOW_CPU_SECONDS = 600.0
+SLOW_CPU_NOTED_SECONDS = 60.0
+
+
+def slow_on_cpu(model: nn.Module, input_shape: tuple[int, ...],
+                device: torch.device | str | None) -> str | None:  # fmt: skip
+    """What makes training ``model`` on ``device`` slow, in words (``3x224x224 inputs and 11.7
+    M parameters``), or ``None`` when it is not the CPU or nothing does."""
+    if device is None or torch.device(device).type != "cpu":
+        return None
+    why = []
+    if len(input_shape) >= 2 and input_shape[-1] * input_shape[-2] >= SLOW_CPU_PIXELS:
+        why.append(f"{'x'.join(map(str, input_shape))} inputs")
+    parameters = sum(p.numel() for p in model.parameters())
+    if parameters >= SLOW_CPU_PARAMETERS:
+        why.append(f"{parameters / 1e6:.1f} M parameters")
+    return " and ".join(why) or None
+
+
+def warn_slow_on_cpu(doing: str, model: nn.Module, input_shape: tuple[int, ...],
+                     device: torch.device | str | None, *,
+                     enabled: bool = True) -> None:  # fmt: skip
+    """One line on stderr, before the work, when ``doing`` (``training resnet18``) on the CPU
+    will be slow (:func:`slow_on_cpu`); :func:`fit` adds its estimate after the first step."""
+    why = slow_on_cpu(model, input_shape, device)
+    if why is not None:
+        progress_note(f"warning: {doing} on the CPU with {why} will be slow (seconds to minutes a "
+                      f"step); a GPU is much faster, and so are smaller images ("
+                      + in_words("FolderOptions(image_size=...)", "--image-size N") + ")",
+                      enabled=enabled)  # fmt: skip
+
+
 def fit(
     model: nn.Module,
     x: torch.Tensor,
@@ -177,6 +216,9 @@ def fit(
     step = 0
     show = progress and (distributed is None or distributed.is_main)
     unit = "steps" if config.steps else f"batches ({config.epochs} epochs)"
+    device = next(model.parameters()).device
+    slow = slow_on_cpu(model, tuple(x.shape[1:]), device)
+    started = time.perf_counter()
     with progress_bar(description, total=total_steps, unit=unit, enabled=show) as advance:
         while step < total_steps:
             order = torch.randperm(n, generator=generator).to(y.device)
@@ -213,11 +255,25 @@ def fit(
                 running += loss.item() * len(yb)
                 count += len(yb)
                 step += 1
+                if step == 1 and device.type == "cpu" and total_steps > 1:
+                    _estimate(description, time.perf_counter() - started, total_steps,
+                              slow is not None, show)  # fmt: skip
                 advance(1)
             epoch_losses.append(running / max(count, 1))
             log.debug("%s: epoch %d loss %.4f", description, len(epoch_losses), epoch_losses[-1])
     model.eval()
     return epoch_losses
+
+
+def _estimate(description: str, first: float, steps: int, slow: bool, show: bool) -> None:
+    """After the first step on the CPU: how long the run will take at that pace, when that is
+    long (:data:`SLOW_CPU_SECONDS`, or :data:`SLOW_CPU_NOTED_SECONDS` for large inputs or
+    models, which were warned about before)."""
+    total = first * steps
+    if total > (SLOW_CPU_NOTED_SECONDS if slow else SLOW_CPU_SECONDS):
+        progress_note(f"warning: {description}: the first step took {first:.1f} s on the CPU, "
+                      f"so all {steps} will take about {duration(total)}; a GPU, or fewer "
+                      "steps or smaller images, is faster", enabled=show)  # fmt: skip
 
 
 @torch.no_grad()

@@ -53,8 +53,9 @@ def test_a_refusal_says_why_and_keeps_nothing(tiny_bundle):
     message = str(info.value)
     assert message.startswith("did not forget classes [1, 3] with mnemonic: the request needs")
     assert "above max_strength 1e-06" in message
-    assert message.endswith("; nothing was written (force=True / --force keeps the unverified "
-                            "result)")  # fmt: skip
+    assert message.endswith("; nothing was written (force=True keeps the unverified result)")
+    assert info.value.for_command_line().endswith(  # the command line's words: no Python
+        "; nothing was written (--force writes it anyway, recorded as verified: false)")
     assert info.value.record["verified"] is False and info.value.record["strength"] == 1e-6
     assert tiny_bundle.history == []
     with pytest.warns(GoalMissedWarning) as warned:
@@ -103,9 +104,10 @@ def test_non_finite_output_names_three_weights_and_says_what_to_do(tiny_bundle, 
         obliviate.forget(tiny_bundle, [0], device="cpu")
     assert str(info.value) == (
         "mnemonic produced non-finite weights (hidden.weight, hidden.bias, classifier.weight); "
-        "nothing was written. Lower the method's step sizes (its keyword arguments; CLI: --hp) "
-        "and try again"
+        "nothing was written. Lower the method's step sizes (its keyword arguments) and try again"
     )
+    assert info.value.for_command_line().endswith(
+        "Lower the method's step sizes (--hp KEY=VALUE) and try again")
 
 
 def test_a_refusal_without_a_reason_says_the_checks_failed(tiny_bundle, monkeypatch):

@@ -19,6 +19,7 @@ from obliviate.cli import backdoor, bench, forget, info, recoverable, train  # n
 from obliviate.cli.group import app
 from obliviate.cli.options import err_console
 from obliviate.errors import GoalMissedWarning, ObliviateError
+from obliviate.progress import command_line_words
 
 __all__ = ["app", "main"]
 
@@ -69,10 +70,12 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     warnings.simplefilter("ignore", GoalMissedWarning)  # each command prints its own WARNING line
     try:
-        code = app(standalone_mode=False)
+        with command_line_words():  # library notes name flags, not keyword arguments
+            code = app(standalone_mode=False)
     except ObliviateError as exc:
         if _speaks("error"):
-            err_console.print(f"error: {exc}", highlight=False, soft_wrap=True)
+            err_console.print(f"error: {exc.for_command_line()}", highlight=False,
+                              soft_wrap=True)  # fmt: skip
         sys.exit(2)
     except KeyboardInterrupt:
         _interrupted()

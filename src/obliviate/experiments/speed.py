@@ -14,7 +14,8 @@ deep forget the same call with `depth="features"` (the edit of the last feature 
             head step on it; `force=True`, since without data it cannot verify the kept classes)
 sha256      one SHA-256 of the model's weights computed afresh (`weights_sha256(..., reuse=False)`);
             the audit record needs two, but a warm forget computes only the output's: the
-            input's is remembered from the last time those very tensors were hashed
+            input's weights are compared byte for byte with the copy they were last hashed from
+            (`checked_weights_sha256`), and the digest is given again when they are the same
 method      the method's own part of that call (the audit record's `seconds`)
 cli         a fresh `obliviate forget` process: its wall time, and the record's `seconds`
 ssd         `obliviate.forget(..., method="ssd", data=...)` once (the method's own time)

@@ -53,10 +53,10 @@ class WrappedClassifier(Classifier):
         head = head or find_head(module)
         linear = _get(module, head)
         if not isinstance(linear, nn.Linear):
-            raise ObliviateError(
-                f"the head {head!r} of {type(module).__name__} is a {type(linear).__name__}, not an "
-                "nn.Linear; give the dotted name of the final nn.Linear layer (head=...)"
-            )
+            what = (f"the head {head!r} of {type(module).__name__} is a "
+                    f"{type(linear).__name__}, not an nn.Linear; give the dotted name of the "
+                    "final nn.Linear layer")  # fmt: skip
+            raise ObliviateError(f"{what} (head=...)", cli=f"{what} (--head NAME)")
         self.head_replaced = linear.out_features != num_classes
         if self.head_replaced:
             linear = nn.Linear(linear.in_features, num_classes, bias=linear.bias is not None,
@@ -220,9 +220,11 @@ def create_external(name: str, *, input_shape: tuple[int, ...], num_classes: int
     """A :class:`WrappedClassifier` of the torchvision/timm architecture ``name`` with random
     weights (what :func:`obliviate.load` fills in)."""
     if name.startswith(CUSTOM_PREFIX):
+        what = f"architecture {name!r} is a module obliviate cannot build"
         raise ObliviateError(
-            f"architecture {name!r} is a module obliviate cannot build: load the file with "
-            "obliviate.load(path, module=YourModule(...))"
+            f"{what}: load the file with obliviate.load(path, module=YourModule(...))",
+            cli=f"{what}, so the command line cannot load this file; load it in Python with "
+                "your module (see obliviate.load's module argument)",
         )
     if kwargs:
         raise ObliviateError(f"unknown settings for {name}: {', '.join(sorted(kwargs))}")

@@ -221,10 +221,9 @@ class RecoverNet(Classifier):
         return split_network(self.target, self.block)[1]
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        raise ObliviateError(
-            "a recovered LIRF network combines several feature extractors and has no single "
-            "feature layer; evaluate it with the relearn probe off (relearn_steps=0; CLI: --relearn-steps 0)"
-        )
+        what = ("a recovered LIRF network combines several feature extractors and has no single "
+                "feature layer; evaluate it with the relearn probe off")  # fmt: skip
+        raise ObliviateError(f"{what} (relearn_steps=0)", cli=f"{what} (--relearn-steps 0)")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return recover_logits(self.target, self.back, list(self.deposits), x)
