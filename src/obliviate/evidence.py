@@ -266,14 +266,14 @@ class Evidence:
         out: dict[str, Any] = {f"proto_k{k}": v for k, v in self.proto.items()}
         for k, v in (self.proto_early or {}).items():
             out[f"proto_early_k{k}"] = v
+        early = next((b for b in self.kr if b != "penultimate"), None)
         for block, by_shots in self.kr.items():
-            prefix = "kr" if block == "penultimate" else f"kr_{block}"
-            out.update({f"{prefix}_k{k}" if k != "all" else f"{prefix}_all": v
-                        for k, v in by_shots.items()})  # fmt: skip
-        early = [b for b in self.kr if b != "penultimate"]
-        if early:  # the block just before the penultimate features, under one name
-            out.update({f"kr_early_{k}": v for k, v in out.items() if k.startswith(f"kr_{early[0]}_")
-                        for k in [k.removeprefix(f"kr_{early[0]}_")]})  # fmt: skip
+            # the block just before the penultimate features also goes by "early"
+            prefixes = ["kr"] if block == "penultimate" else [f"kr_{block}"]
+            prefixes += ["kr_early"] if block == early else []
+            for prefix in prefixes:
+                out.update({f"{prefix}_{'all' if k == 'all' else f'k{k}'}": v
+                            for k, v in by_shots.items()})  # fmt: skip
         out.update(relearn_err=self.relearn_err, relearn_steps=self.relearn_steps,
                    mia_efficacy=self.mia_efficacy, forget_err=self.forget_err,
                    spotter=self.spotter,
