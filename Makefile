@@ -18,7 +18,7 @@ demo: $(STAMP)
 	@echo "next: . $(VENV)/bin/activate   # puts obliviate on your PATH in this shell"
 
 test: $(STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache

@@ -10,6 +10,11 @@ import pytest
 import torch
 
 os.environ.setdefault("OBLIVIATE_NO_PROGRESS", "1")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs one worker per core (pytest -n auto): each worker and the commands it
+    # starts compute on one thread, or the workers' thread pools fight over the same cores
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 # retrained references (obliviate evidence --retrain) are cached here, not in the user's home
 os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="obliviate-test-cache-")
 
@@ -81,3 +86,9 @@ def tiny_bundle(tiny_dataset: Dataset) -> obliviate.ModelBundle:
         model_kwargs={"hidden": 32},
         progress=False,
     )
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory, tiny_bundle: obliviate.ModelBundle):
+    """``tiny_bundle`` saved to a model file (one per test module)."""
+    return obliviate.save(tiny_bundle, tmp_path_factory.mktemp("model") / "m.safetensors")

@@ -7,8 +7,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -21,23 +19,10 @@ import obliviate.references
 from obliviate import cli as cli_module
 from obliviate.cli import options
 
-SCRIPT = Path(sys.executable).with_name("obliviate")
+from installed import one_error_line, run
 
 
-def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(SCRIPT), *map(str, args)], capture_output=True, text=True,
-                          timeout=300)  # fmt: skip
 
-
-def one_error_line(err: str) -> str:
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    return lines[0]
-
-
-@pytest.fixture(scope="module")
-def model_file(tmp_path_factory, tiny_bundle) -> Path:
-    return obliviate.save(tiny_bundle, tmp_path_factory.mktemp("newcomer") / "m.safetensors")
 
 
 # -- 1. every output is checked before any work -----------------------------------------------

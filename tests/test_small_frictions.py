@@ -7,9 +7,6 @@ in-process, and fails on the old behaviour."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,24 +18,11 @@ from obliviate import training
 from obliviate.data import Dataset, Split
 from obliviate.errors import ObliviateError
 
-SCRIPT = Path(sys.executable).with_name("obliviate")
+from installed import one_error_line, run
+
 PYTHON_SYNTAX = ("=DATASET", "relearn_lr", "TrainConfig(", "force=True", "CLI:")
 
 
-def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([str(SCRIPT), *map(str, args)], capture_output=True, text=True,
-                          timeout=300, env=env)  # fmt: skip
-
-
-def one_error_line(err: str) -> str:
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    return lines[0]
-
-
-@pytest.fixture(scope="module")
-def model_file(tmp_path_factory, tiny_bundle) -> Path:
-    return obliviate.save(tiny_bundle, tmp_path_factory.mktemp("frictions") / "m.safetensors")
 
 
 # -- library messages in the command line's words ---------------------------------------------

@@ -186,7 +186,7 @@ def table(options: Any, runs: Path, page: Path) -> None:
     new = [r for r in rows if r.get("measures") == 2]  # with the attacker's measures (issue 34)
     out = [PAGE_HEAD.strip(), ""]
     if new:
-        out += [ATTACKER_HEAD.strip(), ""]
+        out += [ATTACKER_HEAD.strip(), "", *attacker_overview(new)]
         for suite in [s for s in SUITES if any(r["suite"] == s for r in new)]:
             dataset, arch, _ = SUITES[suite]
             out += [f"### {dataset} `{arch}`", ""]
@@ -375,7 +375,65 @@ def attacker_section(rows: list[dict]) -> list[str]:
     shadows = sorted({(r.get("ulira") or {}).get("n") for r in new if r.get("ulira")})
     return ([f"Seeds {', '.join(map(str, seeds))}; {len({tuple(r['classes']) for r in new})} "
              f"requests; U-LiRA shadows per side: {', '.join(map(str, shadows)) or 'none'}.", "",
-             *markdown_table(header, body), "", *lines, ""])  # fmt: skip
+             *markdown_table(header, body), "", *lines, "", *block_kr_section(new)])  # fmt: skip
+
+
+def attacker_overview(rows: list[dict]) -> list[str]:
+    """One line per suite: its coverage, the methods whose rows meet every band goal, and where
+    the mnemonic rows land per request (the bands' verdicts counted)."""
+    lines = ["**In short** (from the tables below; `retrain` is the reference itself):", ""]
+    for suite in [s for s in SUITES if any(r["suite"] == s for r in rows)]:
+        mine = [r for r in rows if r["suite"] == suite]
+        labels = [label for label in ROWS if any(r["label"] == label for r in mine)]
+        met = [f"`{label}`" for label in labels if label != "retrain"  # the reference itself
+               and not attacker_summary([r for r in mine if r["label"] == label], mine)["missed"]]
+        places = []
+        for label in ("mnemonic", "mnemonic-deep-data", "mnemonic-deep"):
+            judged = [r["bands"]["depth"] for r in mine if r["label"] == label and r.get("bands")]
+            if judged:
+                counts = {d: judged.count(d) for d in dict.fromkeys(judged)}
+                places.append(f"`{label}` " + ", ".join(f"{d} {n}" for d, n in counts.items()))
+        dataset, arch, _ = SUITES[suite]
+        requests = len({tuple(r["classes"]) for r in mine})
+        lines.append(f"* {dataset} `{arch}`, {requests} requests, {len(labels)} methods: the band "
+                     f"goals are met by {', '.join(met) or 'none'}. Per request, the bands say: "
+                     + "; ".join(places) + ".")  # fmt: skip
+    return [*lines, ""]
+
+
+def block_kr_gaps(rows: list[dict]) -> dict[str, list[float]]:
+    """Per earlier block (``block1``, ...), the KR k=10 gaps (model minus reference) of the rows
+    that measured it; the penultimate features' gap is ``gap_kr_k10``."""
+    out: dict[str, list[float]] = {}
+    for r in rows:
+        if "refused" in r:
+            continue
+        for key, value in r.items():
+            if key.startswith("kr_block") and key.endswith("_k10") and value is not None:
+                ref = r["reference"].get(key)
+                if ref is not None:
+                    block = key[len("kr_"):-len("_k10")]
+                    out.setdefault(block, []).append(float(value) - float(ref))
+    return out
+
+
+def block_kr_section(rows: list[dict]) -> list[str]:
+    """KR k=10 at every block before the penultimate features, per method (none when the
+    suite's model lists no earlier block): reported, not judged."""
+    blocks = sorted({b for label in ROWS for b in block_kr_gaps(
+        [r for r in rows if r["label"] == label])})  # fmt: skip
+    if not blocks:
+        return []
+    body = []
+    for label in ROWS:
+        gaps = block_kr_gaps([r for r in rows if r["label"] == label])
+        if gaps:
+            body.append([label, *(f"{_f(_stat(gaps.get(b, []), 'median'))} / "
+                                  f"{_f(_stat(gaps.get(b, []), 'max'))}" for b in blocks)])
+    header = ["method", *[f"KR k=10 gap at {b} median / worst" for b in blocks]]
+    return ["KR at the earlier blocks (a fresh head on the pooled output of the first *i* "
+            "blocks; reported, not judged: the band goals are set on the penultimate features):",
+            "", *markdown_table(header, body), ""]  # fmt: skip
 
 
 ATTACKER_HEAD = """
