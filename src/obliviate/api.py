@@ -271,6 +271,39 @@ def _describe_needs(needs: frozenset[str]) -> str:
     return " and ".join(sets)
 
 
+def _check_data(
+    method: type[UnlearningMethod],
+    bundle: ModelBundle,
+    request: ForgetRequest,
+    check_data: str | Split | Dataset | None,
+) -> Split | None:
+    """The held-out samples of the kept classes a method may verify with (``check_data``):
+    a dataset's test split, refused when the method reads none or the data does not fit."""
+    if check_data is None:
+        return None
+    if "check" not in method.needs | method.uses:
+        readers = [m for m in METHODS.names() if "check" in METHODS.get(m).uses]
+        what = (f"method {method.name!r} does not verify on a check set; drop the check data or "
+                f"use {', '.join(readers)}")  # fmt: skip
+        raise ObliviateError(what, cli=what.replace("the check data", "--check-data"))
+    if isinstance(check_data, str):
+        check_data = bundle_dataset(bundle, check_data)
+    if isinstance(check_data, Dataset):
+        check_dataset_fits(bundle, check_data)
+        check_data = check_data.test
+    if tuple(check_data.x.shape[1:]) != tuple(bundle.input_shape):
+        raise ObliviateError(f"the check data's inputs have shape {tuple(check_data.x.shape[1:])} "
+                             f"but the model expects {tuple(bundle.input_shape)}")  # fmt: skip
+    if len(check_data) and not 0 <= int(check_data.y.min()) <= int(check_data.y.max()) < bundle.num_classes:
+        raise ObliviateError(f"the check data's labels span {int(check_data.y.min())}.."
+                             f"{int(check_data.y.max())} but the model has classes "
+                             f"0..{bundle.num_classes - 1}")  # fmt: skip
+    kept = check_data.without_classes(list(request.classes) + list(bundle.forgotten_classes))
+    if len(kept) == 0:
+        raise ObliviateError("the check data has no samples of the classes to keep")
+    return kept
+
+
 def _method_data(
     method: type[UnlearningMethod],
     bundle: ModelBundle,
@@ -353,6 +386,7 @@ def forget(
     device: str | torch.device | None = None,
     progress: bool = True,
     force: bool = False,
+    check_data: str | Split | Dataset | None = None,
     **hyperparameters: Any,
 ) -> ModelBundle:
     """Make ``bundle``'s model forget ``classes``; return a new bundle (the input is untouched).
@@ -382,6 +416,14 @@ def forget(
         force: return the result even when the method could not verify it (the record then
             says ``verified: false``). Without it such a request raises
             :class:`~obliviate.errors.NotVerifiedError`.
+        check_data: held-out samples to verify the kept classes with, without the training
+            data (a :class:`Dataset`: its test split; a dataset name; or a :class:`Split`):
+            ``mnemonic`` verifies the deep forget (``depth`` features or ``auto``) on it by a
+            one-sided 95 % bound on the kept classes' accuracy drop
+            (:func:`obliviate.calibration.drop_upper_bound`): about 300 samples in all, when
+            the forget harms none of them. Never trained or calibrated
+            on; the forget side stays verified by the codes. Class names are bound as for
+            ``data``. Only methods that declare ``"check"`` read it; others refuse it.
         **hyperparameters: the method's keyword-only hyperparameters (e.g. ``lambda1``).
 
     Raises:
@@ -406,6 +448,7 @@ def forget(
     if isinstance(data, str):
         data = bundle_dataset(bundle, data)
     forget_set, retain_set = _method_data(method_cls, bundle, request, data)
+    check_set = _check_data(method_cls, bundle, request, check_data)
     device = resolve_device(device)
     # Methods never modify the model they are given (the contract tests check it), so the
     # caller's model is lent as it is when it already sits on ``device`` in eval mode.
@@ -423,6 +466,7 @@ def forget(
         codes=bundle.codes if "codes" in method_cls.needs | method_cls.uses else None,
         forget_data=forget_set,
         retain_data=retain_set,
+        check_data=check_set,
         train_config=_train_config(bundle),
         fresh_model=lambda: create_model(
             bundle.arch, input_shape=bundle.input_shape, num_classes=bundle.num_classes,
@@ -489,6 +533,7 @@ def forget(
             "codes": context.codes is not None,
             "forget_samples": len(forget_set) if forget_set is not None else 0,
             "retain_samples": len(retain_set) if retain_set is not None else 0,
+            **({"check_samples": len(check_set)} if check_set is not None else {}),
         },
         "utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "seconds": seconds,

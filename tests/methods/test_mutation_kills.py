@@ -442,7 +442,8 @@ def test_auto_without_data_says_the_kept_class_bound_is_too_loose(digits_bundle,
         assert note.startswith("features: not verified without data (the kept-class bound "
                                "allows ")  # fmt: skip
         assert note.endswith(" points of training accuracy, more than 1); pass --data DATASET "
-                             "to verify the deep forget on it")  # fmt: skip
+                             "(or a held-out --check-data DATASET) to verify the deep forget "
+                             "on it")  # fmt: skip
 
 
 def test_what_is_missing_is_named(tiny_bundle):
@@ -554,8 +555,9 @@ def test_a_deep_refusal_without_data_quotes_the_kept_class_bound(digits_bundle):
     drop = check["training_accuracy_drop_bound"]
     assert check["passed"] is False and drop > 1.0
     why = (f"(retain_bound: without data the kept classes' bound allows {drop:.1f} points of "
-           "training accuracy, more than 1; give the data the model was trained on to verify "
-           "the deep forget on it (--data DATASET))")
+           "training accuracy, more than 1; give the data the model was trained on (--data "
+           "DATASET), or held-out samples (--check-data DATASET), to verify the deep forget on "
+           "them)")
     assert check["reason"] == why[len("(retain_bound: "):-1]
     with pytest.raises(NotVerifiedError) as caught:
         obliviate.forget(digits_bundle, [3], depth="features", progress=False)

@@ -105,6 +105,17 @@ def describe_forget(record: dict) -> list[str]:
             if check.get("reason"):  # it repeats the numbers it gives
                 detail = [d for d in detail if d not in check["reason"]] + [check["reason"]]
             parts.append(f"data {state} ({', '.join(detail)})")
+        elif name == "check_data":
+            detail = [f"{check['retain_samples']} held-out samples of the kept classes"]
+            if "retain_drop_bound" in check:
+                detail.append(f"accuracy {check['retain_accuracy']:.2f}% vs oracle "
+                              f"{check['oracle_retain_accuracy']:.2f}%, {check['harmed']} "
+                              f"harmed: the drop is at most {check['retain_drop_bound']:.2f} "
+                              f"points at {check['confidence']:.0%} confidence, allowed "
+                              f"{check['max_retain_drop']:g}")  # fmt: skip
+            if check.get("reason") and not check.get("passed"):
+                detail = detail[:1] + [check["reason"]]
+            parts.append(f"check data {state} ({'; '.join(detail)})")
     lines.append(f"verified: {str(bool(verified)).lower()} — " + "; ".join(parts))
     lines.extend(describe_depth(record))
     if not verified:

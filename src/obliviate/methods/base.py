@@ -39,8 +39,8 @@ from obliviate.training import (
 #: classes ("forget set"), or those of the classes to keep ("retain set"). A method that needs
 #: the full training set needs both sets; one that needs a retain *subset* needs "retain" and
 #: draws its subset itself (with a documented hyperparameter).
-DataNeed = Literal["codes", "forget", "retain"]
-DATA_NEEDS: tuple[DataNeed, ...] = ("codes", "forget", "retain")
+DataNeed = Literal["codes", "forget", "retain", "check"]
+DATA_NEEDS: tuple[DataNeed, ...] = ("codes", "forget", "retain", "check")
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,8 @@ class UnlearnContext:
             and the caller passed data.
         retain_data: training samples of the retain classes, if the method declared "retain"
             and the caller passed data.
+        check_data: held-out samples the caller gave to verify the kept classes with (a check
+            set: never trained or calibrated on), if the method declared "check".
         train_config: the recipe the model was trained with (for methods that retrain).
         fresh_model: builds a freshly initialised model of the same architecture.
         augment: the dataset's training-time augmentation (for methods that train on images).
@@ -78,6 +80,7 @@ class UnlearnContext:
     codes: MnemonicCodes | None = None
     forget_data: Split | None = None
     retain_data: Split | None = None
+    check_data: Split | None = None
     train_config: TrainConfig | None = None
     fresh_model: Callable[[], Classifier] | None = None
     augment: BatchAugment | None = None

@@ -171,7 +171,7 @@ class MnemonicForgetting(UnlearningMethod):
 
     name = "mnemonic"
     needs = frozenset({"codes"})
-    uses = frozenset({"forget", "retain"})
+    uses = frozenset({"forget", "retain", "check"})
     summary = "one-shot Fisher-guided forgetting from mnemonic codes, calibrated and verified"
 
     def __init__(
@@ -294,13 +294,15 @@ class MnemonicForgetting(UnlearningMethod):
         feature_bound = layer.feature_bound(edit.channel_bound)
         bounds = logit_bounds(model.classifier, feature_bound)
         drop = retain_drop_bound(stats.layer, bounds, forget, retain)
-        no_retain_data = context.retain_data is None or len(context.retain_data) == 0
+        no_retain_data = all(d is None or len(d) == 0
+                             for d in (context.retain_data, context.check_data))
         if self.depth == "auto" and no_retain_data and (drop is None or
                                                         drop > self.max_retain_drop):  # fmt: skip
             return None, ("features: not verified without data (the kept-class bound allows "
                           + ("an unknown loss" if drop is None else f"{drop:.1f} points") +
                           f" of training accuracy, more than {self.max_retain_drop:g}); pass "
-                          "--data DATASET to verify the deep forget on it")  # fmt: skip
+                          "--data DATASET (or a held-out --check-data DATASET) to verify the "
+                          "deep forget on it")  # fmt: skip
         edited = copy.deepcopy(model)
         apply_edit(edited, layer, edit)
         carried = transport(stats, feature_bound, bounds, layer.nonnegative)
@@ -318,7 +320,8 @@ class MnemonicForgetting(UnlearningMethod):
                     "without data the kept classes' bound allows "
                     + ("an unknown loss" if drop is None else f"{drop:.1f} points") +
                     f" of training accuracy, more than {self.max_retain_drop:g}; give the data "
-                    "the model was trained on to verify the deep forget on it (--data DATASET)")  # fmt: skip
+                    "the model was trained on (--data DATASET), or held-out samples (--check-data "
+                    "DATASET), to verify the deep forget on them")  # fmt: skip
         out = self._head_step(edited, model, inputs, labels, forget, retain, given, carried,
                               no_stats=_no_statistics(context), extra_checks=extra,
                               setting="after the feature edit and strength")  # fmt: skip
@@ -401,7 +404,7 @@ class MnemonicForgetting(UnlearningMethod):
                 "passed": strength >= needed["training_statistics"],
             }
         if given.any:  # ``model``'s features are exact for ``out``: only the head changed since
-            checks["data"] = given.check(
+            checks[given.check_name] = given.check(
                 out.classifier(given.forget_features) if given.forget_features is not None else None,
                 out.classifier(given.retain_features) if given.retain_features is not None else None,
                 retain, self.min_forget_error, self.max_retain_drop,
@@ -474,7 +477,7 @@ class MnemonicForgetting(UnlearningMethod):
         }
         reason = None
         if given.any:
-            checks["data"] = given.check(
+            checks[given.check_name] = given.check(
                 given.logits_of(out, "forget"), given.logits_of(out, "retain"), retain,
                 self.min_forget_error, self.max_retain_drop,
             )  # fmt: skip
@@ -503,7 +506,7 @@ def _verdict(checks: dict[str, dict], reason: str | None, setting: str) -> tuple
     """``(verified, reason)``: verified when nothing ruled it out (``reason``), the codes and
     every check passed, and at least one check on real samples (training statistics or data)
     vouches for it; otherwise the reason names what failed."""
-    real = [k for k in ("training_statistics", "data") if k in checks]
+    real = [k for k in ("training_statistics", "data", "check_data") if k in checks]
     verified = reason is None and bool(real) and all(ch["passed"] for ch in checks.values())
     if reason is None and not verified:
         failed = [k for k, ch in checks.items() if not ch["passed"]]
@@ -526,6 +529,13 @@ class _GivenData:
     retain_y: torch.Tensor | None = None
     retain_features: torch.Tensor | None = None
     oracle_retain: torch.Tensor | None = None
+    #: the retain samples are the caller's check set (held out), not training samples
+    held_out: bool = False
+
+    @property
+    def check_name(self) -> str:
+        """The record's name of the check on these samples."""
+        return "check_data" if self.held_out else "data"
 
     @property
     def any(self) -> bool:
@@ -550,8 +560,11 @@ class _GivenData:
                 out.forget_features = extract_features(model, out.forget_x)
                 with torch.no_grad():
                     out.forget_logits = model.classifier(out.forget_features)
-        if context.retain_data is not None and len(context.retain_data):
-            subset = context.retain_data.per_class_subset(retain_per_class, seed=context.seed)
+        source = context.retain_data
+        if (source is None or not len(source)) and context.check_data is not None:
+            source, out.held_out = context.check_data, True  # verify on the held-out samples
+        if source is not None and len(source):
+            subset = source.per_class_subset(retain_per_class, seed=context.seed)
             out.retain_x = subset.x
             out.retain_y = subset.y.to(device)
             out.retain_features = extract_features(model, out.retain_x)
@@ -572,4 +585,5 @@ class _GivenData:
         return data_check(
             logits_forget, self.forget_y, logits_retain, self.retain_y, self.oracle_retain,
             retain, min_forget_error=min_forget_error, max_retain_drop=max_retain_drop,
+            held_out=self.held_out,
         )  # fmt: skip
