@@ -81,6 +81,15 @@ def test_the_deep_forget_is_verified_on_held_out_samples(digits_bundle, digits):
     assert record["data"]["retain_samples"] == 0  # never trained or calibrated on
 
 
+def test_the_check_set_judges_the_kept_classes_even_beside_training_data(digits_bundle, digits):
+    record = api.forget(digits_bundle, [3], depth="features", data=digits, check_data=digits,
+                        progress=False).history[-1]  # fmt: skip
+    check = record["verification"]["checks"]["check_data"]
+    assert check["forget_samples"] == int((digits.train.y == 3).sum())  # training: forget side
+    assert check["retain_samples"] == int((digits.test.y != 3).sum())  # held out: kept classes
+    assert "retain_drop_bound" in check
+
+
 def test_a_check_set_whose_labels_mean_other_classes_verifies_nothing(digits_bundle, digits):
     shuffled = Split(digits.test.x, (digits.test.y + 1) % 10)
     with pytest.raises(NotVerifiedError, match="does not fit this model"):

@@ -107,6 +107,9 @@ def describe_forget(record: dict) -> list[str]:
             parts.append(f"data {state} ({', '.join(detail)})")
         elif name == "check_data":
             detail = [f"{check['retain_samples']} held-out samples of the kept classes"]
+            if "forget_error" in check:
+                detail.append(f"forget error {check['forget_error']:.2f}% on "
+                              f"{check['forget_samples']} training samples")  # fmt: skip
             if "retain_drop_bound" in check:
                 detail.append(f"accuracy {check['retain_accuracy']:.2f}% vs oracle "
                               f"{check['oracle_retain_accuracy']:.2f}%, {check['harmed']} "

@@ -561,8 +561,10 @@ class _GivenData:
                 with torch.no_grad():
                     out.forget_logits = model.classifier(out.forget_features)
         source = context.retain_data
-        if (source is None or not len(source)) and context.check_data is not None:
-            source, out.held_out = context.check_data, True  # verify on the held-out samples
+        if context.check_data is not None and len(context.check_data):
+            # held-out samples, when given, judge the kept classes (training samples the model
+            # fitted flatter it); training data still calibrates the forget side
+            source, out.held_out = context.check_data, True
         if source is not None and len(source):
             subset = source.per_class_subset(retain_per_class, seed=context.seed)
             out.retain_x = subset.x
