@@ -271,6 +271,25 @@ def _describe_needs(needs: frozenset[str]) -> str:
     return " and ".join(sets)
 
 
+def _split_that_fits(bundle: ModelBundle, data: Split | Dataset, split: str, what: str) -> Split:
+    """``data``'s ``split`` (a :class:`Dataset`'s, checked by :func:`check_dataset_fits`) or
+    the :class:`Split` given, refused when its input shape or labels do not fit the model."""
+    if isinstance(data, Dataset):
+        check_dataset_fits(bundle, data)
+        return getattr(data, split)
+    if tuple(data.x.shape[1:]) != tuple(bundle.input_shape):
+        raise ObliviateError(
+            f"the {what}'s inputs have shape {tuple(data.x.shape[1:])} but the model expects "
+            f"{tuple(bundle.input_shape)}; use the dataset the model was trained on"
+        )
+    if len(data) and not 0 <= int(data.y.min()) <= int(data.y.max()) < bundle.num_classes:
+        raise ObliviateError(
+            f"the {what}'s labels span {int(data.y.min())}..{int(data.y.max())} but the model has "
+            f"classes 0..{bundle.num_classes - 1}; use the dataset the model was trained on"
+        )
+    return data
+
+
 def _check_data(
     method: type[UnlearningMethod],
     bundle: ModelBundle,
@@ -288,16 +307,7 @@ def _check_data(
         raise ObliviateError(what, cli=what.replace("the check data", "--check-data"))
     if isinstance(check_data, str):
         check_data = bundle_dataset(bundle, check_data)
-    if isinstance(check_data, Dataset):
-        check_dataset_fits(bundle, check_data)
-        check_data = check_data.test
-    if tuple(check_data.x.shape[1:]) != tuple(bundle.input_shape):
-        raise ObliviateError(f"the check data's inputs have shape {tuple(check_data.x.shape[1:])} "
-                             f"but the model expects {tuple(bundle.input_shape)}")  # fmt: skip
-    if len(check_data) and not 0 <= int(check_data.y.min()) <= int(check_data.y.max()) < bundle.num_classes:
-        raise ObliviateError(f"the check data's labels span {int(check_data.y.min())}.."
-                             f"{int(check_data.y.max())} but the model has classes "
-                             f"0..{bundle.num_classes - 1}")  # fmt: skip
+    check_data = _split_that_fits(bundle, check_data, "test", "check data")
     kept = check_data.without_classes(list(request.classes) + list(bundle.forgotten_classes))
     if len(kept) == 0:
         raise ObliviateError("the check data has no samples of the classes to keep")
@@ -327,21 +337,7 @@ def _method_data(
             what = f"method {name!r} needs {_describe_needs(data_needs)} (training samples); pass"
             raise ObliviateError(f"{what} data=DATASET", cli=f"{what} --data DATASET")
         return None, None
-    if isinstance(data, Dataset):
-        check_dataset_fits(bundle, data)
-        split = data.train
-    else:
-        split = data
-        if tuple(split.x.shape[1:]) != tuple(bundle.input_shape):
-            raise ObliviateError(
-                f"the data's inputs have shape {tuple(split.x.shape[1:])} but the model expects "
-                f"{tuple(bundle.input_shape)}; use the dataset the model was trained on"
-            )
-    if len(split) and not 0 <= int(split.y.min()) <= int(split.y.max()) < bundle.num_classes:
-        raise ObliviateError(
-            f"the data's labels span {int(split.y.min())}..{int(split.y.max())} but the model has "
-            f"classes 0..{bundle.num_classes - 1}; use the dataset the model was trained on"
-        )
+    split = _split_that_fits(bundle, data, "train", "data")
     if not wanted:
         log.warning("method %r uses no training data; the data given is ignored", name)
         return None, None
@@ -421,9 +417,8 @@ def forget(
             ``mnemonic`` verifies the deep forget (``depth`` features or ``auto``) on it by a
             one-sided 95 % bound on the kept classes' accuracy drop
             (:func:`obliviate.calibration.drop_upper_bound`): about 300 samples in all, when
-            the forget harms none of them. Never trained or calibrated
-            on; the forget side stays verified by the codes. Class names are bound as for
-            ``data``. Only methods that declare ``"check"`` read it; others refuse it.
+            the forget harms none of them. Never trained or calibrated on; the forget side
+            stays verified by the codes. Class names are bound as for ``data``. Only methods that declare ``"check"`` read it; others refuse it.
         **hyperparameters: the method's keyword-only hyperparameters (e.g. ``lambda1``).
 
     Raises:

@@ -117,3 +117,14 @@ def test_the_command_line_says_what_the_check_set_verified(cli, digits_bundle, t
     assert code == 0, err
     assert "check data passed (485 held-out samples of the kept classes" in err
     assert "at 95% confidence" in err and "depth: features" in err
+
+
+def test_data_that_does_not_fit_the_model_is_refused_before_any_work(digits_bundle, digits):
+    test, train = digits.test, digits.train
+    with pytest.raises(ObliviateError, match=r"check data's inputs have shape \(1, 8, 4\)"):
+        api.forget(digits_bundle, [3], check_data=Split(test.x[..., :4], test.y), progress=False)
+    with pytest.raises(ObliviateError, match=r"check data's labels span 5\.\.14"):
+        api.forget(digits_bundle, [3], check_data=Split(test.x, test.y + 5), progress=False)
+    with pytest.raises(ObliviateError, match=r"the data's labels span 5\.\.14"):
+        api.forget(digits_bundle, [3], method="ssd", data=Split(train.x, train.y + 5),
+                   progress=False)  # fmt: skip
