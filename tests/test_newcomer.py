@@ -10,15 +10,14 @@ import os
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
 import obliviate
 import obliviate.references
 from obliviate import cli as cli_module
 from obliviate.cli import options
 
+from folders import write_image_folder
 from installed import one_error_line, run
 
 
@@ -143,15 +142,7 @@ def test_every_command_that_writes_files_takes_overwrite():
 
 
 def test_a_corrupt_image_in_a_folder_is_one_line_naming_the_file(cli, tmp_path):
-    rng = np.random.default_rng(0)
-    for split in ("train", "val"):
-        for k, name in enumerate(("cat", "dog")):
-            folder = tmp_path / "images" / split / name
-            folder.mkdir(parents=True)
-            for i in range(4):
-                pixels = rng.integers(0, 60, (10, 10, 3), dtype=np.uint8)
-                pixels[..., k] += 150
-                Image.fromarray(pixels).save(folder / f"{i}.png")
+    write_image_folder(tmp_path / "images", per_class=4)
     corrupt = tmp_path / "images" / "train" / "dog" / "readme.png"
     corrupt.write_text("not an image, a note somebody saved with the wrong name\n")
     code, _, err = cli("train", "--dataset", f"folder:{tmp_path / 'images'}", "--image-size", "8",

@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 import obliviate
 from obliviate import training
 from obliviate.data import Dataset, Split
 from obliviate.errors import ObliviateError
 
+from folders import write_image_folder
 from installed import one_error_line, run
 
 PYTHON_SYNTAX = ("=DATASET", "relearn_lr", "TrainConfig(", "force=True", "CLI:")
@@ -109,15 +108,7 @@ def test_small_inputs_train_without_a_warning(digits, capsys, progress_shown, mo
 
 
 def test_the_command_line_warns_with_its_own_flag(tmp_path):
-    rng = np.random.default_rng(0)
-    for split in ("train", "val"):
-        for k, name in enumerate(("cat", "dog")):
-            folder = tmp_path / "images" / split / name
-            folder.mkdir(parents=True)
-            for i in range(2):
-                pixels = rng.integers(0, 60, (10, 10, 3), dtype=np.uint8)
-                pixels[..., k] += 150
-                Image.fromarray(pixels).save(folder / f"{i}.png")
+    write_image_folder(tmp_path / "images", per_class=2)
     env = {k: v for k, v in os.environ.items() if k != "OBLIVIATE_NO_PROGRESS"}
     proc = run("train", "--dataset", f"folder:{tmp_path / 'images'}", "--image-size", "128",
                "--model", "convnet", "--epochs", "1", "--device", "cpu", "--out",
