@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 from safetensors import safe_open
 from safetensors.torch import save_file
 
@@ -24,6 +23,8 @@ from obliviate import CodeConfig, NotVerifiedError, ObliviateError, TrainConfig
 from obliviate.calibration import data_check
 from obliviate.data import DATASETS, Dataset, FolderOptions, Split
 from obliviate.data import CIFAR_CLASSES, FASHION_CLASSES
+
+from folders import write_image_folder
 
 SCRIPT = Path(sys.executable).with_name("obliviate")
 
@@ -226,26 +227,12 @@ def test_deposit_and_withdraw_carry_the_names_and_refuse_renamed_data(digits):
     assert target.class_names == names and withdraw(target, modules).class_names == names
 
 
-def write_image_folder(root: Path, classes: list[str], per_class: int = 8) -> Path:
-    """PNGs in ImageFolder layout; class k is brightest in channel k."""
-    rng = np.random.default_rng(0)
-    for split in ("train", "val"):
-        for k, name in enumerate(classes):
-            folder = root / split / name
-            folder.mkdir(parents=True)
-            for i in range(per_class):
-                pixels = rng.integers(0, 60, (10, 10, 3), dtype=np.uint8)
-                pixels[..., k] += 150
-                Image.fromarray(pixels).save(folder / f"{i}.png")
-    return root
-
-
 @pytest.fixture(scope="module")
 def folder_model(tmp_path_factory) -> tuple[Path, Path, Path]:
     """A model trained on an image folder, the folder, and a copy of it with a class folder
     renamed so that it sorts first (every index before it shifts)."""
     root = tmp_path_factory.mktemp("classnames")
-    images = write_image_folder(root / "imgs", ["bag", "shirt", "tshirt"])
+    images = write_image_folder(root / "imgs", per_class=8, classes=("bag", "shirt", "tshirt"))
     data = obliviate.load_dataset(f"folder:{images}", options=FolderOptions(image_size=8))
     bundle = obliviate.train(data, "fc", config=TrainConfig(epochs=20, lr=0.1, batch_size=8),
                              codes=CodeConfig(t_mix=0.2), progress=False)  # fmt: skip
