@@ -34,11 +34,13 @@ truncation oracle.
 from __future__ import annotations
 
 import dataclasses
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.utils.weak import WeakIdKeyDictionary
 
 from obliviate.errors import ObliviateError
 
@@ -49,6 +51,9 @@ LAYER_KEYS = ("stats.layer.class_mean", "stats.layer.directions", "stats.layer.r
 QUANTILES = 128
 #: Ridge added to the inputs' second moment, relative to its mean eigenvalue.
 RIDGE = 1e-3
+#: Per stored ``class_mean`` tensor (weakly held): the layer's mean pre-activations ``W m_c`` of
+#: every class, with what they were computed from (:func:`_mean_preactivations`).
+_MEAN_PREACTIVATIONS: WeakIdKeyDictionary = WeakIdKeyDictionary()
 
 
 @dataclass
@@ -317,8 +322,13 @@ class FeatureEdit:
 
 
 def redirect(model: nn.Module, layer: FeatureLayer, stats: LayerStatistics, forget: list[int],
-             retain: list[int], *, gamma: float = 1.0) -> FeatureEdit:  # fmt: skip
-    """The closed-form edit of the module doc, and its bound per class (see :class:`FeatureEdit`)."""
+             retain: list[int], *, gamma: float = 1.0,
+             weights_sha256: str | None = None) -> FeatureEdit:  # fmt: skip
+    """The closed-form edit of the module doc, and its bound per class (see :class:`FeatureEdit`).
+
+    ``weights_sha256``: the digest of ``model``'s weights as just checked (the statistics'
+    binding); given, the layer's mean pre-activations ``W m_c`` are kept for later requests on
+    the same weights and statistics (:func:`_mean_preactivations`)."""
     module = layer.module(model)
     check_layer(module)
     if _columns(module) != stats.class_mean.shape[1]:
@@ -326,7 +336,11 @@ def redirect(model: nn.Module, layer: FeatureLayer, stats: LayerStatistics, forg
     means = stats.class_mean.double()
     weights = torch.softmax(stats.logit_mean.double()[forget][:, retain], dim=1)  # [F, R]
     # the move of the mean pre-activations W m_f to their targets sum_k pi_k W m_k
-    shift = gamma * _times_weight(module, weights @ means[retain] - means[forget])  # [F, out]
+    if weights_sha256 is None:
+        shift = gamma * _times_weight(module, weights @ means[retain] - means[forget])  # [F, out]
+    else:
+        moved = _mean_preactivations(module, layer.name, stats, weights_sha256)  # [C, out]
+        shift = gamma * (weights @ moved[retain] - moved[forget])
     v = stats.directions[:, forget].double()  # [d, F]
     gram = means[forget] @ v  # [F, F]: m_f . v_g
     try:
@@ -340,6 +354,24 @@ def redirect(model: nn.Module, layer: FeatureLayer, stats: LayerStatistics, forg
     mixture = {f: {k: p for k, p in zip(retain, row) if p >= 0.01}
                for f, row in zip(forget, weights.tolist())}  # fmt: skip
     return FeatureEdit(coef, v, channel_bound.float(), mixture)
+
+
+def _mean_preactivations(module: nn.Module, name: str, stats: LayerStatistics,
+                         weights_sha256: str) -> torch.Tensor:  # fmt: skip
+    """``[C, out]`` float64: ``W m_c`` for every class (bias included), computed once per stored
+    statistics and weights. Given again only for the same ``class_mean`` tensor, unchanged since
+    (version counter), the same layer's same weight and bias tensors, unchanged since, and the
+    same digest of the weights: the caller's check that they are the bytes the statistics were
+    recorded on (:func:`obliviate.stats.stale_reason`)."""
+    params = [module.weight] + ([module.bias] if module.bias is not None else [])
+    key = (name, weights_sha256, stats.class_mean._version,
+           tuple((id(p), p._version) for p in params))  # fmt: skip
+    kept = _MEAN_PREACTIVATIONS.get(stats.class_mean)
+    if kept is not None and kept[0] == key and all(r() is p for r, p in zip(kept[1], params)):
+        return kept[2]
+    moved = _times_weight(module, stats.class_mean.double())
+    _MEAN_PREACTIVATIONS[stats.class_mean] = (key, [weakref.ref(p) for p in params], moved)
+    return moved
 
 
 def _columns(module: nn.Module) -> int:

@@ -7,7 +7,9 @@ methods can all name the weights they describe without importing each other.
 from __future__ import annotations
 
 import hashlib
+import os
 import weakref
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -18,8 +20,12 @@ _DIGESTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 #: Per model (weakly held): a private copy of its weights' bytes and their digest
 #: (:func:`checked_weights_sha256`).
 _COPIES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+#: Per model (weakly held): a digest being computed in the background (:func:`hash_in_background`)
+#: with the stamps of the tensors it reads.
+_PENDING: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 #: The largest state dict (bytes) that :func:`checked_weights_sha256` keeps a copy of.
 COPY_LIMIT = 64 << 20
+_POOL: tuple[int, ThreadPoolExecutor] | None = None
 
 
 def weights_sha256(model: torch.nn.Module, *, reuse: bool = True) -> str:
@@ -40,10 +46,52 @@ def weights_sha256(model: torch.nn.Module, *, reuse: bool = True) -> str:
     known = _remembered(model, state, stamps) if reuse else None
     if known is not None:
         return known
-    value = _sha256(_pieces(state))
+    pending = _PENDING.pop(model, None)
+    if pending is not None and reuse and _same_tensors(pending, state, stamps):
+        value = pending[2].result()  # hashed in the background from these very tensors
+    else:
+        value = _sha256(_pieces(state))
     if stamps is not None:
         _DIGESTS[model] = ([weakref.ref(t) for t in state.values()], stamps, value)
     return value
+
+
+def hash_in_background(model: torch.nn.Module) -> None:
+    """Start :func:`weights_sha256` of ``model`` in a worker thread, for a model whose weights
+    are final but whose digest is needed only later (a forget's output while the forget does
+    other work): the next ``weights_sha256(model)`` waits for that result instead of hashing
+    again, when every tensor is still the same object with the same stamps as when the work
+    began (the rule of :func:`weights_sha256`); otherwise the background result is dropped and
+    the weights are hashed afresh. Models on another device than the CPU are left alone.
+
+    SHA-256 releases the interpreter lock while it hashes, so the digest costs wall-clock time
+    only where the caller has nothing else to do. Changing the weights while the thread reads
+    them (through ``.data``, which the stamps do not see) gives a digest of neither state:
+    hand the model to no one until its digest has been taken.
+    """
+    state = model.state_dict(keep_vars=True)
+    stamps = _stamps(state)
+    if stamps is None or any(t.device.type != "cpu" for t in state.values()):
+        return
+    pieces = _pieces(state)  # views of the tensors' memory, made here: the thread only hashes
+    _PENDING[model] = ([weakref.ref(t) for t in state.values()], stamps,
+                       _pool().submit(_sha256, pieces))  # fmt: skip
+
+
+def _pool() -> ThreadPoolExecutor:
+    """One worker thread, made again in a forked child (whose parent's threads do not exist)."""
+    global _POOL
+    if _POOL is None or _POOL[0] != os.getpid():
+        _POOL = (os.getpid(), ThreadPoolExecutor(1, thread_name_prefix="obliviate-sha256"))
+    return _POOL[1]
+
+
+def _same_tensors(memo: tuple, state: dict[str, torch.Tensor], stamps: list[tuple] | None) -> bool:
+    """Whether ``state`` holds the very tensors a memo (weak references, stamps, value) was made
+    from, unchanged since (same stamps)."""
+    if stamps is None or memo[1] != stamps or len(memo[0]) != len(state):
+        return False
+    return all(ref() is t for ref, t in zip(memo[0], state.values(), strict=True))
 
 
 def checked_weights_sha256(model: torch.nn.Module) -> str:
@@ -98,11 +146,8 @@ def _remembered(model: torch.nn.Module, state: dict[str, torch.Tensor],
                 stamps: list[tuple] | None) -> str | None:  # fmt: skip
     """The digest remembered for ``model`` while its tensors are the very ones, unchanged
     since (:func:`_stamps`), else ``None``."""
-    memo = _DIGESTS.get(model) if stamps is not None else None
-    if memo is None or memo[1] != stamps:
-        return None
-    same = all(ref() is t for ref, t in zip(memo[0], state.values(), strict=True))
-    return memo[2] if same else None
+    memo = _DIGESTS.get(model)
+    return memo[2] if memo is not None and _same_tensors(memo, state, stamps) else None
 
 
 def _pieces(state: dict[str, torch.Tensor]) -> list[bytes | memoryview]:

@@ -208,3 +208,27 @@ def test_cleared_margins_only_for_forgotten_classes(digits_bundle, tmp_path):
 
     with pytest.raises(ObliviateError, match="infinite margins for classes \\[2\\]"):
         obliviate.load(_saved_with(digits_bundle, tmp_path, clear))
+
+
+@pytest.mark.parametrize("arch", ["fc", "cnn"])
+def test_the_kept_mean_preactivations_give_the_same_edit_and_follow_the_weights(
+        digits_bundle, cnn_bundle, arch):  # fmt: skip
+    """``redirect(weights_sha256=...)`` keeps ``W m_c`` for the next request: the same edit as
+    computed afresh, and computed afresh again once the layer's weights change in place or
+    are replaced, whatever digest the caller names."""
+    bundle = copy.deepcopy(digits_bundle if arch == "fc" else cnn_bundle)
+    model, layer, stats = bundle.model, bundle.model.feature_layer(), bundle.stats.layer
+    retain = [c for c in range(10) if c != 3]
+
+    def same(digest):
+        kept = redirect(model, layer, stats, [3], retain, weights_sha256=digest)
+        fresh = redirect(model, layer, stats, [3], retain)
+        return torch.allclose(kept.coef, fresh.coef, rtol=1e-9, atol=1e-12)
+
+    assert same("a") and same("a")  # made, then given again
+    module = layer.module(model)
+    with torch.no_grad():
+        module.weight.mul_(1.5)  # in place: the version counter moves
+    assert same("a")
+    module.weight = torch.nn.Parameter(module.weight.detach() * 0.5)  # another tensor
+    assert same("a")

@@ -55,6 +55,7 @@ from obliviate.calibration import (
     truncated_predictions,
 )
 from obliviate.deep import apply_edit, logit_bounds, redirect, retain_drop_bound
+from obliviate.digest import hash_in_background
 from obliviate.errors import ObliviateError
 from obliviate.fisher import diagonal_fisher, warm_up
 from obliviate.methods.base import (
@@ -83,6 +84,11 @@ def _no_statistics(context: UnlearnContext) -> str:
         "changed by another method since), and the codes alone do not predict real data; "
         "record them from the training data (obliviate stats MODEL --data DATASET --out "
         "NEW.safetensors) or pass the training data (--data DATASET) to verify on it")
+
+
+def _has_retain_data(context: UnlearnContext) -> bool:
+    """Whether the method was given samples of the kept classes (training or check data)."""
+    return any(d is not None and len(d) > 0 for d in (context.retain_data, context.check_data))
 
 
 def _deep_unavailable(model: Classifier, context: UnlearnContext) -> str | None:
@@ -249,8 +255,14 @@ class MnemonicForgetting(UnlearningMethod):
     def _calibrated(self, model, inputs, labels, forget, retain, given, context) -> MethodOutput:
         # non-finite weights: the head step's forward pass of the codes refuses them
         deep_note = None
+        head = None
         if self.depth in ("auto", "features"):
             missing = _deep_unavailable(model, context)
+            if missing is None and self.depth == "auto" and not _has_retain_data(context):
+                # without data the deep edit's data-free bound seldom verifies: the output-only
+                # step first, its digest taken in the background while the edit is tried
+                head = self._output_only(model, inputs, labels, forget, retain, given, context)
+                hash_in_background(head.model)
             if missing is None:
                 # the full redirect first, then half of it: the deepest edit that verifies
                 first = None
@@ -275,9 +287,16 @@ class MnemonicForgetting(UnlearningMethod):
                                      f"{missing}; use depth 'output'")  # fmt: skip
             else:
                 deep_note = f"features: unavailable ({missing}); output only"
+        out = head if head is not None else self._output_only(model, inputs, labels, forget,
+                                                              retain, given, context)
+        out.details.update(depth_note=deep_note or "output only requested")
+        return out
+
+    def _output_only(self, model, inputs, labels, forget, retain, given, context) -> MethodOutput:
+        """The closed-form head step on the input, the features untouched."""
         out = self._head_step(model, model, inputs, labels, forget, retain, given,
                               context.stats, no_stats=_no_statistics(context))  # fmt: skip
-        out.details.update(depth="output", depth_note=deep_note or "output only requested",
+        out.details.update(depth="output", depth_note="output only requested",
                            scope="forget-class rows of the classifier; the features are the "
                            "input's, unchanged, and still hold the forgotten classes")  # fmt: skip
         return out
@@ -290,12 +309,12 @@ class MnemonicForgetting(UnlearningMethod):
         alone, before any model is built, that the kept classes cannot be verified."""
         layer = model.feature_layer()
         stats = context.stats
-        edit = redirect(model, layer, stats.layer, forget, retain, gamma=gamma)
+        edit = redirect(model, layer, stats.layer, forget, retain, gamma=gamma,
+                        weights_sha256=stats.weights_sha256)  # fmt: skip
         feature_bound = layer.feature_bound(edit.channel_bound)
         bounds = logit_bounds(model.classifier, feature_bound)
         drop = retain_drop_bound(stats.layer, bounds, forget, retain)
-        no_retain_data = all(d is None or len(d) == 0
-                             for d in (context.retain_data, context.check_data))
+        no_retain_data = not _has_retain_data(context)
         if self.depth == "auto" and no_retain_data and (drop is None or
                                                         drop > self.max_retain_drop):  # fmt: skip
             return None, ("features: not verified without data (the kept-class bound allows "
