@@ -150,8 +150,11 @@ def train(
         net = copy.deepcopy(given.model).to(device)
         model, model_kwargs = given.arch, given.arch_kwargs
     else:
-        net = create_model(model, input_shape=data.input_shape, num_classes=data.num_classes,
-                           **(model_kwargs or {})).to(device)  # fmt: skip
+        try:
+            net = create_model(model, input_shape=data.input_shape, num_classes=data.num_classes,
+                               **(model_kwargs or {})).to(device)  # fmt: skip
+        except (TypeError, ValueError) as exc:  # model_kwargs the architecture cannot take
+            raise ObliviateError(f"cannot build {model}: {exc}") from None
     warn_slow_on_cpu(f"training {model}", net, data.input_shape, device,
                      enabled=progress and (distributed is None or distributed.is_main))  # fmt: skip
     mnemonic = (

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import importlib
+import inspect
+import typing
 from collections.abc import Callable, Iterator
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from obliviate.errors import ObliviateError
 
@@ -67,3 +69,55 @@ class Registry(Generic[T]):
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
+
+
+def keyword_defaults(cls: type) -> dict[str, Any]:
+    """The keyword-only arguments of ``cls.__init__`` and their defaults."""
+    signature = inspect.signature(cls.__init__)
+    return {name: p.default for name, p in signature.parameters.items()
+            if p.kind is inspect.Parameter.KEYWORD_ONLY}  # fmt: skip
+
+
+def _scalar_type(annotation: Any) -> type | None:
+    """``float`` for ``float``/``float | None``; ``None`` when not a plain scalar."""
+    options = [a for a in typing.get_args(annotation) if a is not type(None)] or [annotation]
+    for kind in (bool, int, float, str):
+        if kind in options:
+            return kind
+    return None
+
+
+def coerce_keywords(cls: type, raw: dict[str, str], *, owner: str, noun: str,
+                    known: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
+    """Turn ``{"alpha": "10"}`` (from a command line) into typed keyword arguments of
+    ``cls.__init__`` (among ``known``, default: every keyword-only one), by their annotations.
+
+    Raises:
+        ObliviateError: an unknown name (the known ones are listed) or a value of the wrong type;
+            ``owner`` (e.g. ``"method 'ssd'"``) and ``noun`` (``"hyperparameter"``) word it.
+    """
+    defaults = keyword_defaults(cls) if known is None else known
+    hints = typing.get_type_hints(cls.__init__)
+    out: dict[str, Any] = {}
+    for key, text in raw.items():
+        if key not in defaults:
+            raise ObliviateError(f"{owner} has no {noun} {key!r}; known: "
+                                 f"{', '.join(defaults) or '(none)'}")  # fmt: skip
+        kind = _scalar_type(hints.get(key))
+        if text.lower() == "none" and type(None) in typing.get_args(hints.get(key)):
+            out[key] = None
+            continue
+        try:
+            if kind is bool:
+                if text.lower() not in ("true", "false", "1", "0"):
+                    raise ValueError
+                out[key] = text.lower() in ("true", "1")
+            elif kind is not None:
+                out[key] = kind(text)
+            else:
+                out[key] = text
+        except ValueError:
+            article = "an" if kind.__name__[0] in "aeiou" else "a"
+            raise ObliviateError(f"{noun} {key}={text!r} of {owner.split(' ', 1)[-1]} must be "
+                                 f"{article} {kind.__name__}") from None  # fmt: skip
+    return out

@@ -166,3 +166,47 @@ def test_forget_with_a_dataset_name(digits_bundle, digits):
     assert "data" in record["verification"]["on"] and record["verified"] is True
     with pytest.raises(ObliviateError, match="unknown dataset"):
         obliviate.forget(digits_bundle, [0], device="cpu", data="nosuch")
+
+
+def test_cli_model_options_reach_the_architecture_and_the_file(cli, tmp_path):
+    out = tmp_path / "r.safetensors"
+    code, _, err = cli("train", "--model", "resnet18", "--model-option", "width=4", "--epochs", "1",
+                       "--out", out)  # fmt: skip
+    assert code == 0, err
+    bundle = obliviate.load(out)
+    assert bundle.arch_kwargs == {"width": 4}
+    net = bundle.model.backbone
+    assert [net.conv1.out_channels, net.layer1[0].conv2.out_channels,
+            net.layer4[1].conv2.out_channels, bundle.model.classifier.in_features] == [4, 4, 32, 32]
+    assert isinstance(net.layer2[0].bn1, torch.nn.BatchNorm2d)
+    for items, message in ((["widht=4"], "has no option 'widht'; known: width"),
+                           (["width=x"], "width='x' of 'resnet18' must be an int"),
+                           (["width=0"], "width must be a whole number >= 1"),
+                           (["width"], "takes KEY=VALUE")):  # fmt: skip
+        args = [a for item in items for a in ("--model-option", item)]
+        code, _, err = cli("train", "--model", "resnet18", *args, "--epochs", "1",
+                           "--out", tmp_path / "bad.safetensors")  # fmt: skip
+        assert code == 2 and message in err and err.count("\n") == 1, err
+    code, _, err = cli("train", "--model", "torchvision:resnet18", "--model-option", "width=4",
+                       "--epochs", "1", "--out", tmp_path / "bad.safetensors")  # fmt: skip
+    assert code == 2 and "obliviate's own architectures" in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.safetensors"]
+
+
+def test_the_standard_resnet18_is_torchvisions_and_a_narrow_one_scales_every_stage():
+    from torchvision.models import resnet18
+
+    from obliviate.models import create_model
+
+    ours = create_model("resnet18", input_shape=(3, 8, 8), num_classes=10)
+    theirs = resnet18(num_classes=10).state_dict()
+    shapes = {k.removeprefix("backbone."): v.shape for k, v in ours.state_dict().items()}
+    assert {k: v for k, v in shapes.items() if not k.startswith(("classifier", "conv1"))} == \
+        {k: v.shape for k, v in theirs.items() if not k.startswith(("fc.", "conv1"))}  # fmt: skip
+    narrow = create_model("resnet18", input_shape=(1, 8, 8), num_classes=3, width=8)
+    for i, stage in enumerate((narrow.backbone.layer1, narrow.backbone.layer2,
+                               narrow.backbone.layer3, narrow.backbone.layer4)):  # fmt: skip
+        assert {b.conv1.out_channels for b in stage} == {8 << i}
+        assert all(b.bn2.weight.eq(1).all() and b.bn2.bias.eq(0).all() for b in stage)
+    assert narrow(torch.zeros(2, 1, 8, 8)).shape == (2, 3)
+    assert sum(p.numel() for p in narrow.parameters()) < sum(p.numel() for p in ours.parameters()) / 40

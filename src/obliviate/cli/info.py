@@ -15,6 +15,7 @@ from obliviate.cli.options import (
     check_choice,
     console,
     hyperparameter_defaults,
+    model_options,
     trainable_models,
 )
 
@@ -38,7 +39,10 @@ def list_cmd(
                           soft_wrap=True, highlight=False)  # fmt: skip
         return
     console.print(f"[bold]datasets[/]: {', '.join(DATASETS.names())}")
-    console.print(f"[bold]models[/]: {', '.join(trainable_models())}")
+    console.print("[bold]models[/] (train --model-option KEY=VALUE sets an option):")
+    for name in trainable_models():
+        shown = ", ".join(f"{k}={v}" for k, v in model_options(name).items()) or "none"
+        console.print(f"  [bold]{name}[/]: options {shown}", soft_wrap=True, highlight=False)
     console.print("[bold]methods[/] (needs: data it cannot run without; uses: data it takes if given):")
     for name in METHODS.names():
         cls = METHODS.get(name)

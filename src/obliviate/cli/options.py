@@ -49,6 +49,7 @@ METHODS = _Lazy("obliviate.methods", "METHODS")
 coerce_hyperparameters = _Lazy("obliviate.methods.base", "coerce_hyperparameters")
 hyperparameter_defaults = _Lazy("obliviate.methods.base", "hyperparameter_defaults")
 trainable_models = _Lazy("obliviate.models", "trainable_models")
+model_options = _Lazy("obliviate.models", "model_options")
 TrainConfig = _Lazy("obliviate.training", "TrainConfig")
 truncation_oracle = _Lazy("obliviate.metrics", "truncation_oracle")
 weights_sha256 = _Lazy("obliviate.checkpoint", "weights_sha256")
@@ -202,6 +203,28 @@ def parse_hyperparameters(items: list[str]) -> dict[str, str]:
             raise ObliviateError(f"--hp takes KEY=VALUE (e.g. --hp alpha=10), got {item!r}")
         out[key.strip().replace("-", "_")] = value.strip()
     return out
+
+
+def parse_model_options(items: list[str], model: str) -> dict[str, Any]:
+    """``--model-option KEY=VALUE`` items -> typed constructor arguments of the registered
+    architecture ``model`` (e.g. ``width=16``); refused for wrapped torchvision/timm models."""
+    if not items:
+        return {}
+    if model.startswith(("torchvision:", "timm:")):
+        raise ObliviateError(f"--model-option is for obliviate's own architectures; {model} is "
+                             "built by its library with its own defaults")  # fmt: skip
+    from obliviate.models import MODELS, model_options
+    from obliviate.registry import coerce_keywords
+
+    raw: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise ObliviateError(f"--model-option takes KEY=VALUE (e.g. --model-option width=16), "
+                                 f"got {item!r}")  # fmt: skip
+        raw[key.strip().replace("-", "_")] = value.strip()
+    return coerce_keywords(MODELS.get(model), raw, owner=f"model {model!r}", noun="option",
+                           known=model_options(model))  # fmt: skip
 
 
 def check_model_names(paths: list[Path]) -> None:

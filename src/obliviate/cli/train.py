@@ -30,6 +30,7 @@ from obliviate.cli.options import (
     dataset_train_config,
     err_console,
     image_options,
+    parse_model_options,
     load,
     open_dataset,
     refuse_missed_goal,
@@ -46,6 +47,7 @@ def train_cmd(
     out: Annotated[Path, typer.Option("--out", help="Model file to write (.safetensors).")],
     dataset: Annotated[str, typer.Option(help=f"One of: {', '.join(DATASET_NAMES)}, or folder:PATH (an image folder with train/ and val/).")] = "digits",
     model: Annotated[str, typer.Option(help=f"One of: {', '.join(TRAINABLE_MODEL_NAMES)}, or torchvision:NAME / timm:NAME (random weights; see 'obliviate list architectures').")] = "fc",
+    model_option: Annotated[Optional[list[str]], typer.Option("--model-option", help="Architecture setting KEY=VALUE (repeatable), e.g. --model-option width=16 for resnet18 ('obliviate list' shows each architecture's).")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="Default per dataset: digits 40, cifar10 200, others 10.")] = None,
     seed: int = 0,
     lr: Annotated[Optional[float], typer.Option(help="Default per dataset: digits and cifar10 0.1, others 0.01.")] = None,
@@ -74,6 +76,7 @@ def train_cmd(
     check_dataset(dataset)
     if not model.startswith(("torchvision:", "timm:")):
         check_choice(model, trainable_models(), "model")
+    model_kwargs = parse_model_options(model_option or [], model)
     check_outputs([out], overwrite=overwrite)
     check_model_names([out])
     check_choice(code_mode, list(CODE_MODES), "code mode")
@@ -92,7 +95,7 @@ def train_cmd(
         else None
     )
     bundle = api.train(data, model, config=config, codes=code_config, device=device,
-                       distributed=job)  # fmt: skip
+                       distributed=job, model_kwargs=model_kwargs)  # fmt: skip
     if job is not None and not job.is_main:
         return  # rank 0 evaluates and writes
     from obliviate.bench.runner import WEAK_CLASS_ACCURACY

@@ -11,8 +11,6 @@ ever sees the data it declared.
 from __future__ import annotations
 
 import copy
-import inspect
-import typing
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,7 +22,7 @@ from obliviate.codes import MnemonicCodes
 from obliviate.data import BatchAugment, Split
 from obliviate.errors import ObliviateError
 from obliviate.models import Classifier
-from obliviate.registry import Registry
+from obliviate.registry import Registry, coerce_keywords, keyword_defaults
 from obliviate.stats import TrainingStatistics
 from obliviate.training import (
     BatchTransform,
@@ -224,21 +222,7 @@ class FineTuningMethod(UnlearningMethod):
 
 def hyperparameter_defaults(method: type[UnlearningMethod]) -> dict[str, Any]:
     """The keyword-only hyperparameters of a method class and their defaults."""
-    signature = inspect.signature(method.__init__)
-    return {
-        name: p.default
-        for name, p in signature.parameters.items()
-        if p.kind is inspect.Parameter.KEYWORD_ONLY
-    }
-
-
-def _scalar_type(annotation: Any) -> type | None:
-    """``float`` for ``float``/``float | None``; ``None`` when not a plain scalar."""
-    options = [a for a in typing.get_args(annotation) if a is not type(None)] or [annotation]
-    for kind in (bool, int, float, str):
-        if kind in options:
-            return kind
-    return None
+    return keyword_defaults(method)
 
 
 def coerce_hyperparameters(
@@ -249,33 +233,7 @@ def coerce_hyperparameters(
     Raises:
         ObliviateError: an unknown name (the known ones are listed) or a value of the wrong type.
     """
-    defaults = hyperparameter_defaults(method)
-    hints = typing.get_type_hints(method.__init__)
-    out: dict[str, Any] = {}
-    for key, text in raw.items():
-        if key not in defaults:
-            known = ", ".join(defaults) or "(none)"
-            raise ObliviateError(
-                f"method {method.name!r} has no hyperparameter {key!r}; known: {known}"
-            )
-        kind = _scalar_type(hints.get(key))
-        if text.lower() == "none" and type(None) in typing.get_args(hints.get(key)):
-            out[key] = None
-            continue
-        try:
-            if kind is bool:
-                if text.lower() not in ("true", "false", "1", "0"):
-                    raise ValueError
-                out[key] = text.lower() in ("true", "1")
-            elif kind is not None:
-                out[key] = kind(text)
-            else:
-                out[key] = text
-        except ValueError:
-            raise ObliviateError(
-                f"hyperparameter {key}={text!r} of {method.name!r} must be a {kind.__name__}"
-            ) from None
-    return out
+    return coerce_keywords(method, raw, owner=f"method {method.name!r}", noun="hyperparameter")
 
 
 def check_positive(**values: float | int | None) -> None:

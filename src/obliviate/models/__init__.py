@@ -20,7 +20,7 @@ from torch import nn
 
 from obliviate.deep import FeatureLayer
 from obliviate.models.base import Classifier, Reshape
-from obliviate.registry import Registry
+from obliviate.registry import Registry, keyword_defaults
 
 #: the LIRF recover net ("lirf-recover") registers itself from obliviate.recoverable
 MODELS: Registry[type[nn.Module]] = Registry("model", plugins=("obliviate.recoverable",))
@@ -137,17 +137,38 @@ class ConvNet(Classifier):
 class CifarResNet18(Classifier):
     """ResNet-18, CIFAR variant: 3x3 stem conv with stride 1 and no max-pool (torchvision blocks).
 
+    ``width``: channels of the stem and the first stage (the stages have ``width``,
+    ``2*width``, ``4*width``, ``8*width``; 64 is the standard network, and ``width=16`` has
+    1/16 of its weights, small enough to train on a CPU in minutes). Batch norm throughout.
+
     Default lambdas (1e-5, 1e4) are those of the official code's CIFAR-10 config.
     """
 
     default_lambdas = (1e-5, 1e4)
 
-    def __init__(self, *, input_shape: tuple[int, ...], num_classes: int) -> None:
+    def __init__(self, *, input_shape: tuple[int, ...], num_classes: int, width: int = 64) -> None:
         super().__init__()
         from torchvision.models import resnet18
+        from torchvision.models.resnet import BasicBlock
 
+        if isinstance(width, bool) or not isinstance(width, int) or width < 1:
+            raise ValueError(f"resnet18 width must be a whole number >= 1, got {width!r}")
         net = resnet18(num_classes=num_classes)
-        net.conv1 = nn.Conv2d(input_shape[0], 64, kernel_size=3, stride=1, padding=1, bias=False)
+        if width != 64:  # torchvision's stages at other widths, initialised as torchvision does
+            net.inplanes = width
+            net.bn1 = nn.BatchNorm2d(width)
+            for i, stage in enumerate(("layer1", "layer2", "layer3", "layer4")):
+                setattr(net, stage, net._make_layer(BasicBlock, width << i, 2,
+                                                    stride=1 if i == 0 else 2))  # fmt: skip
+            net.fc = nn.Linear(8 * width, num_classes)
+            for module in net.modules():
+                if isinstance(module, nn.Conv2d):
+                    nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+                elif isinstance(module, nn.BatchNorm2d):
+                    nn.init.ones_(module.weight)
+                    nn.init.zeros_(module.bias)
+        net.conv1 = nn.Conv2d(input_shape[0], width, kernel_size=3, stride=1, padding=1,
+                              bias=False)  # fmt: skip
         net.maxpool = nn.Identity()
         self.classifier = net.fc
         net.fc = nn.Identity()
@@ -247,6 +268,13 @@ class HardTanhMLP(Classifier):
         return [nn.Sequential(Reshape((self.input_dim,)), *pairs[0]), *pairs[1:]]
 
 
+def model_options(name: str) -> dict[str, Any]:
+    """The constructor options of the registered architecture ``name`` and their defaults
+    (``obliviate train --model-option KEY=VALUE``; ``model_kwargs`` of :func:`obliviate.train`)."""
+    return {k: v for k, v in keyword_defaults(MODELS.get(name)).items()
+            if k not in ("input_shape", "num_classes")}  # fmt: skip
+
+
 def trainable_models() -> list[str]:
     """Names of the registered architectures that ``obliviate train`` can train."""
     return [n for n in MODELS.names() if getattr(MODELS.get(n), "trainable", True)]
@@ -264,4 +292,8 @@ def create_model(
         return create_external(name, input_shape=tuple(input_shape), num_classes=num_classes,
                                **kwargs)  # fmt: skip
     factory = MODELS.get(name)
+    unknown = sorted(set(kwargs) - set(model_options(name)))
+    if unknown:
+        raise TypeError(f"{name} has no option {unknown[0]!r}; known: "
+                        f"{', '.join(model_options(name)) or '(none)'}")  # fmt: skip
     return factory(input_shape=tuple(input_shape), num_classes=num_classes, **kwargs)
