@@ -19,7 +19,17 @@ SUITES = {
     "fc": ("fashion-mnist", "fc", TrainConfig(epochs=10)),
     "convnet": ("fashion-mnist", "convnet", TrainConfig(epochs=10)),
     "digits": ("digits", "fc", TrainConfig(epochs=40, lr=0.1)),
+    "resnet": ("fashion-mnist", "resnet18", TrainConfig(epochs=10)),
 }
+#: The architectures' options per suite (``model_kwargs`` of :func:`obliviate.train`).
+MODEL_OPTIONS = {"resnet": {"width": 8}}
+
+
+def arch_label(suite: str) -> str:
+    """The suite's architecture as the page names it, with its options (``resnet18 width=8``)."""
+    arch = SUITES[suite][1]
+    options = " ".join(f"{k}={v}" for k, v in MODEL_OPTIONS.get(suite, {}).items())
+    return f"{arch} {options}" if options else arch
 REQUESTS = [[c] for c in range(10)] + [[1, 8], [2, 4, 6]]
 #: label -> (method, hyperparameters, data given, force)
 ROWS = {
@@ -120,7 +130,7 @@ def verdict(rows: list[dict]) -> list[str]:
     out = ["## Verdict", ""]
     for suite in [s for s in SUITES if any(r["suite"] == s for r in rows)]:
         mine = [r for r in rows if r["suite"] == suite]
-        dataset, arch, _ = SUITES[suite]
+        dataset, arch = SUITES[suite][0], arch_label(suite)
         default = [r for r in mine if r["label"] == "mnemonic"]
         depths = [r.get("depth") for r in default if "refused" not in r]
         n_output = sum(1 for d in depths if d == "output")
@@ -188,7 +198,7 @@ def table(options: Any, runs: Path, page: Path) -> None:
     if new:
         out += [ATTACKER_HEAD.strip(), "", *attacker_overview(new)]
         for suite in [s for s in SUITES if any(r["suite"] == s for r in new)]:
-            dataset, arch, _ = SUITES[suite]
+            dataset, arch = SUITES[suite][0], arch_label(suite)
             out += [f"### {dataset} `{arch}`", ""]
             out += attacker_section([r for r in new if r["suite"] == suite])
         out += [ATTACKER_LEGEND.strip(), "", "## The first measures (issue 22)", ""]
@@ -199,7 +209,7 @@ def table(options: Any, runs: Path, page: Path) -> None:
         mine = [r for r in rows if r["suite"] == suite]
         seeds = sorted({r["seed"] for r in mine})
         requests = sorted({tuple(r["classes"]) for r in mine})
-        dataset, arch, _ = SUITES[suite]
+        dataset, arch = SUITES[suite][0], arch_label(suite)
         out += [f"### {dataset} `{arch}` — seeds {', '.join(map(str, seeds))}; "
                 f"{len(requests)} requests", ""]  # fmt: skip
         groups = {label: [r for r in mine if r["label"] == label] for label in ROWS}
@@ -393,7 +403,7 @@ def attacker_overview(rows: list[dict]) -> list[str]:
             if judged:
                 counts = {d: judged.count(d) for d in dict.fromkeys(judged)}
                 places.append(f"`{label}` " + ", ".join(f"{d} {n}" for d, n in counts.items()))
-        dataset, arch, _ = SUITES[suite]
+        dataset, arch = SUITES[suite][0], arch_label(suite)
         requests = len({tuple(r["classes"]) for r in mine})
         lines.append(f"* {dataset} `{arch}`, {requests} requests, {len(labels)} methods: the band "
                      f"goals are met by {', '.join(met) or 'none'}. Per request, the bands say: "
