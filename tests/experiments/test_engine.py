@@ -97,6 +97,20 @@ def test_parts_merge_their_new_rows_once_in_the_parts_order(tmp_path):
     assert len(read_rows(tmp_path / "results.jsonl")) == 4
 
 
+def test_parts_merged_by_key_keep_one_row_per_measured_thing(tmp_path):
+    """Two parts that both measured a row (its timing differs) give it once, the first part's;
+    without a key the two lines are two rows."""
+    write_rows(tmp_path / "results.jsonl", [{"seed": 0, "label": "a", "ms": 1}])
+    write_rows(tmp_path / "parts" / "p1" / "results.jsonl",
+               [{"seed": 0, "label": "a", "ms": 2}, {"seed": 1, "label": "a", "ms": 3}])
+    write_rows(tmp_path / "parts" / "p2" / "results.jsonl",
+               [{"seed": 1, "label": "a", "ms": 4}, {"seed": 1, "label": "b", "ms": 5}])
+    assert merge_parts(tmp_path, key=("seed", "label")) == 2
+    assert [r["ms"] for r in read_rows(tmp_path / "results.jsonl")] == [1, 3, 5]
+    assert merge_parts(tmp_path) == 2  # by line: the two rows measured twice come in again
+    assert [r["ms"] for r in read_rows(tmp_path / "results.jsonl")] == [1, 3, 5, 2, 4]
+
+
 def test_merge_starts_on_a_fresh_line_after_a_torn_main_file(tmp_path):
     write_rows(tmp_path / "results.jsonl", [{"seed": 0}], tail='{"se')
     write_rows(tmp_path / "parts" / "a" / "results.jsonl", [{"seed": 1}])

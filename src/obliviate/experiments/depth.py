@@ -244,4 +244,5 @@ __all__ = ["GOALS", "GROUPS", "PAGE", "REQUESTS", "ROWS", "SUITES", "goals_faile
            "run", "summarise", "table", "verdict"]
 
 PAGE = Page(doc=__doc__, options=DepthOptions, run=run, table=table, runs=Path("runs/depth"),
-            out=Path("docs/results/depth.md"))
+            out=Path("docs/results/depth.md"),
+            key=("suite", "seed", "classes", "label", "measures"))  # fmt: skip

@@ -142,17 +142,23 @@ def run_queue(results: Results, plan: Iterable[dict], run_one: Callable[[dict], 
     return ran
 
 
-def merge_parts(runs: str | Path) -> int:
-    """Append to ``RUNS/results.jsonl`` the rows of ``RUNS/parts/*/results.jsonl`` it lacks (the
-    same row is the same JSON line), the parts taken in name order; returns how many."""
+def merge_parts(runs: str | Path, key: Sequence[str] = ()) -> int:
+    """Append to ``RUNS/results.jsonl`` the rows of ``RUNS/parts/*/results.jsonl`` it lacks, the
+    parts taken in name order; returns how many. A row is lacking when no row has the same
+    ``key`` fields (a page's :attr:`Page.key`: one row per measured thing, the first kept, so
+    a row two parts both measured counts once), or, without ``key``, the same JSON line."""
     runs = Path(runs)
     target = runs / "results.jsonl"
-    seen = {line for line, _ in _rows_of(target)}
+
+    def name(line: str, row: dict) -> str:
+        return json.dumps([row.get(field) for field in key]) if key else line
+
+    seen = {name(line, row) for line, row in _rows_of(target)}
     new: list[str] = []
     for part in sorted(runs.glob("parts/*/results.jsonl")):
-        for line, _ in _rows_of(part):
-            if line not in seen:
-                seen.add(line)
+        for line, row in _rows_of(part):
+            if name(line, row) not in seen:
+                seen.add(name(line, row))
                 new.append(line)
     _append_lines(target, new)
     log.info("merged %d new rows into %s", len(new), target)
@@ -227,6 +233,8 @@ class Page:
     table: Callable[[Any, Path, Path | None], None]
     runs: Path | None
     out: Path | None
+    #: the fields that name one row (``--merge-parts`` keeps one row per name); empty: the line
+    key: tuple[str, ...] = ()
 
 
 def ints(text: str) -> tuple[int, ...]:
@@ -325,7 +333,7 @@ def main(page: Page, argv: Sequence[str] | None = None) -> None:
         with tempfile.TemporaryDirectory() as scratch:  # the rows of a page measured afresh
             runs = Path(scratch) if args.runs is None else args.runs
             if args.merge_parts:
-                merge_parts(runs)
+                merge_parts(runs, page.key)
             if verb != "table":
                 page.run(options, runs, args.out)
             if verb != "run":
