@@ -66,7 +66,7 @@ def block_features(model: Classifier) -> list[tuple[str, FeatureFn]]:
     return maps
 
 
-def _features(fn: FeatureFn, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+def features_of(fn: FeatureFn, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """``fn(x)`` in eval mode and batches, without gradients, as float32 on the CPU."""
     with torch.no_grad():
         parts = batched_eval(lambda b: fn(b).float().cpu(), model, x, 1024)
@@ -80,7 +80,8 @@ def _forget_test(test: Split, classes: Sequence[int]) -> Split:
     return target
 
 
-def _accuracy(model: nn.Module, split: Split) -> float:
+def accuracy_on(model: nn.Module, split: Split) -> float:
+    """Accuracy (%) of ``model`` on ``split``."""
     return 100.0 * float((predict(model, split.x) == split.y).float().mean())
 
 
@@ -149,13 +150,13 @@ def knowledge_retention(
     if len(fitted) == 0:
         raise ObliviateError("the training split has no samples to fit the probe on")
     target = _forget_test(test, classes)
-    x = _features(fn, model, fitted.x).double()
+    x = features_of(fn, model, fitted.x).double()
     mean, std = x.mean(0), x.std(0, unbiased=False)
     std = torch.where(std > 1e-8 * (1.0 + mean.abs()), std, torch.ones_like(std))
     labels = torch.unique(fitted.y)  # sorted
     head, _ = fit_linear_probe((x - mean) / std, torch.searchsorted(labels, fitted.y),
                                len(labels), l2=l2, max_iter=max_iter)  # fmt: skip
-    z = (_features(fn, model, target.x).double() - mean) / std
+    z = (features_of(fn, model, target.x).double() - mean) / std
     with torch.no_grad():
         pred = labels[head(z).argmax(1)]
     return 100.0 * float((pred == target.y).float().mean())
@@ -207,7 +208,7 @@ def spotter_attack(
     if len(pool) == 0:
         raise ObliviateError(f"the training split has no samples of classes {classes}")
     samples = pool.per_class_subset(int(shots), seed=seed)
-    feats = _features(net.features, net, samples.x)
+    feats = features_of(net.features, net, samples.x)
     kept = [j for j in range(head.out_features) if j not in classes]
     norm = float(head.weight.detach()[kept].norm(dim=1).mean()) if kept else 1.0
     with torch.no_grad():
@@ -222,7 +223,7 @@ def spotter_attack(
             head.weight[c] = alpha * proto + (1.0 - alpha) * head.weight[c]
             if head.bias is not None:
                 head.bias[c] = (1.0 - alpha) * head.bias[c]
-    return _accuracy(net, target)
+    return accuracy_on(net, target)
 
 
 def _attack_features(model: nn.Module, split: Split) -> torch.Tensor:
@@ -351,7 +352,7 @@ def relearn_steps_fresh(
     x, y = subset.x.to(device), subset.y.to(device)
     optimizer = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9)
     for step in range(max_steps + 1):
-        if _accuracy(net, target) >= goal:
+        if accuracy_on(net, target) >= goal:
             return step
         if step == max_steps:
             break

@@ -54,7 +54,9 @@ import torch
 from torch import nn
 
 from obliviate.attacks import (
+    accuracy_on,
     block_features,
+    features_of,
     forget_class_mia,
     knowledge_retention,
     relearn_steps_fresh,
@@ -177,10 +179,6 @@ def earlier_features(model: Classifier) -> FeatureFn | None:
     return lambda x: body(x).flatten(1)
 
 
-def _features(fn: FeatureFn, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    return torch.cat(batched_eval(lambda b: fn(b).float().cpu(), model, x, 1024))
-
-
 def prototype_accuracy(
     model: Classifier,
     train: Split,
@@ -195,20 +193,16 @@ def prototype_accuracy(
     every class, on the test samples of ``classes`` (see the module doc)."""
     fn = features or model.features
     subset = train.per_class_subset(shots, seed=seed)
-    train_feats = nn.functional.normalize(_features(fn, model, subset.x), dim=1)
+    train_feats = nn.functional.normalize(features_of(fn, model, subset.x), dim=1)
     labels = sorted(torch.unique(subset.y).tolist())
     protos = torch.stack([train_feats[subset.y == c].mean(0) for c in labels])
     protos = nn.functional.normalize(protos, dim=1)
     target = test.of_classes(list(classes))
     if len(target) == 0:
         raise ObliviateError(f"the test split has no samples of classes {list(classes)}")
-    feats = nn.functional.normalize(_features(fn, model, target.x), dim=1)
+    feats = nn.functional.normalize(features_of(fn, model, target.x), dim=1)
     pred = torch.tensor(labels)[(feats @ protos.T).argmax(1)]
     return 100.0 * float((pred == target.y).float().mean())
-
-
-def _class_accuracy(model: nn.Module, split: Split) -> float:
-    return 100.0 * float((predict(model, split.x) == split.y).float().mean())
 
 
 def relearn_steps(
@@ -455,7 +449,7 @@ def gather_evidence(
         reference if reference_kind == "original" else None)  # fmt: skip
     goal = None
     if source is not None:
-        goal = config.relearn_target * _class_accuracy(source.eval(), data.test.of_classes(classes))
+        goal = config.relearn_target * accuracy_on(source.eval(), data.test.of_classes(classes))
     mine = measure(model, data, classes, config, relearn_goal=goal)
     ref = reference_measures or measure(reference, data, classes, config, relearn_goal=goal)
     orig = None
