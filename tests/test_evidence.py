@@ -3,6 +3,7 @@ bad requests are refused before anything is written."""
 
 from __future__ import annotations
 
+import copy
 import json
 import subprocess
 import sys
@@ -179,3 +180,26 @@ def test_cli_evidence_against_the_original_writes_its_report(digits_bundle, tmp_
     # an output-only forget leaves the features as they were: the feature attacks read the same
     assert report["gaps"]["proto_gap"] == 0.0 and report["gaps"]["gap_kr_k10"] == 0.0
     assert (tmp_path / "r.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_model_with_a_forward_of_its_own_is_measured_by_its_forward(digits_bundle, digits):
+    """The shared pass takes the logits from the head on the features only where that is the
+    model's forward: a model that answers otherwise (a LIRF recover net) is read as it answers.
+    Here the forward lifts class 0 above every class, so FE is 0 though the head forgets it."""
+    from obliviate.evidence import measure
+
+    forgotten = obliviate.forget(digits_bundle, [0], depth="output", progress=False).model
+
+    class Lifted(type(forgotten)):
+        def forward(self, x):
+            out = super().forward(x).clone()
+            out[:, 0] = out.max(1).values + 1.0
+            return out
+
+    lifted = copy.deepcopy(forgotten)
+    lifted.__class__ = Lifted
+    config = EvidenceConfig(relearn=RelearnConfig(steps=0), relearn_max_steps=0, mia=False,
+                            kr_shots=(10,), kr_blocks=False)  # fmt: skip
+    assert measure(forgotten, digits, [0], config, relearn_goal=None).forget_err == 100.0
+    lifted_evidence = measure(lifted, digits, [0], config, relearn_goal=None)
+    assert lifted_evidence.forget_err == 0.0

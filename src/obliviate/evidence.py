@@ -67,14 +67,13 @@ from obliviate.data import Dataset, Split
 from obliviate.errors import ObliviateError
 from obliviate.metrics import (
     RelearnConfig,
+    confidence_of,
     forget_error,
     mia_efficacy,
-    predict,
     relearn_probe,
-    true_class_confidence,
 )
 from obliviate.models import Classifier
-from obliviate.training import batched_eval
+from obliviate.training import batched_eval, extract_features
 
 FeatureFn = Callable[[torch.Tensor], torch.Tensor]
 log = logging.getLogger(__name__)
@@ -277,6 +276,22 @@ class Evidence:
         return out
 
 
+def _device(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+def _outputs(model: Classifier, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(penultimate features, logits)`` of ``x`` from one pass of the network (eval mode,
+    batched); the logits from the features when the model's forward is its head on them."""
+    feats = extract_features(model, x)
+    with torch.no_grad():
+        if type(model).forward is Classifier.forward:
+            parts = [model.classifier(feats[i : i + 1024]) for i in range(0, len(feats), 1024)]
+        else:  # a forward of its own (a LIRF recover net): its outputs as it gives them
+            parts = batched_eval(model, model, x, 1024)
+    return feats, (torch.cat(parts) if parts else torch.empty(0, 0))
+
+
 def measure(
     model: Classifier,
     data: Dataset,
@@ -297,10 +312,17 @@ def measure(
                                                   shots=int(k), seed=config.seed,
                                                   features=early_fn)
                        for k in config.shots}  # fmt: skip
+    # each split through the network once: the paper's RE probe, the MIA and FE share it
+    train_feats = train_logits = None
+    if config.relearn.steps > 0 or config.mia:
+        train_feats, train_logits = _outputs(model, data.train.x)
+    test_feats, test_logits = _outputs(model, data.test.x)
     relearn_err = None
     if config.relearn.steps > 0:
-        probed = relearn_probe(model, data.train, config.relearn)
-        relearn_err = forget_error(predict(probed, data.test.x), data.test.y, classes)
+        probed = relearn_probe(model, data.train, config.relearn, features=train_feats)
+        with torch.no_grad():  # the probe's features are the model's: only its head was fitted
+            probed_pred = probed.classifier(test_feats.to(_device(probed))).argmax(1).cpu()
+        relearn_err = forget_error(probed_pred, data.test.y, classes)
     steps = None
     if config.relearn_max_steps > 0 and relearn_goal is not None:
         steps = relearn_steps(model, data.train, data.test, classes, relearn_goal,
@@ -308,9 +330,10 @@ def measure(
                               max_steps=config.relearn_max_steps, seed=config.seed)  # fmt: skip
     mia = mia_forget = None
     if config.mia:
-        members = true_class_confidence(model, data.train.without_classes(classes))
-        nonmembers = true_class_confidence(model, data.test)
-        targets = true_class_confidence(model, data.train.of_classes(classes))
+        is_forget = torch.isin(data.train.y, torch.tensor(classes, dtype=data.train.y.dtype))
+        members = confidence_of(train_logits[~is_forget], data.train.y[~is_forget])
+        nonmembers = confidence_of(test_logits, data.test.y)
+        targets = confidence_of(train_logits[is_forget], data.train.y[is_forget])
         mia = mia_efficacy(members, nonmembers, targets, seed=config.seed)
         mia_forget = forget_class_mia(model, data.train, data.test, classes, seed=config.seed)
     kr: dict[str, dict[str, float]] = {}
@@ -338,7 +361,7 @@ def measure(
         fresh = relearn_steps_fresh(model, data.train, data.test, classes, relearn_goal,
                                     shots=config.relearn_shots, lr=config.relearn_lr,
                                     max_steps=config.relearn_max_steps, seed=config.seed)  # fmt: skip
-    fe = forget_error(predict(model, data.test.x), data.test.y, classes)
+    fe = forget_error(test_logits.argmax(1).cpu(), data.test.y, classes)
     return Evidence(classes, proto, proto_early, relearn_err, steps, relearn_goal, mia, fe,
                     kr=kr, spotter=spotter, mia_forget=mia_forget, relearn_steps_fresh=fresh,
                     relearn_fresh_measured=fresh_measured)  # fmt: skip

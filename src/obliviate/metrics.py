@@ -81,15 +81,18 @@ class RelearnConfig:
             raise ObliviateError(f"the relearn batch size must be >= 1, got {self.batch_size}")
 
 
-def relearn_probe(model: Classifier, train: Split, config: RelearnConfig) -> Classifier:
+def relearn_probe(model: Classifier, train: Split, config: RelearnConfig, *,
+                  features: torch.Tensor | None = None) -> Classifier:  # fmt: skip
     """A copy of ``model`` whose final classifier layer was retrained on ``train``.
 
     Everything before the classifier is frozen (and in eval mode), so its features are
     computed once and the linear layer is trained on them: the same optimisation as training
-    through the frozen network, without recomputing the frozen part every step.
+    through the frozen network, without recomputing the frozen part every step. ``features``:
+    ``model``'s penultimate features of ``train.x`` when the caller has them already.
     """
     probed = copy.deepcopy(model).eval()
-    features = extract_features(probed, train.x)
+    if features is None:
+        features = extract_features(probed, train.x)
     head = probed.classifier
     device = next(head.parameters()).device
     fit(
@@ -199,9 +202,13 @@ def truncation_oracle(model: Classifier, dataset: Dataset, forget_classes: Seque
 @torch.no_grad()
 def true_class_confidence(model: Classifier, split: Split, *, batch_size: int = 1024) -> torch.Tensor:
     """Softmax probability the model gives each sample's own label (CPU tensor)."""
-    probs = torch.cat(batched_eval(lambda xb: model(xb).softmax(1).cpu(), model, split.x,
-                                   batch_size))  # fmt: skip
-    return probs.gather(1, split.y.cpu().view(-1, 1)).squeeze(1)
+    logits = torch.cat(batched_eval(lambda xb: model(xb).cpu(), model, split.x, batch_size))
+    return confidence_of(logits, split.y)
+
+
+def confidence_of(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """The softmax probability of each row's own label (CPU tensor)."""
+    return logits.cpu().softmax(1).gather(1, labels.cpu().view(-1, 1)).squeeze(1)
 
 
 def mia_efficacy(
