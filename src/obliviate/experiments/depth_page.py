@@ -455,6 +455,12 @@ U-LiRA against shadow models) and judge every gap to the retrained model in a ba
 sides: a forget shallower than retraining fails, and so does one beyond it. They replace the
 judgement of the section after this one, whose RE starts from the forgotten head and whose
 goals were one-sided; that section stays as it was measured.
+
+U-LiRA needs N shadow originals per suite and N shadow retrains per request (`run --shadows N`,
+cached and shared by the rows), and each row forgets the N originals with its own method. With
+N = 8 that is 8 trainings per request and 8 forgets per row: minutes on digits, hours per suite
+on Fashion-MNIST with this machine's two cores. It ran on digits; on Fashion-MNIST its column
+stays empty until a session with a GPU runs it.
 """
 
 ATTACKER_LEGEND = """
