@@ -83,3 +83,9 @@ def test_the_default_forget_records_the_digest_of_the_weights_it_returns(tiny_bu
     assert len(started) == 1 and (started[0] is out.model) == (drop is not None)
     fresh = weights_sha256(out.model, reuse=False)
     assert record["output_sha256"] == fresh == out.stats.weights_sha256
+    if drop is not None:  # warm (the input's copy kept): the background digest is the only one
+        calls = []
+        real = digest._sha256
+        monkeypatch.setattr(digest, "_sha256", lambda pieces: calls.append(1) or real(pieces))
+        again = obliviate.forget(tiny_bundle, [1], device="cpu")
+        assert len(calls) == 1 and again.history[-1]["output_sha256"] == fresh
