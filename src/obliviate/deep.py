@@ -364,8 +364,7 @@ def _mean_preactivations(module: nn.Module, name: str, stats: LayerStatistics,
     same digest of the weights: the caller's check that they are the bytes the statistics were
     recorded on (:func:`obliviate.stats.stale_reason`)."""
     params = [module.weight] + ([module.bias] if module.bias is not None else [])
-    key = (name, weights_sha256, stats.class_mean._version,
-           tuple((id(p), p._version) for p in params))  # fmt: skip
+    key = (name, weights_sha256, stats.class_mean._version, tuple(p._version for p in params))
     kept = _MEAN_PREACTIVATIONS.get(stats.class_mean)
     if kept is not None and kept[0] == key and all(r() is p for r, p in zip(kept[1], params)):
         return kept[2]

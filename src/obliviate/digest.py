@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import weakref
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch

@@ -138,8 +138,8 @@ class CifarResNet18(Classifier):
     """ResNet-18, CIFAR variant: 3x3 stem conv with stride 1 and no max-pool (torchvision blocks).
 
     ``width``: channels of the stem and the first stage (the stages have ``width``,
-    ``2*width``, ``4*width``, ``8*width``; 64 is the standard network, and ``width=16`` has
-    1/16 of its weights, small enough to train on a CPU in minutes). Batch norm throughout.
+    ``2*width``, ``4*width``, ``8*width``; 64 is the standard network, ``width=16`` has 1/16 of
+    its weights and ``width=8`` 1/64). Batch norm throughout.
 
     Default lambdas (1e-5, 1e4) are those of the official code's CIFAR-10 config.
     """
