@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 
@@ -15,8 +17,10 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     # starts compute on one thread, or the workers' thread pools fight over the same cores
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
-# retrained references (obliviate evidence --retrain) are cached here, not in the user's home
+# retrained references (obliviate evidence --retrain) are cached here, not in the user's home,
+# and the folder goes when this process (the session, or one xdist worker) ends
 os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="obliviate-test-cache-")
+atexit.register(shutil.rmtree, os.environ["XDG_CACHE_HOME"], ignore_errors=True)
 
 import obliviate  # noqa: E402
 from obliviate import CodeConfig, TrainConfig  # noqa: E402
