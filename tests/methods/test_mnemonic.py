@@ -9,7 +9,7 @@ from obliviate import ObliviateError
 from obliviate.checkpoint import weights_sha256
 from obliviate.metrics import forget_error
 from obliviate.methods.base import class_scores
-from obliviate.methods.mnemonic import apply_noise, forgetting_noise
+from obliviate.methods.mnemonic_paper import apply_noise, forgetting_noise
 from obliviate.fisher import diagonal_fisher
 from obliviate.training import predict
 

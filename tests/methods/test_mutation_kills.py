@@ -230,7 +230,7 @@ def test_stored_layer_statistics_of_a_forgotten_class_may_hold_plus_infinity(tin
 
 def test_verdict_quotes_the_reason_of_every_failed_check_that_gives_one():
     """Two checks fail, one saying why; the passed check's reason is not quoted."""
-    from obliviate.methods.mnemonic import _verdict
+    from obliviate.methods.mnemonic_checks import verdict as _verdict
 
     checks = {
         "codes": {"passed": True, "reason": "not quoted"},

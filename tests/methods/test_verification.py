@@ -20,7 +20,7 @@ import obliviate
 from obliviate.calibration import truncated_predictions
 from obliviate.data import Dataset, Split
 from obliviate.errors import NotVerifiedError
-from obliviate.methods.mnemonic import _verdict
+from obliviate.methods.mnemonic_checks import verdict as _verdict
 from obliviate.stats import record_statistics
 
 FORGET = [1]

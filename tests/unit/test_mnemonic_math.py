@@ -11,7 +11,7 @@ from torch import nn
 import obliviate
 from obliviate.checkpoint import ModelBundle
 from obliviate.codes import CodeConfig, MnemonicCodes
-from obliviate.methods.mnemonic import noise_ratio, perturbation
+from obliviate.methods.mnemonic_paper import noise_ratio, perturbation
 from obliviate.models import Classifier
 
 

@@ -41,13 +41,11 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass
 
 import torch
 
 from obliviate.calibration import (
     apply_head,
-    data_check,
     forget_margins,
     head_direction,
     required_strength,
@@ -57,7 +55,7 @@ from obliviate.calibration import (
 from obliviate.deep import apply_edit, logit_bounds, redirect, retain_drop_bound
 from obliviate.digest import hash_in_background
 from obliviate.errors import ObliviateError
-from obliviate.fisher import diagonal_fisher, warm_up
+from obliviate.fisher import warm_up
 from obliviate.methods.base import (
     METHODS,
     ForgetRequest,
@@ -66,11 +64,11 @@ from obliviate.methods.base import (
     UnlearningMethod,
     check_non_negative,
     check_positive,
-    class_scores,
 )
+from obliviate.methods.mnemonic_checks import GivenData, verdict
+from obliviate.methods.mnemonic_paper import paper_forget
 from obliviate.models import Classifier
 from obliviate.stats import transport
-from obliviate.training import batched_eval, extract_features
 
 
 #: The calibrated mode's depths (see :class:`MnemonicForgetting`).
@@ -102,50 +100,6 @@ def _deep_unavailable(model: Classifier, context: UnlearnContext) -> str | None:
         return ("the model file has no layer statistics (trained before they were recorded, "
                 "or by a method that changes the features); retrain or retrofit it")
     return None
-
-
-def noise_ratio(f_forget: torch.Tensor, f_retain: torch.Tensor) -> torch.Tensor:
-    """``eta = f_forget / f_retain`` in float64, via logs; NaN -> 0, +-inf -> max finite."""
-    log_eta = torch.log(f_forget.double()) - torch.log(f_retain.double())
-    log_eta = torch.where(torch.isnan(log_eta), torch.zeros_like(log_eta), log_eta)
-    finite = log_eta[torch.isfinite(log_eta)]
-    max_finite = finite.max() if finite.numel() else torch.zeros((), dtype=log_eta.dtype)
-    log_eta = torch.where(torch.isinf(log_eta), max_finite, log_eta)
-    return torch.exp(log_eta)
-
-
-def perturbation(
-    eta: torch.Tensor, lambda1: float, lambda2: float
-) -> tuple[torch.Tensor, float]:
-    """``(alpha * eta, alpha)`` with ``alpha = min(lambda1, lambda2 / max(eta))`` (Eq. 6)."""
-    peak = float(eta.max())
-    alpha = min(lambda1, lambda2 / peak) if peak > 0 else lambda1
-    return alpha * eta, alpha
-
-
-def forgetting_noise(
-    f_forget: dict[str, torch.Tensor],
-    f_retain: dict[str, torch.Tensor],
-    lambda1: float,
-    lambda2: float,
-) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
-    """The perturbation of every parameter tensor and its ``alpha``, from the two Fishers."""
-    deltas, alphas = {}, {}
-    for name, ff in f_forget.items():
-        delta, alpha = perturbation(noise_ratio(ff, f_retain[name]), lambda1, lambda2)
-        deltas[name] = delta.to(ff.dtype)
-        alphas[name] = alpha
-    return deltas, alphas
-
-
-def apply_noise(model: Classifier, deltas: dict[str, torch.Tensor], sign: int) -> Classifier:
-    """A copy of ``model`` with ``sign * delta`` added to the named parameters."""
-    out = copy.deepcopy(model)
-    with torch.no_grad():
-        for name, param in out.named_parameters():
-            if name in deltas:
-                param.add_(deltas[name].to(param.device), alpha=sign)
-    return out
 
 
 @METHODS.register("mnemonic")
@@ -244,7 +198,7 @@ class MnemonicForgetting(UnlearningMethod):
         device = next(model.parameters()).device
         inputs, labels = self.fisher_samples(context, forget + retain)
         inputs, labels = inputs.to(device), labels.to(device)
-        given = _GivenData.of(context, model, retain, self.retain_per_class, device,
+        given = GivenData.of(context, model, retain, self.retain_per_class, device,
                               forget_features=not self.paper_mode)  # fmt: skip
         if self.paper_mode:
             return self._paper(model, inputs, labels, forget, retain, given, context)
@@ -325,7 +279,7 @@ class MnemonicForgetting(UnlearningMethod):
         edited = copy.deepcopy(model)
         apply_edit(edited, layer, edit)
         carried = transport(stats, feature_bound, bounds, layer.nonnegative)
-        given = _GivenData.of(context, edited, retain, self.retain_per_class,
+        given = GivenData.of(context, edited, retain, self.retain_per_class,
                               inputs.device, forget_features=True, oracle=model)  # fmt: skip
         extra = {}
         if not given.retain_any:  # with kept-class data, the data check judges them
@@ -443,7 +397,7 @@ class MnemonicForgetting(UnlearningMethod):
         elif "training_statistics" not in checks and "data" not in checks:
             reason = no_stats
         checks.update(extra_checks or {})
-        verified, reason = _verdict(checks, reason, f"{setting} {strength:.3g}")
+        verified, reason = verdict(checks, reason, f"{setting} {strength:.3g}")
         return MethodOutput(
             model=out,
             details={
@@ -462,149 +416,4 @@ class MnemonicForgetting(UnlearningMethod):
     # -- paper mode -------------------------------------------------------------------------
 
     def _paper(self, model, inputs, labels, forget, retain, given, context) -> MethodOutput:
-        lambda1 = self.lambda1 if self.lambda1 is not None else model.default_lambdas[0]
-        lambda2 = self.lambda2 if self.lambda2 is not None else model.default_lambdas[1]
-        f_forget, f_retain = diagonal_fisher(
-            model, inputs, labels, [forget, retain], chunk_size=self.chunk_size
-        )
-        deltas, alphas = forgetting_noise(f_forget, f_retain, lambda1, lambda2)
-        candidates = {"+": apply_noise(model, deltas, +1), "-": apply_noise(model, deltas, -1)}
-        every = context.given_data()
-        if every is not None:
-            judge_x, judge_y, judged_on = every.x, every.y, "data"
-        else:
-            judge_x, judge_y, judged_on = inputs, labels, "codes"
-        scores = {}
-        for sign, candidate in candidates.items():
-            criterion, forget_ce, retain_ce = class_scores(
-                candidate, judge_x, judge_y, forget, retain, batch_size=self.chunk_size
-            )
-            scores[sign] = (round(criterion, 9), forget_ce - retain_ce)
-        chosen = max(("-", "+"), key=lambda s: scores[s])  # ties on both keys: minus, as authors
-        out = candidates[chosen]
-        with torch.no_grad():
-            out_logits = torch.cat(batched_eval(out, out, inputs, self.chunk_size))
-            code_margins = forget_margins(out_logits, labels, retain)
-        is_f = torch.isin(labels, torch.tensor(forget, device=labels.device))
-        samples = "codes" if context.codes is not None else "fisher_samples"  # mnemonic-data
-        checks: dict[str, dict] = {
-            samples: {
-                "forget_margin_max": float(code_margins[is_f].max()),
-                "target": -self.margin,
-                "passed": float(code_margins[is_f].max()) <= -self.margin,
-            }
-        }
-        reason = None
-        if given.any:
-            checks[given.check_name] = given.check(
-                given.logits_of(out, "forget"), given.logits_of(out, "retain"), retain,
-                self.min_forget_error, self.max_retain_drop,
-            )  # fmt: skip
-        else:
-            reason = ("paper mode changes the feature extractor, which the codes alone cannot "
-                      "vouch for; pass the training data (--data DATASET) to verify on it")  # fmt: skip
-        verified, reason = _verdict(checks, reason, f"at lambda1={lambda1:g}, lambda2={lambda2:g}")
-        return MethodOutput(
-            model=out,
-            details={
-                "mode": "paper",
-                "lambda1": lambda1,
-                "lambda2": lambda2,
-                "sign": chosen,
-                "selected_on": judged_on,
-                "selection_scores": {s: {"acc_criterion": v[0], "ce_margin": v[1]}
-                                     for s, v in scores.items()},
-                "alphas": alphas,
-                "verified": verified,
-                "verification": {"on": list(checks), "checks": checks, "reason": reason},
-            },
-        )
-
-
-def _verdict(checks: dict[str, dict], reason: str | None, setting: str) -> tuple[bool, str | None]:
-    """``(verified, reason)``: verified when nothing ruled it out (``reason``), the codes and
-    every check passed, and at least one check on real samples (training statistics or data)
-    vouches for it; otherwise the reason names what failed."""
-    real = [k for k in ("training_statistics", "data", "check_data") if k in checks]
-    verified = reason is None and bool(real) and all(ch["passed"] for ch in checks.values())
-    if reason is None and not verified:
-        failed = [k for k, ch in checks.items() if not ch["passed"]]
-        why = [f"{k}: {ch['reason']}" for k, ch in checks.items()
-               if not ch["passed"] and ch.get("reason")]  # fmt: skip
-        reason = (f"the check(s) on {', '.join(failed)} failed {setting}"
-                  + (f" ({'; '.join(why)})" if why else ""))  # fmt: skip
-    return verified, reason
-
-
-@dataclass
-class _GivenData:
-    """The forget and retain samples a caller gave, with the unchanged model's outputs."""
-
-    forget_x: torch.Tensor | None = None
-    forget_y: torch.Tensor | None = None
-    forget_features: torch.Tensor | None = None
-    forget_logits: torch.Tensor | None = None
-    retain_x: torch.Tensor | None = None
-    retain_y: torch.Tensor | None = None
-    retain_features: torch.Tensor | None = None
-    oracle_retain: torch.Tensor | None = None
-    #: the retain samples are the caller's check set (held out), not training samples
-    held_out: bool = False
-
-    @property
-    def check_name(self) -> str:
-        """The record's name of the check on these samples."""
-        return "check_data" if self.held_out else "data"
-
-    @property
-    def any(self) -> bool:
-        return self.forget_x is not None or self.retain_x is not None
-
-    @property
-    def retain_any(self) -> bool:
-        return self.retain_x is not None
-
-    @classmethod
-    def of(cls, context: UnlearnContext, model: Classifier, retain: list[int],
-           retain_per_class: int, device: torch.device, *, forget_features: bool,
-           oracle: Classifier | None = None) -> _GivenData:  # fmt: skip
-        """The given samples; the forget samples' features and logits only when asked (the
-        calibrated mode solves its strength on them, paper mode never reads them). Features
-        are ``model``'s; the truncation oracle is ``oracle``'s (default ``model``)."""
-        out = cls()
-        if context.forget_data is not None and len(context.forget_data):
-            out.forget_x = context.forget_data.x
-            out.forget_y = context.forget_data.y.to(device)
-            if forget_features:
-                out.forget_features = extract_features(model, out.forget_x)
-                with torch.no_grad():
-                    out.forget_logits = model.classifier(out.forget_features)
-        source = context.retain_data
-        if context.check_data is not None and len(context.check_data):
-            # held-out samples, when given, judge the kept classes (training samples the model
-            # fitted flatter it); training data still calibrates the forget side
-            source, out.held_out = context.check_data, True
-        if source is not None and len(source):
-            subset = source.per_class_subset(retain_per_class, seed=context.seed)
-            out.retain_x = subset.x
-            out.retain_y = subset.y.to(device)
-            out.retain_features = extract_features(model, out.retain_x)
-            with torch.no_grad():
-                judge = oracle if oracle is not None else model
-                base = out.retain_features if judge is model else extract_features(judge,
-                                                                                    out.retain_x)
-                out.oracle_retain = truncated_predictions(judge.classifier(base), retain)
-        return out
-
-    def logits_of(self, model: Classifier, which: str) -> torch.Tensor | None:
-        x = self.forget_x if which == "forget" else self.retain_x
-        if x is None:
-            return None
-        return torch.cat(batched_eval(model, model, x, 1024))
-
-    def check(self, logits_forget, logits_retain, retain, min_forget_error, max_retain_drop):
-        return data_check(
-            logits_forget, self.forget_y, logits_retain, self.retain_y, self.oracle_retain,
-            retain, min_forget_error=min_forget_error, max_retain_drop=max_retain_drop,
-            held_out=self.held_out,
-        )  # fmt: skip
+        return paper_forget(self, model, inputs, labels, forget, retain, given, context)

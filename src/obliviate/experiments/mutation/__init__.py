@@ -24,13 +24,14 @@ its work is kept in mutants/ (git-ignored), so an interrupted run resumes. The c
 * checkpoint.py's validation: load, read_safetensors and the _checked_*/_sane_setting/_int_or/
   _dict_or_empty helpers (not save/write, which have their own tests outside the selection);
 * api.forget (its record and refusal path);
-* the verification path of methods/mnemonic.py: _verdict, _no_statistics, _deep_unavailable,
-  MnemonicForgetting._calibrated, ._deep and ._head_step, _GivenData.of and .check (the
-  checks, the strengths and the bounds). mutmut 3.8.1 mutates the methods of a class under a
+* the verification path of methods/mnemonic.py and methods/mnemonic_checks.py: _no_statistics,
+  _deep_unavailable, MnemonicForgetting._calibrated, ._deep and ._head_step, and verdict,
+  GivenData.of and .check (the checks, the strengths and the bounds; the page's committed
+  survivors were named before verdict and GivenData moved out of mnemonic.py). mutmut 3.8.1 mutates the methods of a class under a
   class decorator (``@METHODS.register("mnemonic")``: the decorator is kept, the methods get
   trampolines) and classmethods; it generates mutants for the whole file (~1100), but only
   these functions' are run (GROUPS names them by prefix);
-* mnemonic._verdict, also by one hand-made mutant: a _verdict that reports every check as
+* mnemonic_checks.verdict, also by one hand-made mutant: a verdict that reports every check as
   passed. It is applied to a copy of the source and tests/methods/test_verification.py is run
   against it; the page says whether it fails (the mutant is killed).
 
@@ -40,7 +41,7 @@ deep.apply_edit; the ``@property`` ones), so they are outside the score; the pag
 
 Run from the repository root of a checkout (ROOT: the checkout the package is installed from,
 else the current directory). The modules: :mod:`.mutants` (mutmut: its mutated copy, its runs,
-its verdicts), :mod:`.quick` (the unit scans and the _verdict mutant), :mod:`.pytest_scan`,
+its verdicts), :mod:`.quick` (the unit scans and the verdict mutant), :mod:`.pytest_scan`,
 :mod:`.survivors` (why each survivor is left alive) and :mod:`.page`. mutmut itself is imported
 only by the child processes they start.
 """
@@ -78,9 +79,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--report-only", action="store_true",
                         help="only rewrite the page (from mutmut's results and the last run of "
-                             "the _verdict mutant)")  # fmt: skip
+                             "the verdict mutant)")  # fmt: skip
     parser.add_argument("--verdict-only", action="store_true",
-                        help="only run the hand-made _verdict mutant, then rewrite the page")
+                        help="only run the hand-made verdict mutant, then rewrite the page")
     parser.add_argument("--max-children", type=int, default=2)
     parser.add_argument("--only", nargs="*", help="mutant name patterns (default: the core)")
     parser.add_argument("--quick", action="store_true",

@@ -50,9 +50,12 @@ GROUPS = {
     "deep.py": ("deep.py", ["obliviate.deep."]),
     "mnemonic.py verification": ("methods/mnemonic.py", [
         f"obliviate.methods.mnemonic.{f}__mutmut_" for f in (
-            "x__verdict", "x__no_statistics", "x__deep_unavailable",
-            "xǁMnemonicForgettingǁ_head_step", "xǁMnemonicForgettingǁ_deep",
-            "xǁMnemonicForgettingǁ_calibrated", "xǁ_GivenDataǁof", "xǁ_GivenDataǁcheck")]),
+            "x__no_statistics", "x__deep_unavailable", "xǁMnemonicForgettingǁ_head_step",
+            "xǁMnemonicForgettingǁ_deep", "xǁMnemonicForgettingǁ_calibrated")]),
+    "mnemonic_checks.py": ("methods/mnemonic_checks.py", [
+        "obliviate.methods.mnemonic_checks.x_verdict__mutmut_",
+        "obliviate.methods.mnemonic_checks.xǁGivenDataǁof__mutmut_",
+        "obliviate.methods.mnemonic_checks.xǁGivenDataǁcheck__mutmut_"]),
 }
 
 STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests", None: "not checked",

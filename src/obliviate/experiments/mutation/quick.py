@@ -1,6 +1,6 @@
 """The quick runs' unit scans: each group's mutants switched through mutmut's trampolines and
 the unit tests of their module called in one child process (no pytest, no fork per mutant); and
-the hand-made _verdict mutant against tests/methods/test_verification.py."""
+the hand-made verdict mutant against tests/methods/test_verification.py."""
 
 from __future__ import annotations
 
@@ -225,11 +225,11 @@ def verdict_mutant() -> tuple[bool, str]:
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "src"
         shutil.copytree(ROOT / "src", src)
-        path = src / "obliviate" / "methods" / "mnemonic.py"
+        path = src / "obliviate" / "methods" / "mnemonic_checks.py"
         text = path.read_text()
         original = 'all(ch["passed"] for ch in checks.values())'
         if text.count(original) != 1:
-            return False, "not applied: _verdict no longer has the expected line"
+            return False, "not applied: verdict no longer has the expected line"
         path.write_text(text.replace(original, "True"))
         env = {**os.environ, "PYTHONPATH": str(src), "OMP_NUM_THREADS": "1"}
         where = subprocess.run([sys.executable, "-c", "import obliviate; print(obliviate.__file__)"],
