@@ -199,3 +199,17 @@ def test_a_mistake_is_one_usage_error(tmp_path, capsys):
         main(toy_page([]), ["--runs", str(tmp_path), "--mode", "slow"])
     assert exc.value.code == 2
     assert "slow is not allowed here" in capsys.readouterr().err
+
+
+def test_a_part_row_that_replaces_the_kept_one_takes_its_place(tmp_path):
+    """A row measured again with more measures (``replaces``) takes the kept row's place, in
+    order; a row ``replaces`` declines stays as it was, and new rows still come in."""
+    write_rows(tmp_path / "results.jsonl", [{"seed": 0, "u": None}, {"seed": 1, "u": None}],
+               tail='{"se')
+    write_rows(tmp_path / "parts" / "p" / "results.jsonl",
+               [{"seed": 1, "u": 0.5}, {"seed": 0, "u": None, "x": 1}, {"seed": 2, "u": 0.4}])
+    more = lambda old, new: new["u"] is not None and old["u"] is None  # noqa: E731
+    assert merge_parts(tmp_path, key=("seed",), replaces=more) == 2
+    assert read_rows(tmp_path / "results.jsonl") == [
+        {"seed": 0, "u": None}, {"seed": 1, "u": 0.5}, {"seed": 2, "u": 0.4}]
+    assert merge_parts(tmp_path, key=("seed",), replaces=more) == 0

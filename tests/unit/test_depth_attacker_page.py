@@ -84,3 +84,12 @@ def test_the_overview_names_who_meets_the_goals_and_counts_the_bands():
     assert "3 requests, 3 methods" in line
     assert "met by `retrain-seed+1`." in line  # the reference itself is not listed
     assert "`mnemonic-deep-data` deep 1, beyond retraining 2" in line
+
+
+def test_a_row_measured_again_with_ulira_replaces_the_one_without_on_merge():
+    from obliviate.experiments.depth import PAGE
+
+    with_u, without = {"ulira": {"auc": 0.55, "n": 8}}, {"ulira": None}
+    assert PAGE.replaces(without, with_u)
+    assert not PAGE.replaces(with_u, without)
+    assert not PAGE.replaces(with_u, dict(with_u))  # the first measured with U-LiRA stays

@@ -236,7 +236,13 @@ def run(options: DepthOptions, runs: Path, page: Path) -> None:
              "measures": 2}
             for seed in [int(s) for s in options.seeds.split(",")]
             for classes in parse_requests(options.requests) for label in labels)  # fmt: skip
-    run_queue(Results(results), plan, suite.row, describe=_describe)
+    redo = None
+    if options.shadows:  # a row measured before without U-LiRA is measured again with it
+        def redo(done: dict) -> dict | None:
+            if done.get("ulira") or "refused" in done:
+                return None
+            return suite.row({field: done[field] for field in PAGE.key})
+    run_queue(Results(results), plan, suite.row, redo=redo, describe=_describe)
 
 
 
@@ -245,4 +251,6 @@ __all__ = ["GOALS", "GROUPS", "PAGE", "REQUESTS", "ROWS", "SUITES", "goals_faile
 
 PAGE = Page(doc=__doc__, options=DepthOptions, run=run, table=table, runs=Path("runs/depth"),
             out=Path("docs/results/depth.md"),
-            key=("suite", "seed", "classes", "label", "measures"))  # fmt: skip
+            key=("suite", "seed", "classes", "label", "measures"),
+            # the same row measured again with U-LiRA (run --shadows N) takes the old one's place
+            replaces=lambda old, new: bool(new.get("ulira")) and not old.get("ulira"))  # fmt: skip

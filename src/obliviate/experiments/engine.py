@@ -142,27 +142,43 @@ def run_queue(results: Results, plan: Iterable[dict], run_one: Callable[[dict], 
     return ran
 
 
-def merge_parts(runs: str | Path, key: Sequence[str] = ()) -> int:
-    """Append to ``RUNS/results.jsonl`` the rows of ``RUNS/parts/*/results.jsonl`` it lacks, the
-    parts taken in name order; returns how many. A row is lacking when no row has the same
-    ``key`` fields (a page's :attr:`Page.key`: one row per measured thing, the first kept, so
-    a row two parts both measured counts once), or, without ``key``, the same JSON line."""
+def merge_parts(runs: str | Path, key: Sequence[str] = (),
+                replaces: Callable[[dict, dict], bool] | None = None) -> int:  # fmt: skip
+    """Add to ``RUNS/results.jsonl`` the rows of ``RUNS/parts/*/results.jsonl`` it lacks, the
+    parts taken in name order; returns how many rows were added or replaced. A row is lacking
+    when no row has the same ``key`` fields (a page's :attr:`Page.key`: one row per measured
+    thing, the first kept, so a row two parts both measured counts once), or, without ``key``,
+    the same JSON line. ``replaces(old, new)`` (a page's :attr:`Page.replaces`), when true for
+    a part's row and the kept row of its name, puts the part's row in the kept one's place
+    (e.g. the same row measured again with more measures)."""
     runs = Path(runs)
     target = runs / "results.jsonl"
 
     def name(line: str, row: dict) -> str:
         return json.dumps([row.get(field) for field in key]) if key else line
 
-    seen = {name(line, row) for line, row in _rows_of(target)}
+    kept = [(line, row) for line, row in _rows_of(target)]
+    where = {name(line, row): i for i, (line, row) in enumerate(kept)}
     new: list[str] = []
+    swapped = 0
     for part in sorted(runs.glob("parts/*/results.jsonl")):
         for line, row in _rows_of(part):
-            if name(line, row) not in seen:
-                seen.add(name(line, row))
+            at = where.get(name(line, row))
+            if at is None:
+                where[name(line, row)] = len(kept)
+                kept.append((line, row))
                 new.append(line)
-    _append_lines(target, new)
-    log.info("merged %d new rows into %s", len(new), target)
-    return len(new)
+            elif replaces is not None and replaces(kept[at][1], row):
+                kept[at] = (line, row)
+                swapped += 1
+    if swapped:  # rewritten whole through a temporary file
+        tmp = target.with_suffix(".tmp")
+        tmp.write_text("".join(line.rstrip("\n") + "\n" for line, _ in kept))
+        tmp.replace(target)
+    else:
+        _append_lines(target, new)
+    log.info("merged %d new rows into %s, replaced %d", len(new), target, swapped)
+    return len(new) + swapped
 
 
 # -- the page -------------------------------------------------------------------------------------
@@ -235,6 +251,8 @@ class Page:
     out: Path | None
     #: the fields that name one row (``--merge-parts`` keeps one row per name); empty: the line
     key: tuple[str, ...] = ()
+    #: ``replaces(old, new)``: whether a part's row takes the place of the kept row of its name
+    replaces: Callable[[dict, dict], bool] | None = None
 
 
 def ints(text: str) -> tuple[int, ...]:
@@ -333,7 +351,7 @@ def main(page: Page, argv: Sequence[str] | None = None) -> None:
         with tempfile.TemporaryDirectory() as scratch:  # the rows of a page measured afresh
             runs = Path(scratch) if args.runs is None else args.runs
             if args.merge_parts:
-                merge_parts(runs, page.key)
+                merge_parts(runs, page.key, page.replaces)
             if verb != "table":
                 page.run(options, runs, args.out)
             if verb != "run":
