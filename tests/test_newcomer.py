@@ -335,6 +335,16 @@ def test_help_shows_no_type_after_a_flag():
         assert "--help" in proc.stdout
 
 
+def test_a_commands_text_is_reflowed_to_the_terminal_not_broken_where_the_docstring_was():
+    """At 200 columns a paragraph is one line: typer's rich help kept the docstring's own
+    breaks, so ``evidence --help`` broke after "frozen" at any width."""
+    proc = run("evidence", "--help", env={**os.environ, "COLUMNS": "200"})
+    assert proc.returncode == 0
+    assert "fitted to convergence on the frozen penultimate features" in proc.stdout
+    assert "more accuracy lost than --max-accuracy-drop" in run("retrofit", "--help",
+                                               env={**os.environ, "COLUMNS": "200"}).stdout
+
+
 def test_a_directory_given_as_the_model_is_called_a_directory(cli, tmp_path):
     code, _, err = cli("evaluate", tmp_path)
     assert code == 2 and "is a directory" in one_error_line(err)

@@ -13,18 +13,33 @@ from obliviate.cli.options import SHARED_HELP, check_number
 
 class CheckedGroup(TyperGroup):
     """The command group: every number option of every command is range-checked
-    (:func:`check_number`), every option without help gets the shared one, and flags show
-    no type in the help (``--force``, not ``--force <bool>``)."""
+    (:func:`check_number`), every option without help gets the shared one, flags show
+    no type in the help (``--force``, not ``--force <bool>``), and each command's text is
+    reflowed to the terminal's width (:func:`reflowed`)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         for command in [*self.commands.values(), self]:
+            command.help = reflowed(command.help)
             for param in command.params:
                 if not getattr(param, "help", None) and param.name in SHARED_HELP:
                     param.help = SHARED_HELP[param.name]
                 param.callback = _checked_callback(param.callback)
                 _untyped_flag(param)
             command.get_help_option = _untyped_help(command.get_help_option)
+
+
+def reflowed(text: str | None) -> str | None:
+    """``text`` with the line breaks inside each paragraph turned into spaces: typer's rich
+    help keeps a docstring's breaks and then wraps at the terminal's width as well, so a
+    paragraph written at 96 columns came out ragged at 80. Paragraphs (split on blank lines)
+    stay; one that starts with click's ``\\b`` keeps its lines."""
+    if not text:
+        return text
+    paragraphs = text.split("\n\n")
+    return "\n\n".join(p if p.startswith("\b") else " ".join(line.strip() for line in
+                                                             p.splitlines() if line.strip())
+                       for p in paragraphs)  # fmt: skip
 
 
 def _untyped_flag(param: Any) -> Any:
