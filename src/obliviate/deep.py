@@ -16,8 +16,10 @@ redirect
     it resembles; the file stores the mean logits, not the mean softmax). Among
     all changes ``dW`` with ``dW m_c = t_c - W m_c`` for every forget class, the one that moves
     the training inputs least (least ``sum_u |dW u|^2``, a ridge-regularised second moment ``A``
-    of the inputs) is ``dW = D (M^T V)^{-1} V^T`` with ``V = A^{-1} M`` (one column ``v_c`` per
-    forget class, stored). Inputs unlike the forget classes' (small ``v_c . u``) barely move.
+    of the inputs) is ``dW = D (V^T M)^{-1} V^T`` with ``V = A^{-1} M`` (one column ``v_c`` per
+    forget class, stored in bfloat16: :mod:`obliviate.compact`; ``V^T M`` is taken with the stored
+    ``V``, so ``dW M = D`` exactly whatever its rounding). Inputs unlike the forget classes'
+    (small ``v_c . u``) barely move.
 
 The stored statistics (:class:`LayerStatistics`) are aggregates, never samples: each class's mean
 input, ``v_c`` per class, and the range of ``v_f . u`` over each class's training inputs. With
@@ -42,6 +44,7 @@ import torch
 from torch import nn
 from torch.utils.weak import WeakIdKeyDictionary
 
+from obliviate import compact
 from obliviate.errors import ObliviateError
 
 #: Keys of the layer statistics in the model file.
@@ -148,9 +151,15 @@ class LayerStatistics:
     confusion: torch.Tensor
 
     def tensors(self) -> dict[str, torch.Tensor]:
+        """The tensors to store: the directions and ranges in bfloat16 where that holds them
+        exactly (:mod:`obliviate.compact`); the means, mean logits, sorted margins and counts
+        in float32."""
         values = (self.class_mean, self.directions, self.ranges, self.logit_mean,
                   self.margin_quantiles, self.confusion)  # fmt: skip
-        return {k: v.contiguous() for k, v in zip(LAYER_KEYS, values)}
+        out = {k: v.contiguous() for k, v in zip(LAYER_KEYS, values)}
+        for key in LAYER_KEYS[1:3]:  # the directions and the ranges
+            out[key] = compact.storable(out[key])
+        return out
 
     @classmethod
     def from_tensors(cls, tensors: dict[str, torch.Tensor], layer: str | None,
@@ -268,7 +277,10 @@ def record_layer_statistics(model: nn.Module, layer: FeatureLayer, x: torch.Tens
         assert acc.sums is not None and acc.moment is not None and acc.counts is not None
         counts = acc.counts.clamp_min(1.0)
         class_mean = acc.sums / counts[:, None]
-        directions = _inverse_times(acc.moment, float(acc.counts.sum()), class_mean.T)  # [d, C]
+        # rounded to what the file stores before the ranges are taken with them (compact); the
+        # means stay float32, so the edit still moves each mean exactly where it aims
+        directions = compact.nearest(_inverse_times(acc.moment, float(acc.counts.sum()),
+                                                    class_mean.T))  # [d, C]
         ranges = torch.zeros(num_classes, num_classes, 2, dtype=torch.float64, device=device)
         ranges[..., 0], ranges[..., 1] = float("inf"), float("-inf")
         for start in range(0, len(y), batch_size):
@@ -286,7 +298,9 @@ def record_layer_statistics(model: nn.Module, layer: FeatureLayer, x: torch.Tens
     finally:
         hook.remove()
         model.train(was_training)
-    ranges = torch.where(torch.isfinite(ranges), ranges, torch.zeros_like(ranges))
+    ranges = torch.where(torch.isfinite(ranges), ranges, torch.zeros_like(ranges)).float()
+    # stored in bfloat16: each range rounded outward, so it still holds (compact)
+    ranges = torch.stack([compact.downward(ranges[..., 0]), compact.upward(ranges[..., 1])], -1)
     margin = torch.cat(margins)
     quantiles = torch.full((num_classes, QUANTILES + 1), float("inf"))
     for c in range(num_classes):
@@ -344,11 +358,11 @@ def redirect(model: nn.Module, layer: FeatureLayer, stats: LayerStatistics, forg
     v = stats.directions[:, forget].double()  # [d, F]
     gram = means[forget] @ v  # [F, F]: m_f . v_g
     try:
-        coef = torch.linalg.solve(gram.T, shift)  # [F, out]: (M^T V)^{-T} D^T
+        coef = torch.linalg.solve(gram, shift)  # [F, out]: (M^T V)^{-1} D^T, so delta M = D
     except RuntimeError:
         raise ObliviateError("the forget classes' mean inputs are linearly dependent at the last "
                              "feature layer; forget them one request at a time") from None
-    # delta = coef^T V^T = D (M^T V)^{-1} V^T, [out, d]: made when applied (FeatureEdit.delta)
+    # delta = coef^T V^T = D (V^T M)^{-1} V^T, [out, d]: made when applied (FeatureEdit.delta)
     reach = stats.ranges.double()[:, forget].abs().amax(-1)  # [C, F]: max |v_f . u| per class
     channel_bound = reach @ coef.abs()  # [C, out]
     mixture = {f: {k: p for k, p in zip(retain, row) if p >= 0.01}

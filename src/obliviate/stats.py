@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 import torch
 
+from obliviate import compact
 from obliviate.data import Split
 from obliviate.deep import LayerStatistics, record_layer_statistics
 from obliviate.digest import weights_sha256
@@ -66,8 +67,9 @@ class TrainingStatistics:
     weights_sha256: str | None = None
 
     def tensors(self) -> dict[str, torch.Tensor]:
-        """The tensors to store in the model file."""
-        out = {MARGIN_KEY: self.margin.contiguous(), FEATURE_MIN_KEY: self.feature_min.contiguous()}
+        """The tensors to store in the model file (bfloat16 where that holds them exactly)."""
+        out = {MARGIN_KEY: compact.storable(self.margin.contiguous()),
+               FEATURE_MIN_KEY: compact.storable(self.feature_min.contiguous())}
         if self.layer is not None:
             out.update(self.layer.tensors())
         return out
@@ -173,6 +175,8 @@ def record_statistics(model: Classifier, data: Split, *, batch_size: int = 1024)
         feats = extract_features(model, data.x, batch_size=batch_size)
         summary.add(feats, model.classifier(feats), data.y)
     margin, feature_min = summary.result()
+    # stored in bfloat16, rounded outward: the margins up, the minima down (compact)
+    margin, feature_min = compact.upward(margin), compact.downward(feature_min)
     return TrainingStatistics(margin=margin, feature_min=feature_min, samples=len(data),
                               layer=layer_stats, weights_sha256=weights_sha256(model, reuse=False))  # fmt: skip
 
@@ -194,4 +198,5 @@ def transport(stats: TrainingStatistics, feature_bound: torch.Tensor, bounds: to
         layer = copy.deepcopy(stats.layer)
         layer.margin_quantiles = layer.margin_quantiles - bounds.amax(1, keepdim=True)
         layer.confusion = torch.empty(0)
-    return TrainingStatistics(stats.margin + bounds, floor, stats.samples, layer)
+    return TrainingStatistics(compact.upward(stats.margin + bounds), compact.downward(floor),
+                              stats.samples, layer)  # fmt: skip

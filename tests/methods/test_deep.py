@@ -54,7 +54,7 @@ def test_redirect_moves_each_forget_class_mean_onto_the_kept_classes_it_resemble
     for f in forget:
         weights = torch.softmax(logits[y == f].mean(0)[retain], dim=0)
         target = sum(w * before[y == k].mean(0) for w, k in zip(weights, retain))
-        assert torch.allclose(after[y == f].mean(0), target, atol=1e-3)
+        assert torch.allclose(after[y == f].mean(0), target, atol=1e-4)
         assert not torch.allclose(after[y == f].mean(0), before[y == f].mean(0), atol=1e-2)
         expected = {k: float(w) for k, w in zip(retain, weights) if w >= 0.01}
         assert edit.mixture[f] == pytest.approx(expected, abs=1e-5)

@@ -104,13 +104,15 @@ def test_layer_statistics_are_the_sample_averages_whatever_the_batch_size():
     means = np.stack([u[y.numpy() == c].mean(0) for c in range(4)])
     v = np.linalg.solve(second + ridge * np.eye(second.shape[0]), means.T)  # [d, C]
     np.testing.assert_allclose(layer.class_mean.numpy(), means, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(layer.directions.numpy(), v, rtol=1e-4, atol=1e-4)
-    for k in range(4):
-        dots = u[y.numpy() == k] @ v  # [n_k, C]
-        np.testing.assert_allclose(layer.ranges[k, :, 0].numpy(), dots.min(0), rtol=1e-4,
-                                   atol=1e-4)  # fmt: skip
-        np.testing.assert_allclose(layer.ranges[k, :, 1].numpy(), dots.max(0), rtol=1e-4,
-                                   atol=1e-4)  # fmt: skip
+    # the directions as the file stores them: the nearest bfloat16 (obliviate.compact)
+    np.testing.assert_allclose(layer.directions.numpy(), v, rtol=4e-3, atol=1e-4)
+    stored = layer.directions.double().numpy()
+    for k in range(4):  # the ranges hold for the stored directions, rounded outward
+        dots = u[y.numpy() == k] @ stored  # [n_k, C]
+        low, high = layer.ranges[k, :, 0].numpy(), layer.ranges[k, :, 1].numpy()
+        assert (low <= dots.min(0) + 1e-6).all() and (high >= dots.max(0) - 1e-6).all()
+        np.testing.assert_allclose(low, dots.min(0), rtol=8e-3, atol=1e-4)
+        np.testing.assert_allclose(high, dots.max(0), rtol=8e-3, atol=1e-4)
 
 
 def _layer_statistics(quantiles: torch.Tensor, confusion: torch.Tensor) -> LayerStatistics:

@@ -63,8 +63,11 @@ def head_without_bias(bundle, data: Dataset):
 
 def test_codes_check_alone_fails_on_a_head_without_bias(tiny_bundle, tiny_dataset):
     """The solve counts the bias's unit drop; without a bias the codes stay above the margin.
-    The statistics' check compares strengths and still passes: only the codes check fails."""
+    The statistics' check compares strengths and still passes: only the codes check fails.
+    The forget class's code is made 3x brighter, so that the codes, not the statistics, set
+    the strength and miss by the bias's share (over a nat) rather than by a hair."""
     forged = head_without_bias(tiny_bundle, tiny_dataset)
+    forged.codes.tensor[FORGET] *= 3.0
     error = refused(forged)
     checks = error.record["verification"]["checks"]
     assert passed(checks) == {"codes": False, "training_statistics": True}

@@ -109,10 +109,12 @@ def worker(key: dict) -> dict:
         "threads": torch.get_num_threads(),
     }  # fmt: skip
     if stats_seconds is not None:
-        layer = bundle.stats.layer
         row["statistics_seconds"] = stats_seconds
+        # as the model file stores them (obliviate.compact), against the weights it stores
         row["statistics_mib"] = sum(t.numel() * t.element_size()
-                                    for t in layer.tensors().values()) / 2**20  # fmt: skip
+                                    for t in bundle.stats.tensors().values()) / 2**20  # fmt: skip
+        row["weights_mib"] = sum(t.numel() * t.element_size()
+                                 for t in bundle.model.state_dict().values()) / 2**20  # fmt: skip
         row["depth"] = record.get("depth")
     if device.type == "cuda":
         row["peak_cuda_mib"] = torch.cuda.max_memory_allocated() / 2**20
@@ -176,7 +178,11 @@ def table(options: ScaleOptions, runs: Path, out: Path) -> None:
                   + ", ".join(f"{r['statistics_seconds']:.1f} s" for r in deep)
                   + f" (one pass over {options.num_classes} images, a second moment of the "
                   "layer's patches and a Cholesky solve with it); stored size "
-                  + f"{deep[0]['statistics_mib']:.1f} MiB."]  # fmt: skip
+                  + f"{deep[0]['statistics_mib']:.1f} MiB"
+                  + (f", {deep[0]['statistics_mib'] / deep[0]['weights_mib']:.2f} times the "
+                     f"weights' {deep[0]['weights_mib']:.1f} MiB (every statistic the file "
+                     "stores: the layer's and the output margins and feature minima)"
+                     if "weights_mib" in deep[0] else "") + "."]  # fmt: skip
     lines += ["", f"For comparison: {PAPER}.", ""]
     if not ints(options.paper_chunks):
         lines.insert(-2, "Paper mode was not run (`--paper-chunks ''`): per-sample gradients of "

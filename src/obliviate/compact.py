@@ -1,0 +1,62 @@
+"""Training statistics stored in bfloat16, half the bytes of float32, still sound.
+
+A leaf module (it imports torch only). The statistics of a 1000-class ResNet-18 took 1.27
+times its weights in float32; in bfloat16 (float32's range, 8 bits of mantissa) they take
+under 0.7 times. Rounding must not make a guarantee false, so each stored number is rounded
+the way its use allows:
+
+* a number that *bounds* something is rounded outward: an upper bound (a margin, a range's
+  maximum) up, a lower bound (a feature minimum, a range's minimum) down, to the next
+  bfloat16 on that side when the nearest one falls inside. The bound is then a little looser
+  and still true;
+* a number an edit is computed *from* (a class mean, a direction, a mean logit) is rounded to
+  the nearest bfloat16 when it is recorded, before anything that bounds its use is computed
+  from it (the ranges of ``v . u`` are taken with the rounded directions ``v``);
+* counts (the confusion matrix) and the sorted margins stay float32: counts above 256 are not
+  whole numbers in bfloat16.
+
+Files from before keep their float32 values: a direction that is not a bfloat16 number is
+stored as it is (:func:`storable`), since its ranges were taken with it unrounded.
+"""
+
+from __future__ import annotations
+
+import torch
+
+STORED = torch.bfloat16
+
+
+def nearest(t: torch.Tensor) -> torch.Tensor:
+    """``t`` rounded to the nearest bfloat16, in ``t``'s dtype."""
+    return t.to(STORED).to(t.dtype)
+
+
+def upward(t: torch.Tensor) -> torch.Tensor:
+    """The least bfloat16 ``>= t`` elementwise (infinities and NaN as they are), in ``t``'s
+    dtype: for upper bounds."""
+    return _outward(t, float("inf"))
+
+
+def downward(t: torch.Tensor) -> torch.Tensor:
+    """The greatest bfloat16 ``<= t`` elementwise, in ``t``'s dtype: for lower bounds."""
+    return _outward(t, float("-inf"))
+
+
+def _outward(t: torch.Tensor, side: float) -> torch.Tensor:
+    if not t.is_floating_point() or t.dtype == STORED:
+        return t
+    b = t.to(STORED)
+    back = b.to(t.dtype)
+    wrong = back < t if side > 0 else back > t
+    if bool(wrong.any()):
+        b = torch.where(wrong, torch.nextafter(b, torch.full_like(b, side)), b)
+    return b.to(t.dtype)
+
+
+def storable(t: torch.Tensor) -> torch.Tensor:
+    """``t`` as it goes into the file: bfloat16 when that holds it exactly, else as it is."""
+    if t.is_floating_point() and t.dtype != STORED and t.numel():
+        b = t.to(STORED)
+        if torch.equal(b.to(t.dtype), t):
+            return b
+    return t
