@@ -37,6 +37,22 @@ per-sample
     being the ridge solution that fits those moves on the forget patches while a ``lambda``
     penalty keeps the kept patches' outputs (after SCAR, arXiv 2404.12922, whose targets are
     per sample). Grid: ``gamma``, ``lambda``, and one shared target for comparison.
+output-eigen
+    On the *output* channels of one layer (the last by default): the top-k solutions of
+    ``S_f w = lambda S_r w`` over the layer's pre-activation channel vectors (``pos``: every
+    position's; ``img``: each image's spatial mean), ``S_f`` the forget classes' second moment
+    about the kept mean and ``S_r`` the kept covariance; every position's pre-activation loses
+    its component along them by the oblique projector ``Q = S_r W_k W_k^T``, folded into the
+    weights (``W <- (I - Q) W``, the bias keeping the kept mean). The forget class's
+    distinctive directions, where the kept classes vary least. Grid: k and the two kinds.
+
+feature-steps
+    A handful of Adam steps (lr 1e-3) on one layer (the last by default), its input fixed: each
+    forget image's penultimate features are pulled toward the mean features of *its own*
+    nearest kept class (``pull`` of the way), the kept images' features held where they were
+    (weight ``lambda``). Grid: steps, lambda, pull.
+
+``docs/results/conv-edits.md`` holds the tables ``scripts/conv_edits.sh`` made (``--out``).
 """
 
 from __future__ import annotations
@@ -56,7 +72,8 @@ from obliviate.evidence import KR_L2, KR_MAX_ITER, prototype_accuracy
 from obliviate.experiments.engine import markdown_table
 from obliviate.references import retrained_reference_path
 
-EDITS = ("mean-projection", "kodge", "generalized-eigen", "per-sample")
+EDITS = ("mean-projection", "kodge", "generalized-eigen", "per-sample", "output-eigen",
+         "feature-steps")
 
 
 @dataclass(frozen=True)
@@ -71,6 +88,9 @@ class ConvEditOptions:
                                                        "per-sample: the last)"})  # fmt: skip
     samples: int = 150
     seed: int = 0
+    out: Path | None = field(default=None, metadata={
+        "type": Path, "help": "also append the table, under a heading with its command, to "
+                              "this Markdown file (docs/results/conv-edits.md)"})  # fmt: skip
 
 
 def _measures(model: nn.Module, data, classes: list[int], seed: int) -> list[str]:
@@ -140,7 +160,8 @@ def _variants(options: ConvEditOptions, model: nn.Module, data, classes: list[in
     if not convs:
         raise ObliviateError("the model has no convolution to edit")
     names = options.layers.split(",") if options.layers else (
-        convs[-1:] if options.edit == "per-sample" else convs)  # fmt: skip
+        convs[-1:] if options.edit in ("per-sample", "output-eigen", "feature-steps")
+    else convs)  # fmt: skip
     subset = data.train.per_class_subset(options.samples, seed=options.seed + 1)
     is_forget = torch.isin(subset.y, torch.tensor(classes))
     inputs = _inputs(model, names, subset.x)
@@ -188,6 +209,36 @@ def _variants(options: ConvEditOptions, model: nn.Module, data, classes: list[in
                 matrix[:, -1] += change @ kept.mean(0)
                 _set_weight_matrix(conv, matrix)
             yield f"k {k}", out
+    elif options.edit == "feature-steps":
+        yield from _feature_steps(model, names[-1], inputs[names[-1]], subset, is_forget, retain,
+                                  data.num_classes, copy_of)  # fmt: skip
+    elif options.edit == "output-eigen":
+        for k, where in ((1, "pos"), (2, "pos"), (4, "pos"), (8, "pos"), (2, "img"), (4, "img")):
+            out, modules = copy_of()
+            for name in names:
+                conv = modules[name]
+                with torch.no_grad():
+                    z = conv(inputs[name]).double()  # [N, C, H, W] pre-activations
+                if where == "pos":
+                    vec = z.permute(0, 2, 3, 1)  # every position's channel vector
+                    kept = vec[~is_forget].reshape(-1, z.shape[1])
+                    gone = vec[is_forget].reshape(-1, z.shape[1])
+                else:
+                    kept, gone = z[~is_forget].mean((2, 3)), z[is_forget].mean((2, 3))
+                centre = kept.mean(0)
+                s_r = torch.cov(kept.T, correction=0)
+                s_r += 1e-3 * s_r.diagonal().mean() * torch.eye(len(s_r), dtype=s_r.dtype)
+                g = gone - centre
+                lower_inv = torch.linalg.inv(torch.linalg.cholesky(s_r))
+                _, vectors = torch.linalg.eigh(lower_inv @ (g.T @ g / len(g)) @ lower_inv.T)
+                w_k = lower_inv.T @ vectors[:, -k:]
+                q = s_r @ w_k @ w_k.T  # oblique projector onto the forget directions
+                a = torch.eye(len(q), dtype=q.dtype) - q
+                matrix = _weight_matrix(conv)
+                new = a @ matrix
+                new[:, -1] += q @ centre
+                _set_weight_matrix(conv, new)
+            yield f"{name} k {k} ({where})", out
     else:
         name = names[-1]
         with torch.no_grad():
@@ -214,6 +265,51 @@ def _variants(options: ConvEditOptions, model: nn.Module, data, classes: list[in
             yield f"{name} gamma {gamma} lambda {lam}{' shared target' if shared else ''}", out
 
 
+def _feature_steps(model, name, x, subset, is_forget, retain, num_classes, copy_of):
+    """Adam on the layer ``name`` (its input ``x`` fixed): each forget image's penultimate
+    features move toward its own nearest kept class's mean features (the original model's
+    top kept class for it), the kept images' features held where they were."""
+    with torch.no_grad():
+        logits = model(subset.x)
+        h0 = model.features(subset.x)
+    nearest = torch.tensor(retain)[logits[:, retain].argmax(1)]
+    means = torch.stack([h0[subset.y == c].mean(0) for c in range(num_classes)])
+    for steps, lam, pull in ((50, 10.0, 1.0), (200, 10.0, 1.0), (200, 30.0, 1.0), (200, 10.0, 0.5),
+                             (500, 30.0, 1.0)):  # fmt: skip
+        out, modules = copy_of()
+        layer = modules[name]
+        tail = _tail_after(out, name)
+        goal = h0[is_forget] + pull * (means[nearest[is_forget]] - h0[is_forget])
+        opt = torch.optim.Adam(layer.parameters(), lr=1e-3)
+        for _ in range(steps):
+            h = tail(layer(x))
+            loss = ((h[is_forget] - goal) ** 2).sum(1).mean() + \
+                lam * ((h[~is_forget] - h0[~is_forget]) ** 2).sum(1).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        out.eval()
+        yield f"{name} steps {steps} lambda {lam:g} pull {pull:g}", out
+
+
+def _tail_after(model: nn.Module, name: str):
+    """The function from ``name``'s output to the penultimate features (a module of one of
+    the model's ``nn.Sequential`` blocks)."""
+    block_name, index = name.rsplit(".", 1)
+    block = dict(model.named_modules())[block_name]
+    rest = list(block)[int(index) + 1:]
+    blocks = [n for n, _ in model.named_children()]
+    after = [dict(model.named_children())[n] for n in blocks[blocks.index(block_name) + 1:]
+             if n != "classifier"]  # fmt: skip
+
+    def tail(z):
+        for module in [*rest, *after]:
+            z = module(z)
+        return z
+
+    return tail
+
+
 def _importance_space(rows: torch.Tensor, alpha: float) -> torch.Tensor:
     u, s, _ = torch.linalg.svd(rows.T, full_matrices=False)
     share = s**2 / (s**2).sum()
@@ -238,5 +334,15 @@ def probe(options: ConvEditOptions) -> None:
     for label, edited in _variants(options, model, data, classes):
         rows.append([f"{options.edit}: {label}", *_measures(edited, data, classes, options.seed)])
         print(" | ".join(rows[-1]), flush=True)
-    print("\n".join(markdown_table(["model", "KR k=10", "KR k=10 one block earlier",
-                                    "prototype k=10", "A_R (forget logits masked)"], rows)))
+    table = markdown_table(["model", "KR k=10", "KR k=10 one block earlier", "prototype k=10",
+                            "A_R (forget logits masked)"], rows)  # fmt: skip
+    print("\n".join(table))
+    if options.out is not None:
+        command = (f"python scripts/conv_edits.py --model {options.model} --references "
+                   f"{options.references} --classes {options.classes} --edit {options.edit}"
+                   + (f" --layers {options.layers}" if options.layers else "")
+                   + (f" --samples {options.samples}" if options.samples != 150 else "")
+                   + (f" --seed {options.seed}" if options.seed else ""))  # fmt: skip
+        with open(options.out, "a") as page:
+            page.write(f"\n### classes {options.classes}: {options.edit}\n\n`{command}`\n\n"
+                       + "\n".join(table) + "\n")
