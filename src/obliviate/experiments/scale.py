@@ -145,7 +145,7 @@ def table(options: ScaleOptions, runs: Path, out: Path) -> None:
         f"# Forgetting at scale: {options.num_classes}-class torchvision resnet18, "
         f"{options.image_size}x{options.image_size}, {where}",
         "",
-        f"Produced by `python scripts/scale.py --device {options.device} --chunks {options.chunks} "
+        f"Produced by `python scripts/scale.py --device {options.device} --chunks '{options.chunks}' "
         f"--paper-chunks '{options.paper_chunks}' --features-chunks '{options.features_chunks}' "
         f"--forget-counts {options.forget_counts}"
         + (f" --num-classes {options.num_classes}" if options.num_classes != 1000 else "")
