@@ -15,8 +15,9 @@ method with the model's recipe), and every method forgets; each result is measur
 ``obliviate.evidence`` (prototype attacks at k = 1 and 10, one block earlier where the model has
 one, RE, relearn time, agreement and JS divergence to the reference, MIA) plus A_R against the
 truncation oracle (the original with the forget classes' logits masked). One JSON row per
-(suite, seed, request, method) goes to RUNS/results.jsonl; a rerun skips the rows it has, and
-``run`` starts from the rows committed beside the page when RUNS has none.
+(suite, seed, request, method) goes to RUNS/results.jsonl; a rerun skips the rows it has
+(with ``--shadows N``, it measures again, with U-LiRA, a row it has without it, in its place),
+and ``run`` starts from the rows committed beside the page when RUNS has none.
 
 Method rows (``--methods``):
   mnemonic            the default, data-free (``depth auto``: output only when the features

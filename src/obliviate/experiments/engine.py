@@ -85,6 +85,14 @@ def _append_lines(path: Path, lines: Sequence[str]) -> None:
         fh.flush()
 
 
+def _rewrite_lines(path: Path, lines: Iterable[str]) -> None:
+    """Write ``lines`` as the whole of ``path`` through a temporary file, so a killed run
+    leaves the old file or the new one."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("".join(line.rstrip("\n") + "\n" for line in lines))
+    tmp.replace(path)
+
+
 class Results:
     """The rows of one results file, read once and appended to as rows finish."""
 
@@ -106,9 +114,7 @@ class Results:
         """Put ``row`` in ``old``'s place, in memory and in the file (rewritten whole through a
         temporary file, so a killed run leaves the old file or the new one)."""
         self.rows[self.rows.index(old)] = row
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in self.rows))
-        tmp.replace(self.path)
+        _rewrite_lines(self.path, (json.dumps(r) for r in self.rows))
         return row
 
 
@@ -171,10 +177,8 @@ def merge_parts(runs: str | Path, key: Sequence[str] = (),
             elif replaces is not None and replaces(kept[at][1], row):
                 kept[at] = (line, row)
                 swapped += 1
-    if swapped:  # rewritten whole through a temporary file
-        tmp = target.with_suffix(".tmp")
-        tmp.write_text("".join(line.rstrip("\n") + "\n" for line, _ in kept))
-        tmp.replace(target)
+    if swapped:
+        _rewrite_lines(target, (line for line, _ in kept))
     else:
         _append_lines(target, new)
     log.info("merged %d new rows into %s, replaced %d", len(new), target, swapped)
