@@ -298,8 +298,9 @@ def record_layer_statistics(model: nn.Module, layer: FeatureLayer, x: torch.Tens
     finally:
         hook.remove()
         model.train(was_training)
-    ranges = torch.where(torch.isfinite(ranges), ranges, torch.zeros_like(ranges)).float()
-    # stored in bfloat16: each range rounded outward, so it still holds (compact)
+    ranges = torch.where(torch.isfinite(ranges), ranges, torch.zeros_like(ranges))
+    # stored in bfloat16: each range rounded outward from float64, so it still holds (compact);
+    # the float32 below then holds those values exactly
     ranges = torch.stack([compact.downward(ranges[..., 0]), compact.upward(ranges[..., 1])], -1)
     margin = torch.cat(margins)
     quantiles = torch.full((num_classes, QUANTILES + 1), float("inf"))
