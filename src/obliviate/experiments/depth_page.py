@@ -383,8 +383,11 @@ def attacker_section(rows: list[dict]) -> list[str]:
               "band goals met"]  # fmt: skip
     seeds = sorted({r["seed"] for r in new})
     shadows = sorted({(r.get("ulira") or {}).get("n") for r in new if r.get("ulira")})
-    return ([f"Seeds {', '.join(map(str, seeds))}; {len({tuple(r['classes']) for r in new})} "
-             f"requests; U-LiRA shadows per side: {', '.join(map(str, shadows)) or 'none'}.", "",
+    requests = {tuple(r["classes"]) for r in new}
+    judged = {tuple(r["classes"]) for r in new if r.get("ulira")}
+    where = f" (rows of {len(judged)} of {len(requests)} requests)" if shadows else ""
+    return ([f"Seeds {', '.join(map(str, seeds))}; {len(requests)} requests; U-LiRA shadows "
+             f"per side: {', '.join(map(str, shadows)) or 'none'}{where}.", "",
              *markdown_table(header, body), "", *lines, "", *block_kr_section(new)])  # fmt: skip
 
 
@@ -459,8 +462,9 @@ goals were one-sided; that section stays as it was measured.
 U-LiRA needs N shadow originals per suite and N shadow retrains per request (`run --shadows N`,
 cached and shared by the rows), and each row forgets the N originals with its own method. With
 N = 8 that is 8 trainings per request and 8 forgets per row: minutes on digits, hours per suite
-on Fashion-MNIST with this machine's two cores. It ran on digits; on Fashion-MNIST its column
-stays empty until a session with a GPU runs it.
+on Fashion-MNIST with this machine's two cores. It ran on digits, and on Fashion-MNIST `fc` for
+request [3] (the mnemonic rows and the two retrains: each further request is about 35 minutes of
+one core); elsewhere on Fashion-MNIST its column stays empty until a session with a GPU runs it.
 """
 
 ATTACKER_LEGEND = """
