@@ -239,5 +239,9 @@ def test_ctrl_c_on_launched_ranks_exits_130_with_one_line_and_no_file(tmp_path):
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-    assert rest.strip().splitlines() == ["interrupted"], rest
+    # 100000 epochs: when the first step ends before the Ctrl-C, the CPU estimate warns first
+    # (how long all steps would take), which is right; after it, one line
+    lines = [line for line in rest.strip().splitlines()
+             if not line.startswith("warning: training fc on digits: the first step took")]
+    assert lines == ["interrupted"], rest
     assert list(tmp_path.iterdir()) == []
