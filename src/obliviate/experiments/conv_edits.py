@@ -51,6 +51,10 @@ feature-steps
     forget image's penultimate features are pulled toward the mean features of *its own*
     nearest kept class (``pull`` of the way), the kept images' features held where they were
     (weight ``lambda``). Grid: steps, lambda, pull.
+network-steps
+    The same pull, but Adam (lr 1e-3) moves every parameter before the head, batch norm kept
+    in eval mode: per-sample targets as in SCAR (arXiv 2404.12922), anchored by the kept
+    images' features. Grid: steps, lambda, pull.
 
 ``docs/results/conv-edits.md`` holds the tables ``scripts/conv_edits.sh`` made (``--out``).
 """
@@ -73,7 +77,7 @@ from obliviate.experiments.engine import markdown_table
 from obliviate.references import retrained_reference_path
 
 EDITS = ("mean-projection", "kodge", "generalized-eigen", "per-sample", "output-eigen",
-         "feature-steps")
+         "feature-steps", "network-steps")
 
 
 @dataclass(frozen=True)
@@ -212,6 +216,8 @@ def _variants(options: ConvEditOptions, model: nn.Module, data, classes: list[in
     elif options.edit == "feature-steps":
         yield from _feature_steps(model, names[-1], inputs[names[-1]], subset, is_forget, retain,
                                   data.num_classes, copy_of)  # fmt: skip
+    elif options.edit == "network-steps":
+        yield from _network_steps(model, subset, is_forget, retain, data.num_classes, copy_of)
     elif options.edit == "output-eigen":
         for k, where in ((1, "pos"), (2, "pos"), (4, "pos"), (8, "pos"), (2, "img"), (4, "img")):
             out, modules = copy_of()
@@ -290,6 +296,35 @@ def _feature_steps(model, name, x, subset, is_forget, retain, num_classes, copy_
             opt.step()
         out.eval()
         yield f"{name} steps {steps} lambda {lam:g} pull {pull:g}", out
+
+
+def _network_steps(model, subset, is_forget, retain, num_classes, copy_of):
+    """Adam on every parameter before the head (batch norm in eval mode: its statistics stay):
+    each forget image's penultimate features move toward the mean features of its own nearest
+    kept class, the kept images' features held where they were (SCAR's per-sample targets,
+    arXiv 2404.12922, with a feature-distillation anchor instead of its logit one)."""
+    with torch.no_grad():
+        logits = model(subset.x)
+        h0 = model.features(subset.x)
+    nearest = torch.tensor(retain)[logits[:, retain].argmax(1)]
+    means = torch.stack([h0[subset.y == c].mean(0) for c in range(num_classes)])
+    scale = float((h0[~is_forget] ** 2).sum(1).mean())  # the loss in units of a feature's size
+    for steps, lam, pull, lr in ((20, 10.0, 1.0, 1e-3), (50, 10.0, 1.0, 1e-3),
+                                 (100, 10.0, 1.0, 1e-3), (50, 30.0, 1.0, 1e-3),
+                                 (50, 10.0, 0.5, 1e-3), (100, 3.0, 1.0, 1e-3)):  # fmt: skip
+        out, _ = copy_of()
+        params = [p for n, p in out.named_parameters() if not n.startswith("classifier")]
+        goal = h0[is_forget] + pull * (means[nearest[is_forget]] - h0[is_forget])
+        opt = torch.optim.Adam(params, lr=lr)
+        for _ in range(steps):
+            h = out.features(subset.x)
+            loss = (((h[is_forget] - goal) ** 2).sum(1).mean()
+                    + lam * ((h[~is_forget] - h0[~is_forget]) ** 2).sum(1).mean()) / scale
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        out.eval()
+        yield f"all layers steps {steps} lambda {lam:g} pull {pull:g}", out
 
 
 def _tail_after(model: nn.Module, name: str):
