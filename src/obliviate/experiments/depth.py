@@ -7,8 +7,8 @@ on outputs and on what the features still reveal (docs/results/depth.md).
 
 Suites: ``fc`` and ``convnet`` on Fashion-MNIST (10 epochs, the paper's recipe), ``digits``
 (fc, 40 epochs at lr 0.1), ``resnet`` (the CIFAR ResNet-18 with batch norm at width 8, on
-Fashion-MNIST, 10 epochs: minutes per model on a GPU, a quarter of an hour on one CPU core;
-issue 35 asks for requests ``0,3,7,2+4+6``). Requests: every class alone, {1,8} and {2,4,6} (``--requests`` picks
+Fashion-MNIST, 4 epochs: about five minutes per model on one CPU core; issue 35 asks for
+requests ``0,3,7,2+4+6``). Requests: every class alone, {1,8} and {2,4,6} (``--requests`` picks
 a subset, e.g. ``3,7,1+8``). For each (suite, seed, request): the model is trained once, the
 reference is retrained once (``obliviate.references.retrained_reference``, the ``retrain``
 method with the model's recipe), and every method forgets; each result is measured with
