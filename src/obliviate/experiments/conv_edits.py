@@ -271,15 +271,22 @@ def _variants(options: ConvEditOptions, model: nn.Module, data, classes: list[in
             yield f"{name} gamma {gamma} lambda {lam}{' shared target' if shared else ''}", out
 
 
-def _feature_steps(model, name, x, subset, is_forget, retain, num_classes, copy_of):
-    """Adam on the layer ``name`` (its input ``x`` fixed): each forget image's penultimate
-    features move toward its own nearest kept class's mean features (the original model's
-    top kept class for it), the kept images' features held where they were."""
+def _pull_targets(model, subset, retain, num_classes):
+    """What the step edits pull toward: the subset's penultimate features, each image's nearest
+    kept class (the original model's top kept class for it) and every class's mean features."""
     with torch.no_grad():
         logits = model(subset.x)
         h0 = model.features(subset.x)
     nearest = torch.tensor(retain)[logits[:, retain].argmax(1)]
     means = torch.stack([h0[subset.y == c].mean(0) for c in range(num_classes)])
+    return h0, nearest, means
+
+
+def _feature_steps(model, name, x, subset, is_forget, retain, num_classes, copy_of):
+    """Adam on the layer ``name`` (its input ``x`` fixed): each forget image's penultimate
+    features move toward its own nearest kept class's mean features (the original model's
+    top kept class for it), the kept images' features held where they were."""
+    h0, nearest, means = _pull_targets(model, subset, retain, num_classes)
     for steps, lam, pull in ((50, 10.0, 1.0), (200, 10.0, 1.0), (200, 30.0, 1.0), (200, 10.0, 0.5),
                              (500, 30.0, 1.0)):  # fmt: skip
         out, modules = copy_of()
@@ -303,19 +310,14 @@ def _network_steps(model, subset, is_forget, retain, num_classes, copy_of):
     each forget image's penultimate features move toward the mean features of its own nearest
     kept class, the kept images' features held where they were (SCAR's per-sample targets,
     arXiv 2404.12922, with a feature-distillation anchor instead of its logit one)."""
-    with torch.no_grad():
-        logits = model(subset.x)
-        h0 = model.features(subset.x)
-    nearest = torch.tensor(retain)[logits[:, retain].argmax(1)]
-    means = torch.stack([h0[subset.y == c].mean(0) for c in range(num_classes)])
+    h0, nearest, means = _pull_targets(model, subset, retain, num_classes)
     scale = float((h0[~is_forget] ** 2).sum(1).mean())  # the loss in units of a feature's size
-    for steps, lam, pull, lr in ((20, 10.0, 1.0, 1e-3), (50, 10.0, 1.0, 1e-3),
-                                 (100, 10.0, 1.0, 1e-3), (50, 30.0, 1.0, 1e-3),
-                                 (50, 10.0, 0.5, 1e-3), (100, 3.0, 1.0, 1e-3)):  # fmt: skip
+    for steps, lam, pull in ((20, 10.0, 1.0), (50, 10.0, 1.0), (100, 10.0, 1.0), (50, 30.0, 1.0),
+                             (50, 10.0, 0.5), (100, 3.0, 1.0)):  # fmt: skip
         out, _ = copy_of()
         params = [p for n, p in out.named_parameters() if not n.startswith("classifier")]
         goal = h0[is_forget] + pull * (means[nearest[is_forget]] - h0[is_forget])
-        opt = torch.optim.Adam(params, lr=lr)
+        opt = torch.optim.Adam(params, lr=1e-3)
         for _ in range(steps):
             h = out.features(subset.x)
             loss = (((h[is_forget] - goal) ** 2).sum(1).mean()
