@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from obliviate.checkpoint import ModelBundle, weights_sha256
+from obliviate.checkpoint import ModelBundle
 from obliviate.classes import check_class_names, dataset_class_names, resolve_classes
 from obliviate.codes import CodeConfig, MnemonicCodes
 from obliviate.data import FOLDER_PREFIX, Dataset, Split, load_dataset
@@ -517,6 +517,9 @@ def forget(
         train_config=copy.deepcopy(bundle.train_config),
         stats=None,
     )
+    # the output's tensors that equal the input's (byte for byte) keep their digests: a forget
+    # that changed the head hashes the head alone
+    output_sha = checked_weights_sha256(result.model, like=bundle.model)
     if output.statistics is not None:  # they hold for the output: bound to its weights
         result.stats = output.statistics.without(request.classes).bound_to(result.model)
     record = {
@@ -538,7 +541,7 @@ def forget(
         "input_sha256": input_sha,
         "statistics": "withheld: " + stale if stale else (
             "bound to the input weights" if bundle.stats is not None else "none"),
-        "output_sha256": weights_sha256(result.model),
+        "output_sha256": output_sha,
     }
     result.forgotten_classes = sorted(set(bundle.forgotten_classes) | set(request.classes))
     result.history = [*bundle.history, record]

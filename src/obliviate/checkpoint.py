@@ -33,7 +33,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from obliviate.codes import CodeConfig, MnemonicCodes
-from obliviate.digest import weights_sha256
+from obliviate.digest import digest_matches, weights_sha256
 from obliviate.errors import ObliviateError
 from obliviate.interrupts import cleaned_up
 from obliviate.models import Classifier, create_model
@@ -282,7 +282,11 @@ def load(path: str | Path, *, map_location: str | torch.device = "cpu",
         _check_layer_statistics(path, model, stats.layer, forgotten)
     if stats is not None:
         stats.weights_sha256 = meta.get("stats_weights_sha256")
-        stale = stale_reason(stats, weights_sha256(model, reuse=False))
+        current = weights_sha256(model, reuse=False)
+        if stats.weights_sha256 != current and digest_matches(stats.weights_sha256, model,
+                                                               current):  # fmt: skip
+            stats.weights_sha256 = current  # a file of an earlier release: its digest, rebound
+        stale = stale_reason(stats, current)
         if stale:  # kept, so that a forget can say why it refuses to trust them
             log.warning("%s: %s", path, stale)
     malformed = stats is None and MARGIN_KEY in tensors and FEATURE_MIN_KEY in tensors

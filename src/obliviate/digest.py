@@ -1,5 +1,13 @@
 """The SHA-256 of a model's weights: what audit records and the training statistics are bound to.
 
+The digest is a two-level SHA-256 (:func:`weights_sha256`): one SHA-256 per tensor, and one
+over the tensors' names, dtypes, shapes and digests. It is exactly as binding as a SHA-256 of
+every byte in a row, and it lets a forget that changed one tensor (the head) hash that tensor
+alone: every other tensor of its output is compared byte for byte with the input's and keeps
+its digest (:func:`checked_weights_sha256` with ``like``). Files written before this digest
+hold the one-level SHA-256 of an earlier release (:func:`legacy_weights_sha256`);
+:func:`digest_matches` accepts both.
+
 A leaf module (it imports torch only), so that the statistics, the model file and the
 methods can all name the weights they describe without importing each other.
 """
@@ -7,30 +15,29 @@ methods can all name the weights they describe without importing each other.
 from __future__ import annotations
 
 import hashlib
-import os
 import weakref
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
 
+#: What the two-level digest hashes first: its name, so that it never equals the one-level
+#: digest of an earlier release.
+SCHEME = b"obliviate weights sha256 tree v1\n"
 #: Digests already computed, per model (weakly held): a weak reference to every tensor of its
-#: state dict, their stamps (:func:`_stamp`) and the digest.
+#: state dict, their stamps (:func:`_stamps`) and the digest.
 _DIGESTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-#: Per model (weakly held): a private copy of its weights' bytes and their digest
-#: (:func:`checked_weights_sha256`).
+#: Per model (weakly held): by name, a private copy of each of its tensors and that copy's
+#: digest (:func:`checked_weights_sha256`).
 _COPIES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-#: Per model (weakly held): a digest being computed in the background (:func:`hash_in_background`)
-#: with the stamps of the tensors it reads.
-_PENDING: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 #: The largest state dict (bytes) that :func:`checked_weights_sha256` keeps a copy of.
 COPY_LIMIT = 64 << 20
-_POOL: tuple[int, ThreadPoolExecutor] | None = None
 
 
 def weights_sha256(model: torch.nn.Module, *, reuse: bool = True) -> str:
-    """SHA-256 over the state dict: for each entry in sorted key order, the UTF-8 bytes of
-    ``f"{name}|{dtype}|{tuple(shape)}|"`` and then the tensor's raw bytes (C order).
+    """The SHA-256 of the weights, in two levels: the SHA-256 of :data:`SCHEME` followed by, for
+    each entry of the state dict in sorted key order, the length of its header as 4 bytes
+    (big-endian), the header (the UTF-8 text ``f"{name}|{dtype}|{tuple(shape)}|"``), and the
+    32-byte SHA-256 of the tensor's raw bytes (C order).
 
     The same value for a model file: ``python -c "import obliviate; from obliviate.checkpoint
     import weights_sha256; print(weights_sha256(obliviate.load('m.safetensors').model))"``.
@@ -46,100 +53,126 @@ def weights_sha256(model: torch.nn.Module, *, reuse: bool = True) -> str:
     known = _remembered(model, state, stamps) if reuse else None
     if known is not None:
         return known
-    pending = _PENDING.pop(model, None)
-    if pending is not None and reuse and _same_tensors(pending, state, stamps):
-        value = pending[2].result()  # hashed in the background from these very tensors
-    else:
-        value = _sha256(_pieces(state))
-    if stamps is not None:
-        _DIGESTS[model] = ([weakref.ref(t) for t in state.values()], stamps, value)
+    value = _combine([(name, t, _tensor_sha256(t)) for name, t in _sorted_items(state)])
+    _remember(model, state, stamps, value)
     return value
 
 
-def hash_in_background(model: torch.nn.Module) -> None:
-    """Start :func:`weights_sha256` of ``model`` in a worker thread, for a model whose weights
-    are final but whose digest is needed only later (a forget's output while the forget does
-    other work): the next ``weights_sha256(model)`` waits for that result instead of hashing
-    again, when every tensor is still the same object with the same stamps as when the work
-    began (the rule of :func:`weights_sha256`); otherwise the background result is dropped and
-    the weights are hashed afresh. Models on another device than the CPU are left alone.
+def checked_weights_sha256(model: torch.nn.Module, *, like: torch.nn.Module | None = None) -> str:
+    """``weights_sha256(model, reuse=False)``: the digest of the weights as they are now, writes
+    through ``.data`` included, but without hashing again the tensors that are unchanged.
 
-    SHA-256 releases the interpreter lock while it hashes, so the digest costs wall-clock time
-    only where the caller has nothing else to do. Changing the weights while the thread reads
-    them (through ``.data``, which the stamps do not see) gives a digest of neither state:
-    hand the model to no one until its digest has been taken.
+    The first call on a model hashes a private copy of each of its tensors and keeps the
+    copies with their digests; a later call compares each tensor byte for byte with its copy
+    (name, dtype and shape too) and hashes only those that differ, which for unchanged weights
+    takes a fraction of the time of hashing.
+
+    ``like``: a model this one was made from (a forget's input, for its output), whose copies
+    :func:`checked_weights_sha256` kept: each tensor equal byte for byte to ``like``'s copy of
+    the same name keeps that copy's digest, and only the others are hashed; no copy of
+    ``model`` is kept. Models on another device than the CPU, or whose weights take more than
+    :data:`COPY_LIMIT` bytes, keep no copy and are hashed afresh.
     """
     state = model.state_dict(keep_vars=True)
     stamps = _stamps(state)
-    if stamps is None or any(t.device.type != "cpu" for t in state.values()):
-        return
-    pieces = _pieces(state)  # views of the tensors' memory, made here: the thread only hashes
-    _PENDING[model] = ([weakref.ref(t) for t in state.values()], stamps,
-                       _pool().submit(_sha256, pieces))  # fmt: skip
-
-
-def _pool() -> ThreadPoolExecutor:
-    """One worker thread, made again in a forked child (whose parent's threads do not exist)."""
-    global _POOL
-    if _POOL is None or _POOL[0] != os.getpid():
-        _POOL = (os.getpid(), ThreadPoolExecutor(1, thread_name_prefix="obliviate-sha256"))
-    return _POOL[1]
-
-
-def _same_tensors(memo: tuple, state: dict[str, torch.Tensor], stamps: list[tuple] | None) -> bool:
-    """Whether ``state`` holds the very tensors a memo (weak references, stamps, value) was made
-    from, unchanged since (same stamps)."""
-    if stamps is None or memo[1] != stamps or len(memo[0]) != len(state):
-        return False
-    return all(ref() is t for ref, t in zip(memo[0], state.values(), strict=True))
-
-
-def checked_weights_sha256(model: torch.nn.Module) -> str:
-    """``weights_sha256(model, reuse=False)``: the digest of the weights as they are now, writes
-    through ``.data`` included, but without hashing them again when they are unchanged.
-
-    The first call on a model hashes a private copy of its weights' bytes and keeps both; a
-    later call compares the weights byte for byte with that copy (names, dtypes and shapes
-    too) and gives the kept digest when every byte is the same, which takes a fraction of
-    the time of hashing. Any difference, however made, means hashing afresh. Models on
-    another device than the CPU, or whose weights take more than :data:`COPY_LIMIT` bytes, are
-    always hashed afresh (no copy is kept).
-    """
-    state = model.state_dict(keep_vars=True)
-    items = sorted((name, t.detach()) for name, t in state.items())
-    kept = _COPIES.get(model)
-    if kept is not None and _same_bytes(items, kept[0]):
-        return kept[1]
-    if (any(t.device.type != "cpu" for _, t in items)
-            or sum(t.numel() * t.element_size() for _, t in items) > COPY_LIMIT):  # fmt: skip
+    items = _sorted_items(state)
+    keep = like is None and all(t.device.type == "cpu" for _, t in items) and sum(
+        t.numel() * t.element_size() for _, t in items) <= COPY_LIMIT
+    known = _COPIES.get(model if like is None else like, {})
+    fresh: dict[str, tuple[torch.Tensor, bytes]] = {}
+    entries = []
+    for name, t in items:
+        copy = known.get(name)
+        if copy is not None and _same_bytes(t, copy[0]):
+            fresh[name] = copy
+        elif keep:  # the digest of exactly the bytes kept
+            kept = t.clone(memory_format=torch.contiguous_format)
+            fresh[name] = (kept, _tensor_sha256(kept))
+        else:
+            fresh[name] = (t, _tensor_sha256(t))
+        entries.append((name, t, fresh[name][1]))
+    value = _combine(entries)
+    if keep:
+        _COPIES[model] = fresh
+    elif like is None:
         _COPIES.pop(model, None)
-        return weights_sha256(model, reuse=False)
-    copies = [(name, t.clone(memory_format=torch.contiguous_format)) for name, t in items]
-    value = _sha256(_pieces(dict(copies)))  # the digest of exactly the bytes kept
-    _COPIES[model] = (copies, value)
+    _remember(model, state, stamps, value)
     return value
 
 
-def _same_bytes(items: list[tuple[str, torch.Tensor]],
-                copies: list[tuple[str, torch.Tensor]]) -> bool:  # fmt: skip
-    """Whether the named tensors hold exactly the copies' names, dtypes, shapes and bytes."""
-    if len(items) != len(copies):
+def legacy_weights_sha256(model: torch.nn.Module) -> str:
+    """The one-level digest that files written before :data:`SCHEME` hold: one SHA-256 over, for
+    each entry of the state dict in sorted key order, the UTF-8 text
+    ``f"{name}|{dtype}|{tuple(shape)}|"`` and then the tensor's raw bytes (C order)."""
+    digest = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        t = t.detach().cpu().contiguous()
+        digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        if t.numel():
+            digest.update(memoryview(t.reshape(-1).view(torch.uint8).numpy()))
+    return digest.hexdigest()
+
+
+def digest_matches(stored: str | None, model: torch.nn.Module, current: str | None = None) -> bool:
+    """Whether a digest recorded for some weights (``stored``) names ``model``'s weights as they
+    are now: its :func:`weights_sha256` (``current`` when the caller has it), or, for a file
+    written before that digest, its :func:`legacy_weights_sha256`. ``None`` matches nothing."""
+    if not stored:
         return False
-    for (name, t), (kept_name, kept) in zip(items, copies, strict=True):
-        if (name != kept_name or t.dtype != kept.dtype or t.shape != kept.shape
-                or t.device != kept.device):  # fmt: skip
-            return False
-        if t.numel() and not np.array_equal(_words(t), _words(kept)):
-            return False
-    return True
+    if stored == (current if current is not None else weights_sha256(model, reuse=False)):
+        return True
+    return stored == legacy_weights_sha256(model)
+
+
+def _sorted_items(state: dict[str, torch.Tensor]) -> list[tuple[str, torch.Tensor]]:
+    """The state dict's entries in sorted key order, detached."""
+    return [(name, state[name].detach()) for name in sorted(state)]
+
+
+def _tensor_sha256(t: torch.Tensor) -> bytes:
+    """The 32-byte SHA-256 of a tensor's raw bytes (C order; empty for no elements)."""
+    digest = hashlib.sha256()
+    if t.numel():
+        digest.update(memoryview(_raw(t)))
+    return digest.digest()
+
+
+def _combine(entries: list[tuple[str, torch.Tensor, bytes]]) -> str:
+    """The weights' digest from each entry's name, tensor (for its dtype and shape) and digest,
+    in the order given (sorted by name)."""
+    digest = hashlib.sha256(SCHEME)
+    for name, t, tensor_digest in entries:
+        header = f"{name}|{t.dtype}|{tuple(t.shape)}|".encode()
+        digest.update(len(header).to_bytes(4, "big") + header + tensor_digest)
+    return digest.hexdigest()
+
+
+def _raw(t: torch.Tensor) -> np.ndarray:
+    """The tensor's bytes in C order, as a flat uint8 array (no copy of a contiguous CPU
+    tensor)."""
+    return t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy()
+
+
+def _same_bytes(t: torch.Tensor, kept: torch.Tensor) -> bool:
+    """Whether ``t`` holds exactly the dtype, shape, device and bytes of ``kept``."""
+    if t.dtype != kept.dtype or t.shape != kept.shape or t.device != kept.device:
+        return False
+    return not t.numel() or bool(np.array_equal(_words(t), _words(kept)))
 
 
 def _words(t: torch.Tensor) -> np.ndarray:
     """``t``'s bytes as unsigned integers (8 bytes each where they divide evenly): equal
     arrays are equal bytes (-0.0 differs from 0.0, a NaN equals itself). NumPy compares them
     in the calling thread, without waking PyTorch's thread pool."""
-    raw = t.reshape(-1).view(torch.uint8).numpy()
+    raw = _raw(t)
     return raw.view(np.uint64) if raw.size % 8 == 0 else raw
+
+
+def _remember(model: torch.nn.Module, state: dict[str, torch.Tensor],
+              stamps: list[tuple] | None, value: str) -> None:  # fmt: skip
+    """Keep ``value`` as ``model``'s digest while its tensors stay as they are (:func:`_stamps`)."""
+    if stamps is not None:
+        _DIGESTS[model] = ([weakref.ref(t) for t in state.values()], stamps, value)
 
 
 def _remembered(model: torch.nn.Module, state: dict[str, torch.Tensor],
@@ -147,26 +180,10 @@ def _remembered(model: torch.nn.Module, state: dict[str, torch.Tensor],
     """The digest remembered for ``model`` while its tensors are the very ones, unchanged
     since (:func:`_stamps`), else ``None``."""
     memo = _DIGESTS.get(model)
-    return memo[2] if memo is not None and _same_tensors(memo, state, stamps) else None
-
-
-def _pieces(state: dict[str, torch.Tensor]) -> list[bytes | memoryview]:
-    """What :func:`weights_sha256` hashes, in order: for each entry in sorted key order, its
-    header and its raw bytes (through the buffer protocol: no copy of a CPU tensor)."""
-    pieces: list[bytes | memoryview] = []
-    for name, tensor in sorted(state.items()):
-        t = tensor.detach().cpu().contiguous()
-        pieces.append(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-        if t.numel():
-            pieces.append(memoryview(t.reshape(-1).view(torch.uint8).numpy()))
-    return pieces
-
-
-def _sha256(pieces: list[bytes | memoryview]) -> str:
-    digest = hashlib.sha256()
-    for piece in pieces:
-        digest.update(piece)
-    return digest.hexdigest()
+    if memo is None or stamps is None or memo[1] != stamps or len(memo[0]) != len(state):
+        return None
+    same = all(ref() is t for ref, t in zip(memo[0], state.values(), strict=True))
+    return memo[2] if same else None
 
 
 def _stamps(state: dict[str, torch.Tensor]) -> list[tuple] | None:

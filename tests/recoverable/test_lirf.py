@@ -145,6 +145,44 @@ def test_a_target_changed_after_the_deposit_is_rejected(deposited):
         withdraw(changed, modules)
 
 
+def test_files_of_an_earlier_release_still_load_and_withdraw(deposited, digits, tmp_path):
+    """Module ids and back-part digests written before the two-level weights digest are the
+    one-level digest of an earlier release: still accepted for the same weights, refused for
+    others."""
+    import dataclasses
+
+    from obliviate.checkpoint import read_safetensors, write_safetensors
+    from obliviate.digest import legacy_weights_sha256
+    from obliviate.recoverable.api import deposit_records
+
+    target, modules, _ = deposited
+    block = int(deposit_records(target)[0]["block"])
+    old_back = legacy_weights_sha256(split_network(target.model, block)[1])
+    old_id = legacy_weights_sha256(modules[0])[:16]
+    meta, tensors = read_safetensors(save_module(modules[0], tmp_path / "dep.safetensors"),
+                                     "deposit module")  # fmt: skip
+    write_safetensors(tensors, {**meta, "module_id": old_id, "back_sha256": old_back},
+                      tmp_path / "old.safetensors")  # fmt: skip
+    module = load_module(tmp_path / "old.safetensors")
+    assert module.module_id == old_id
+    history = [dict(r, modules=[old_id if m == modules[0].module_id else m for m in r["modules"]],
+                    back_sha256=old_back) if r.get("method") == "lirf-deposit" else r
+               for r in target.history]  # fmt: skip
+    old_target = dataclasses.replace(target.clone(), history=history)
+    recovered = withdraw(old_target, [module])
+    x = digits.test.x[:50]
+    assert torch.equal(recovered.model(x), withdraw(target, [modules[0]]).model(x))
+    with torch.no_grad():
+        old_target.model.classifier.bias += 1.0  # the back part changed since
+    with pytest.raises(ObliviateError, match="another back part"):
+        withdraw(old_target, [module])
+    tensors[next(iter(tensors))] += 1
+    write_safetensors(tensors, {**meta, "module_id": old_id, "back_sha256": old_back},
+                      tmp_path / "bad.safetensors")  # fmt: skip
+    with pytest.raises(ObliviateError, match="altered"):
+        load_module(tmp_path / "bad.safetensors")
+
+
 def test_sequence_deposit_and_withdraw_in_any_order(original, digits):
     t1, (m1,), _ = deposit_bundle(original, digits, [[0]], LIRFSettings(epochs=2))
     t2, (m2,), _ = deposit_bundle(t1, digits, [[1]], LIRFSettings(epochs=2))

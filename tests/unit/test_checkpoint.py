@@ -113,8 +113,22 @@ def test_a_remembered_weights_hash_is_the_fresh_one_until_a_tensor_changes(tiny_
 def test_the_weights_hash_is_the_documented_recipe(tiny_bundle):
     import hashlib
 
+    digest = hashlib.sha256(b"obliviate weights sha256 tree v1\n")
+    for name, t in sorted(tiny_bundle.model.state_dict().items()):
+        header = f"{name}|{t.dtype}|{tuple(t.shape)}|".encode()
+        digest.update(len(header).to_bytes(4, "big") + header)
+        digest.update(hashlib.sha256(t.contiguous().numpy().tobytes()).digest())
+    assert weights_sha256(tiny_bundle.model, reuse=False) == digest.hexdigest()
+
+
+def test_the_legacy_weights_hash_is_the_earlier_recipe(tiny_bundle):
+    """Files of earlier releases hold this one-level digest; it must stay what they hold."""
+    import hashlib
+
+    from obliviate.digest import legacy_weights_sha256
+
     digest = hashlib.sha256()
     for name, t in sorted(tiny_bundle.model.state_dict().items()):
         digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
         digest.update(t.contiguous().numpy().tobytes())
-    assert weights_sha256(tiny_bundle.model, reuse=False) == digest.hexdigest()
+    assert legacy_weights_sha256(tiny_bundle.model) == digest.hexdigest()

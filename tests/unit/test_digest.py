@@ -1,5 +1,6 @@
-"""The weights' digest a forget records for its input: hashed afresh in effect, though a model
-forgotten from before is checked byte for byte against the copy it was hashed from."""
+"""The weights' digest a forget records: hashed afresh in effect, though a model forgotten from
+before is checked byte for byte against the copies it was hashed from, and a forget's output
+hashes only the tensors that differ from its input's."""
 
 from __future__ import annotations
 
@@ -11,7 +12,12 @@ import torch
 import obliviate
 from obliviate import digest
 from obliviate.methods import mnemonic
-from obliviate.digest import checked_weights_sha256, weights_sha256
+from obliviate.digest import (
+    checked_weights_sha256,
+    digest_matches,
+    legacy_weights_sha256,
+    weights_sha256,
+)
 
 
 def test_the_checked_digest_is_the_fresh_one_and_sees_every_write(tiny_bundle):
@@ -38,54 +44,82 @@ def test_a_model_above_the_copy_limit_is_hashed_afresh_and_keeps_no_copy(tiny_bu
     assert model not in digest._COPIES
 
 
-def test_a_background_digest_is_the_fresh_one_and_is_not_hashed_twice(tiny_bundle, monkeypatch):
-    model = copy.deepcopy(tiny_bundle.model)
-    calls = []
-    real = digest._sha256
-    monkeypatch.setattr(digest, "_sha256", lambda pieces: calls.append(1) or real(pieces))
-    digest.hash_in_background(model)
-    assert weights_sha256(model) == weights_sha256(model, reuse=False)
-    assert len(calls) == 2  # the background one, then the fresh one asked for; none in between
-    assert model not in digest._PENDING
-
-
-def test_a_background_digest_of_weights_changed_since_is_dropped(tiny_bundle):
-    model = copy.deepcopy(tiny_bundle.model)
-    digest.hash_in_background(model)
+def test_a_digest_made_like_another_model_is_the_fresh_one_and_sees_every_write(tiny_bundle):
+    """A forget's output is hashed against its input's kept copies: a tensor reuses the input's
+    digest only when every byte is the same (written through ``.data`` or not)."""
+    base = copy.deepcopy(tiny_bundle.model)
+    checked_weights_sha256(base)  # its copies kept
+    model = copy.deepcopy(base)
+    assert checked_weights_sha256(model, like=base) == weights_sha256(base, reuse=False)
+    assert model not in digest._COPIES  # an output keeps no copy of its own
     with torch.no_grad():
-        model.classifier.bias += 1.0  # in place: the version counter moves
-    assert weights_sha256(model) == weights_sha256(model, reuse=False)
-    other = copy.deepcopy(tiny_bundle.model)
-    digest.hash_in_background(other)
-    other.classifier.bias = torch.nn.Parameter(other.classifier.bias.detach() + 1.0)  # replaced
-    assert weights_sha256(other) == weights_sha256(other, reuse=False)
+        model.hidden.weight.data[0, 0] = torch.nextafter(model.hidden.weight.data[0, 0],
+                                                         torch.tensor(1.0))  # one bit  # fmt: skip
+    one_bit = checked_weights_sha256(model, like=base)
+    assert one_bit != weights_sha256(base, reuse=False)
+    assert one_bit == weights_sha256(model, reuse=False)
+    model.load_state_dict(base.state_dict())
+    base.classifier.bias.data[0] = 0.0
+    checked_weights_sha256(base)
+    model.classifier.bias.data[0] = -0.0  # equal as numbers, other bytes
+    assert checked_weights_sha256(model, like=base) == weights_sha256(model, reuse=False)
+    assert weights_sha256(model, reuse=False) != weights_sha256(base, reuse=False)
 
 
-def test_a_forked_child_gets_its_own_worker(monkeypatch):
-    pool = digest._pool()
-    assert digest._pool() is pool
-    monkeypatch.setattr(digest.os, "getpid", lambda: -1)  # as in a child after fork()
-    child = digest._pool()
-    assert child is not pool and child.submit(lambda: 7).result(timeout=5) == 7
+def test_a_model_like_none_with_copies_is_hashed_whole(tiny_bundle):
+    base = copy.deepcopy(tiny_bundle.model)  # no copies kept: every tensor hashed
+    model = copy.deepcopy(base)
+    model.classifier.bias.data += 1.0
+    assert checked_weights_sha256(model, like=base) == weights_sha256(model, reuse=False)
 
 
 @pytest.mark.parametrize("drop", [None, 100.0])  # the deep edit verified; refused: output only
 def test_the_default_forget_records_the_digest_of_the_weights_it_returns(tiny_bundle, monkeypatch,
                                                                          drop):  # fmt: skip
-    started = []
-    monkeypatch.setattr(mnemonic, "hash_in_background",
-                        lambda m: started.append(m) or digest.hash_in_background(m))  # fmt: skip
     if drop is not None:  # a data-free bound on the kept classes that no request meets
         monkeypatch.setattr(mnemonic, "retain_drop_bound", lambda *a, **k: drop)
     out = obliviate.forget(tiny_bundle, [1], device="cpu")  # depth auto, no data
     record = out.history[-1]
     assert record["depth"] == ("features" if drop is None else "output")
-    assert len(started) == 1 and (started[0] is out.model) == (drop is not None)
     fresh = weights_sha256(out.model, reuse=False)
     assert record["output_sha256"] == fresh == out.stats.weights_sha256
-    if drop is not None:  # warm (the input's copy kept): the background digest is the only one
-        calls = []
-        real = digest._sha256
-        monkeypatch.setattr(digest, "_sha256", lambda pieces: calls.append(1) or real(pieces))
-        again = obliviate.forget(tiny_bundle, [1], device="cpu")
-        assert len(calls) == 1 and again.history[-1]["output_sha256"] == fresh
+    # warm (the input's copies kept): only the tensors the forget changed are hashed
+    hashed = []
+    real = digest._tensor_sha256
+    monkeypatch.setattr(digest, "_tensor_sha256", lambda t: hashed.append(t.shape) or real(t))
+    again = obliviate.forget(tiny_bundle, [1], device="cpu")
+    before, after = tiny_bundle.model.state_dict(), again.model.state_dict()
+    changed = [tuple(after[k].shape) for k in sorted(after) if not torch.equal(after[k], before[k])]
+    assert again.history[-1]["output_sha256"] == fresh
+    assert sorted(map(tuple, hashed)) == sorted(changed)
+    if drop is not None:
+        assert {k for k in after if not torch.equal(after[k], before[k])} <= {
+            "classifier.weight", "classifier.bias"}
+
+
+def test_a_digest_of_an_earlier_release_still_names_the_weights(tiny_bundle, tmp_path, caplog):
+    """Files written before the two-level digest hold the one-level one: it still matches the
+    weights it was taken of, and statistics bound by it load bound to the new digest."""
+    from obliviate.checkpoint import read_safetensors, write_safetensors
+
+    model = tiny_bundle.model
+    legacy = legacy_weights_sha256(model)
+    assert legacy != weights_sha256(model, reuse=False)
+    assert digest_matches(legacy, model) and digest_matches(weights_sha256(model), model)
+    assert not digest_matches(None, model) and not digest_matches("0" * 64, model)
+    other = copy.deepcopy(model)
+    other.classifier.bias.data += 1.0
+    assert not digest_matches(legacy, other)
+    path = obliviate.save(tiny_bundle, tmp_path / "m.safetensors")
+    meta, tensors = read_safetensors(path, "model")
+    write_safetensors(tensors, {**meta, "stats_weights_sha256": legacy}, path)
+    with caplog.at_level("WARNING"):
+        loaded = obliviate.load(path)
+    assert "recorded for other weights" not in caplog.text
+    assert loaded.stats.weights_sha256 == weights_sha256(loaded.model, reuse=False)
+    assert obliviate.forget(loaded, [1], device="cpu").history[-1]["verified"] is True
+    tensors["weights.classifier.bias"] = tensors["weights.classifier.bias"] + 1.0
+    write_safetensors(tensors, {**meta, "stats_weights_sha256": legacy}, path)
+    with caplog.at_level("WARNING"):
+        obliviate.load(path)
+    assert "recorded for other weights" in caplog.text  # legacy digest of other weights

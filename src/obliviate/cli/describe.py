@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 
-from obliviate.cli.options import weights_sha256
+from obliviate.cli.options import digest_matches
 
 if TYPE_CHECKING:
     from obliviate.metrics import EvalReport
@@ -183,8 +183,7 @@ def describe_evaluation(bundle: Any, used: list[int], given: bool, original: Any
         lines.append("; ".join(parts))
     if original is not None and bundle.history:
         first = bundle.history[0].get("input_sha256")
-        sha = weights_sha256(original.model)
-        if first and sha != first:
+        if first and not digest_matches(first, original.model):
             lines.append("note: the --reference model is not the one this model was forgotten "
                          "from (its weights' SHA-256 differs from the first record's "
                          "input_sha256)")  # fmt: skip

@@ -52,7 +52,7 @@ trainable_models = _Lazy("obliviate.models", "trainable_models")
 model_options = _Lazy("obliviate.models", "model_options")
 TrainConfig = _Lazy("obliviate.training", "TrainConfig")
 truncation_oracle = _Lazy("obliviate.metrics", "truncation_oracle")
-weights_sha256 = _Lazy("obliviate.checkpoint", "weights_sha256")
+digest_matches = _Lazy("obliviate.digest", "digest_matches")
 dataset_train_config = _Lazy("obliviate.training", "dataset_train_config")
 
 

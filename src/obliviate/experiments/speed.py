@@ -8,18 +8,15 @@ floor       one forward+backward pass over the model's codes plus two forward pa
             any Fisher-from-codes method must do), median of warm repetitions
 forget      `obliviate.forget(bundle, [0])` as a caller waits for it: validation, cloning, the
             calibrated method, verification, weight hashes and the audit record (warm, median);
-            the default without data (depth auto: the output-only step is taken, its output's
-            SHA-256 started in a background thread, then the deep edit's kept-class bound is
-            computed and, failing, the output-only result is kept; the record waits for the
-            digest)
+            the default without data (depth auto: the output-only step is taken, then the deep
+            edit's kept-class bound is computed and, failing, the output-only result is kept)
 deep forget the same call with `depth="features"` (the edit of the last feature layer and the
             head step on it; `force=True`, since without data it cannot verify the kept classes)
-sha256      one SHA-256 of the model's weights computed afresh (`weights_sha256(..., reuse=False)`);
-            the audit record needs two, but a warm forget computes only the output's: the
-            input's weights are compared byte for byte with the copy they were last hashed from
-            (`checked_weights_sha256`), and the digest is given again when they are the same;
-            the output's is taken in a background thread while the forget goes on
-            (`obliviate.digest.hash_in_background`), so on two cores it overlaps torch's work
+sha256      the weights' digest computed afresh (`weights_sha256(..., reuse=False)`: one SHA-256
+            per tensor and one over them); the audit record needs two, but a warm forget hashes
+            only the tensors it changed: the input's tensors are compared byte for byte with the
+            copies they were last hashed from, and the output's with the input's copies
+            (`checked_weights_sha256`), each equal one keeping its digest
 method      the method's own part of that call (the audit record's `seconds`)
 cli         a fresh `obliviate forget` process: its wall time, and the record's `seconds`
 ssd         `obliviate.forget(..., method="ssd", data=...)` once (the method's own time)

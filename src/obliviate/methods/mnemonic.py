@@ -53,7 +53,6 @@ from obliviate.calibration import (
     truncated_predictions,
 )
 from obliviate.deep import apply_edit, logit_bounds, redirect, retain_drop_bound
-from obliviate.digest import hash_in_background
 from obliviate.errors import ObliviateError
 from obliviate.fisher import warm_up
 from obliviate.methods.base import (
@@ -214,9 +213,8 @@ class MnemonicForgetting(UnlearningMethod):
             missing = _deep_unavailable(model, context)
             if missing is None and self.depth == "auto" and not _has_retain_data(context):
                 # without data the deep edit's data-free bound seldom verifies: the output-only
-                # step first, its digest taken in the background while the edit is tried
+                # step first, kept when the edit is refused
                 head = self._output_only(model, inputs, labels, forget, retain, given, context)
-                hash_in_background(head.model)
             if missing is None:
                 # the full redirect first, then half of it: the deepest edit that verifies
                 first = None

@@ -24,6 +24,7 @@ import torch
 from obliviate.classes import check_class_names
 from obliviate.checkpoint import ModelBundle, read_safetensors, weights_sha256, write_safetensors
 from obliviate.data import Dataset
+from obliviate.digest import digest_matches, legacy_weights_sha256
 from obliviate.errors import ObliviateError, warn_goal_missed
 from obliviate.models import create_model
 from obliviate.recoverable.lirf import (
@@ -191,7 +192,7 @@ def load_module(path: str | Path) -> DepositModule:
         raise ObliviateError(f"{path}: weights do not fit the module's pruning plan: "
                              f"{str(exc).splitlines()[0]}") from None  # fmt: skip
     module = DepositModule(pruned, meta["classes"], info).eval()
-    if weights_sha256(module)[:16] != info["module_id"]:
+    if info["module_id"] not in (weights_sha256(module)[:16], legacy_weights_sha256(module)[:16]):
         raise ObliviateError(f"{path}: the weights do not match the module id; the file was "
                              "altered after the deposit")  # fmt: skip
     return module
@@ -223,7 +224,8 @@ def withdraw(bundle: ModelBundle, modules: Sequence[DepositModule]) -> ModelBund
                 f"deposit module {mid} (classes {list(module.classes)}) was not deposited from "
                 f"this target; its deposits are {sorted(known)}"
             )
-        if module.info.get("back_sha256") != back_sha or back_sha != known[mid]["back_sha256"]:
+        if not (digest_matches(module.info.get("back_sha256"), back, back_sha)
+                and digest_matches(known[mid]["back_sha256"], back, back_sha)):
             raise ObliviateError(
                 f"deposit module {mid} was trained with another back part than this target "
                 "has now; the target was changed after the deposit"
