@@ -26,8 +26,8 @@ SCHEME = b"obliviate weights sha256 tree v1\n"
 #: Digests already computed, per model (weakly held): a weak reference to every tensor of its
 #: state dict, their stamps (:func:`_stamps`) and the digest.
 _DIGESTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-#: Per model (weakly held): by name, a private copy of each of its tensors and that copy's
-#: digest (:func:`checked_weights_sha256`).
+#: Per model (weakly held): by name, a private copy of each of its tensors with that copy's
+#: bytes and entry in the digest (:func:`_piece`; :func:`checked_weights_sha256`).
 _COPIES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 #: The largest state dict (bytes) that :func:`checked_weights_sha256` keeps a copy of.
 COPY_LIMIT = 64 << 20
@@ -53,7 +53,7 @@ def weights_sha256(model: torch.nn.Module, *, reuse: bool = True) -> str:
     known = _remembered(model, state, stamps) if reuse else None
     if known is not None:
         return known
-    value = _combine([(name, t, _tensor_sha256(t)) for name, t in _sorted_items(state)])
+    value = _combine([_piece(name, t) for name, t in _sorted_items(state)])
     _remember(model, state, stamps, value)
     return value
 
@@ -79,19 +79,14 @@ def checked_weights_sha256(model: torch.nn.Module, *, like: torch.nn.Module | No
     keep = like is None and all(t.device.type == "cpu" for _, t in items) and sum(
         t.numel() * t.element_size() for _, t in items) <= COPY_LIMIT
     known = _COPIES.get(model if like is None else like, {})
-    fresh: dict[str, tuple[torch.Tensor, bytes]] = {}
-    entries = []
+    fresh: dict[str, tuple[torch.Tensor, np.ndarray, bytes]] = {}
     for name, t in items:
-        copy = known.get(name)
-        if copy is not None and _same_bytes(t, copy[0]):
-            fresh[name] = copy
-        elif keep:  # the digest of exactly the bytes kept
-            kept = t.clone(memory_format=torch.contiguous_format)
-            fresh[name] = (kept, _tensor_sha256(kept))
-        else:
-            fresh[name] = (t, _tensor_sha256(t))
-        entries.append((name, t, fresh[name][1]))
-    value = _combine(entries)
+        kept = known.get(name)
+        if kept is not None and _same_bytes(t, kept):
+            fresh[name] = kept
+        else:  # with a copy kept, the digest of exactly the bytes kept
+            fresh[name] = _piece(name, t.clone(memory_format=torch.contiguous_format) if keep else t)
+    value = _combine(list(fresh.values()))
     if keep:
         _COPIES[model] = fresh
     elif like is None:
@@ -129,42 +124,35 @@ def _sorted_items(state: dict[str, torch.Tensor]) -> list[tuple[str, torch.Tenso
     return [(name, state[name].detach()) for name in sorted(state)]
 
 
-def _tensor_sha256(t: torch.Tensor) -> bytes:
-    """The 32-byte SHA-256 of a tensor's raw bytes (C order; empty for no elements)."""
-    digest = hashlib.sha256()
-    if t.numel():
-        digest.update(memoryview(_raw(t)))
-    return digest.digest()
+def _piece(name: str, t: torch.Tensor) -> tuple[torch.Tensor, np.ndarray, bytes]:
+    """``(tensor, its bytes as words (:func:`_words`), its entry)``: the entry is what
+    :func:`weights_sha256` hashes for it, the header's length (4 bytes, big-endian), the header
+    ``f"{name}|{dtype}|{tuple(shape)}|"`` and the 32-byte SHA-256 of the tensor's raw bytes."""
+    words = _words(t)
+    header = f"{name}|{t.dtype}|{tuple(t.shape)}|".encode()
+    digest = hashlib.sha256(memoryview(words)).digest() if words.size else hashlib.sha256().digest()
+    return t, words, len(header).to_bytes(4, "big") + header + digest
 
 
-def _combine(entries: list[tuple[str, torch.Tensor, bytes]]) -> str:
-    """The weights' digest from each entry's name, tensor (for its dtype and shape) and digest,
-    in the order given (sorted by name)."""
-    digest = hashlib.sha256(SCHEME)
-    for name, t, tensor_digest in entries:
-        header = f"{name}|{t.dtype}|{tuple(t.shape)}|".encode()
-        digest.update(len(header).to_bytes(4, "big") + header + tensor_digest)
-    return digest.hexdigest()
+def _combine(pieces: list[tuple[torch.Tensor, np.ndarray, bytes]]) -> str:
+    """The weights' digest from each tensor's piece (:func:`_piece`), in sorted key order."""
+    return hashlib.sha256(SCHEME + b"".join(entry for _, _, entry in pieces)).hexdigest()
 
 
-def _raw(t: torch.Tensor) -> np.ndarray:
-    """The tensor's bytes in C order, as a flat uint8 array (no copy of a contiguous CPU
-    tensor)."""
-    return t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy()
-
-
-def _same_bytes(t: torch.Tensor, kept: torch.Tensor) -> bool:
-    """Whether ``t`` holds exactly the dtype, shape, device and bytes of ``kept``."""
-    if t.dtype != kept.dtype or t.shape != kept.shape or t.device != kept.device:
+def _same_bytes(t: torch.Tensor, kept: tuple[torch.Tensor, np.ndarray, bytes]) -> bool:
+    """Whether ``t`` holds exactly the dtype, shape, device and bytes of a kept piece."""
+    k = kept[0]
+    if t.dtype != k.dtype or t.shape != k.shape or t.device != k.device:
         return False
-    return not t.numel() or bool(np.array_equal(_words(t), _words(kept)))
+    return not t.numel() or bool(np.array_equal(_words(t), kept[1]))
 
 
 def _words(t: torch.Tensor) -> np.ndarray:
-    """``t``'s bytes as unsigned integers (8 bytes each where they divide evenly): equal
-    arrays are equal bytes (-0.0 differs from 0.0, a NaN equals itself). NumPy compares them
-    in the calling thread, without waking PyTorch's thread pool."""
-    raw = _raw(t)
+    """``t``'s raw bytes (C order) as unsigned integers (8 bytes each where they divide
+    evenly; no copy of a contiguous CPU tensor): equal arrays are equal bytes (-0.0 differs from
+    0.0, a NaN equals itself). NumPy compares them in the calling thread, without waking
+    PyTorch's thread pool."""
+    raw = t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy()
     return raw.view(np.uint64) if raw.size % 8 == 0 else raw
 
 
