@@ -82,7 +82,7 @@ def test_the_overview_names_who_meets_the_goals_and_counts_the_bands():
                  bands={"depth": "beyond retraining" if c else "deep"}) for c in range(3)]
     line = next(x for x in attacker_overview(rows) if x.startswith("* "))
     assert "3 requests, 3 methods" in line
-    assert "met by `retrain-seed+1`." in line  # the reference itself is not listed
+    assert "met by `retrain-seed+1`;" in line  # the reference itself is not listed
     assert "`mnemonic-deep-data` deep 1, beyond retraining 2" in line
 
 
@@ -93,3 +93,27 @@ def test_a_row_measured_again_with_ulira_replaces_the_one_without_on_merge():
     assert PAGE.replaces(without, with_u)
     assert not PAGE.replaces(with_u, without)
     assert not PAGE.replaces(with_u, dict(with_u))  # the first measured with U-LiRA stays
+
+
+def test_without_a_method_in_the_bands_the_overview_names_the_closest():
+    """Fewest goals missed first, then the least distance outside the bands; a retrain is never
+    the candidate."""
+    rows = [row("retrain", (c,), gap=9.0) for c in range(3)]
+    rows += [row("mnemonic", (c,), gap=9.0) for c in range(3)]  # median and worst miss, x4
+    rows += [row("mnemonic-deep-data", (c,), gap=3.0) for c in range(3)]  # medians miss, x4
+    rows += [row("ssd", (c,), gap=-5.5) for c in range(3)]  # medians miss, x4, nearer the band
+    line = next(x for x in attacker_overview(rows) if x.startswith("* "))
+    assert "met by none; closest: `ssd` (misses 4: KR k=10 gap median -5.5" in line
+    rows = [r for r in rows if r["label"] != "ssd"]
+    line = next(x for x in attacker_overview(rows) if x.startswith("* "))
+    assert "closest: `mnemonic-deep-data` (misses 4:" in line
+    refused = [{"suite": "convnet", "seed": 0, "classes": [c], "label": "lwsf",
+                "refused": "diverged", "measures": 2} for c in range(3)]  # fmt: skip
+    line = next(x for x in attacker_overview(rows + refused) if x.startswith("* "))
+    assert "closest: `mnemonic-deep-data`" in line  # one goal missed, but nothing measured
+    second = rows + [row("retrain-seed+1", (c,), gap=0.0) for c in range(3)]
+    line = next(x for x in attacker_overview(second) if x.startswith("* "))
+    assert "met by `retrain-seed+1`; closest: `mnemonic-deep-data`" in line
+    met = rows + [row("fastmu", (c,), gap=0.0) for c in range(3)]
+    line = next(x for x in attacker_overview(met) if x.startswith("* "))
+    assert "met by `fastmu`." in line and "closest" not in line
