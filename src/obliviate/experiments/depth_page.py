@@ -507,12 +507,12 @@ measures take several minutes of a core, so its baselines wait for a session wit
 
 Where no forgetting method meets the band goals, each suite's line names the closest one (of
 those with a row not refused): the fewest goals missed, then the least distance outside the gap
-bands. Issue 35's candidate edits across a conv
-net's layers (Kodge's projections, the mean projection of DAMP, SCAR's per-sample targets on one
-layer and on every layer, ESC's eigen-projection) were measured with the training data on the
-`convnet` in [conv-edits.md](conv-edits.md): no setting brings classes 0, 3 and 7 into these
-bands, so the deep mode stays the edit of the last feature layer, and the default stays output
-only where it cannot verify the kept classes.
+bands. Issue 35's candidate edits across a conv net's layers (Kodge's projections, the mean
+projection of DAMP, SCAR's per-sample targets on one layer and on every layer, ESC's
+eigen-projection) were measured with the training data on the `convnet` in
+[conv-edits.md](conv-edits.md): no setting brings classes 0, 3 and 7 into these bands, so the
+deep mode stays the edit of the last feature layer, and the default stays output only where it
+cannot verify the kept classes.
 """
 
 ATTACKER_LEGEND = """
