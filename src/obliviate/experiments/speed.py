@@ -10,6 +10,9 @@ forget      `obliviate.forget(bundle, [0])` as a caller waits for it: validation
             calibrated method, verification, weight hashes and the audit record (warm, median);
             the default without data (depth auto: the output-only step is taken, then the deep
             edit's kept-class bound is computed and, failing, the output-only result is kept)
+output      the same call with `depth="output"`: the head step alone, without the attempt at
+            the deep edit (the default's result whenever that attempt is refused, as it is
+            without data on every request of the depth page)
 deep forget the same call with `depth="features"` (the edit of the last feature layer and the
             head step on it; `force=True`, since without data it cannot verify the kept classes)
 sha256      the weights' digest computed afresh (`weights_sha256(..., reuse=False)`: one SHA-256
@@ -131,6 +134,8 @@ def measure(key: dict) -> dict:
 
     row["forget"] = median_time(forget_once, repeats, clock)
     row["method"] = statistics.median(seconds)
+    row["output"] = median_time(lambda: obliviate.forget(
+        bundle, [0], device="cpu", progress=False, depth="output"), repeats, clock)  # fmt: skip
     row["deep"] = None
     if bundle.stats is not None and bundle.stats.layer is not None:
         row["deep"] = median_time(lambda: obliviate.forget(
@@ -152,8 +157,11 @@ def measure(key: dict) -> dict:
 
 def table_row(r: dict) -> str:
     t_floor, t_forget, t_method, t_deep = r["floor"], r["forget"], r["method"], r["deep"]
+    t_output = r.get("output")  # rows measured before the column have none
     row = (f"| {r['name']} ({r['arch']}) | {t_floor * 1e3:.2f} | {t_forget * 1e3:.2f} "
            f"({t_forget / t_floor:.1f}x) | {t_method * 1e3:.2f} ({t_method / t_floor:.1f}x) | "
+           + ("-" if t_output is None else f"{t_output * 1e3:.2f} ({t_output / t_floor:.1f}x)")
+           + " | "
            + ("-" if t_deep is None else f"{t_deep * 1e3:.2f} ({t_deep / t_floor:.1f}x)")
            + f" | {r['sha256'] * 1e3:.2f} |")  # fmt: skip
     if not r["baselines"]:
@@ -188,9 +196,10 @@ def table(options: SpeedOptions, runs: Path, out: Path | None) -> None:
         f"threads, CPU. Median of {options.repeats} warm repetitions unless said otherwise"
         + (", timed by the process's CPU time." if options.clock == "cpu" else "."),
         "",
-        "| model | floor ms | forget ms (x floor) | method ms (x floor) | deep forget ms (x floor) "
-        "| sha256 ms | cli wall ms | cli method ms | ssd s (x forget) | retrain s (x forget) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| model | floor ms | forget ms (x floor) | method ms (x floor) | output forget ms "
+        "(x floor) | deep forget ms (x floor) | sha256 ms | cli wall ms | cli method ms | ssd s "
+        "(x forget) | retrain s (x forget) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
         *map(table_row, rows),
     ]
     text = "\n".join(lines) + "\n"
