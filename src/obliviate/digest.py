@@ -101,10 +101,8 @@ def legacy_weights_sha256(model: torch.nn.Module) -> str:
     ``f"{name}|{dtype}|{tuple(shape)}|"`` and then the tensor's raw bytes (C order)."""
     digest = hashlib.sha256()
     for name, t in sorted(model.state_dict().items()):
-        t = t.detach().cpu().contiguous()
         digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-        if t.numel():
-            digest.update(memoryview(t.reshape(-1).view(torch.uint8).numpy()))
+        digest.update(memoryview(_words(t)))
     return digest.hexdigest()
 
 
@@ -130,7 +128,7 @@ def _piece(name: str, t: torch.Tensor) -> tuple[torch.Tensor, np.ndarray, bytes]
     ``f"{name}|{dtype}|{tuple(shape)}|"`` and the 32-byte SHA-256 of the tensor's raw bytes."""
     words = _words(t)
     header = f"{name}|{t.dtype}|{tuple(t.shape)}|".encode()
-    digest = hashlib.sha256(memoryview(words)).digest() if words.size else hashlib.sha256().digest()
+    digest = hashlib.sha256(memoryview(words)).digest()
     return t, words, len(header).to_bytes(4, "big") + header + digest
 
 
