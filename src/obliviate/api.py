@@ -17,7 +17,8 @@ from obliviate.checkpoint import ModelBundle
 from obliviate.classes import check_class_names, dataset_class_names, resolve_classes
 from obliviate.codes import CodeConfig, MnemonicCodes
 from obliviate.data import FOLDER_PREFIX, Dataset, Split, load_dataset
-from obliviate.digest import checked_weights_sha256
+from obliviate.digest import check_weights, checked_weights_sha256, finite
+from obliviate.modelcopy import copy_model
 from obliviate.distributed import DistributedContext, check_batch
 from obliviate.errors import NotVerifiedError, ObliviateError, warn_goal_missed
 from obliviate.methods import METHODS, ForgetRequest, UnlearnContext, UnlearningMethod
@@ -37,10 +38,8 @@ log = logging.getLogger(__name__)
 
 
 def non_finite_tensors(model: torch.nn.Module) -> list[str]:
-    """Names of the floating-point weights and buffers of ``model`` that hold NaN or inf
-    (a sum is non-finite iff an element is, or the values are ~1e38 and equally broken)."""
-    return [name for name, t in model.state_dict().items()
-            if t.is_floating_point() and not bool(torch.isfinite(t.sum()))]  # fmt: skip
+    """Names of the floating-point weights and buffers of ``model`` that hold NaN or inf."""
+    return [name for name, t in model.state_dict().items() if not finite(t)]
 
 
 def resolve_dataset(
@@ -452,7 +451,7 @@ def forget(
     # caller's model is lent as it is when it already sits on ``device`` in eval mode.
     lent = bundle.model
     if lent.training or any(p.device != device for p in lent.parameters()):
-        lent = copy.deepcopy(lent).to(device).eval()
+        lent = copy_model(lent).to(device).eval()
     # hashed afresh: the statistics vouch only for the weights they were recorded on, and a
     # caller's own training loop may have changed them since (even through ``.data``); a
     # model forgotten from before is checked byte for byte against the copy it was hashed from
@@ -488,10 +487,16 @@ def forget(
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start
-    broken = non_finite_tensors(output.model)
-    if broken:
-        what = (f"{method} produced non-finite weights ({', '.join(broken[:3])}); nothing was "
-                "written. Lower the method's step sizes")  # fmt: skip
+    model = output.model if output.model is not bundle.model else copy_model(output.model)
+    if any(t.device.type != "cpu" for t in (*model.parameters(), *model.buffers())):
+        model = model.cpu()  # Module.cpu() visits every tensor even when all are there
+    model.eval()
+    # the output's tensors that equal the input's (byte for byte) keep their digests and their
+    # finiteness: a forget that changed the head hashes and tests the head alone
+    checked = check_weights(model, like=bundle.model)
+    if checked.non_finite:
+        what = (f"{method} produced non-finite weights ({', '.join(checked.non_finite[:3])}); "
+                "nothing was written. Lower the method's step sizes")  # fmt: skip
         raise ObliviateError(f"{what} (its keyword arguments) and try again",
                              cli=f"{what} (--hp KEY=VALUE) and try again")  # fmt: skip
     verified = output.details.get("verified")
@@ -508,18 +513,15 @@ def forget(
         warn_goal_missed(f"classes {list(request.classes)} are not verified as forgotten with "
                          f"{method}: {reason}; returned because force=True (recorded as "
                          "verified: false)")  # fmt: skip
-    model = output.model if output.model is not bundle.model else copy.deepcopy(output.model)
     result = dataclasses.replace(  # shares no tensor with the input (like ModelBundle.clone)
         bundle,
-        model=model.cpu().eval(),
+        model=model,
         codes=copy.deepcopy(bundle.codes),
         arch_kwargs=copy.deepcopy(bundle.arch_kwargs),
         train_config=copy.deepcopy(bundle.train_config),
         stats=None,
     )
-    # the output's tensors that equal the input's (byte for byte) keep their digests: a forget
-    # that changed the head hashes the head alone
-    output_sha = checked_weights_sha256(result.model, like=bundle.model)
+    output_sha = checked.sha256
     if output.statistics is not None:  # they hold for the output: bound to its weights
         result.stats = output.statistics.without(request.classes).bound_to(result.model)
     record = {

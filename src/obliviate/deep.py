@@ -54,6 +54,8 @@ LAYER_KEYS = ("stats.layer.class_mean", "stats.layer.directions", "stats.layer.r
 QUANTILES = 128
 #: Ridge added to the inputs' second moment, relative to its mean eigenvalue.
 RIDGE = 1e-3
+#: Elements of ``|W_y - W_k|`` that :func:`logit_bounds` makes at once (1 MiB of float32).
+BOUND_BLOCK = 1 << 18
 #: Per stored ``class_mean`` tensor (weakly held): the layer's mean pre-activations ``W m_c`` of
 #: every class, with what they were computed from (:func:`_mean_preactivations`).
 _MEAN_PREACTIVATIONS: WeakIdKeyDictionary = WeakIdKeyDictionary()
@@ -424,12 +426,16 @@ def apply_edit(model: nn.Module, layer: FeatureLayer, edit: FeatureEdit) -> None
 
 def logit_bounds(classifier: nn.Linear, feature_bound: torch.Tensor) -> torch.Tensor:
     """``[C, C]``: ``bound[y, k]`` bounds the change of ``z_y - z_k`` on class ``y``'s training
-    samples, ``sum_i |W_yi - W_ki| * feature_bound[y, i]``."""
+    samples, ``sum_i |W_yi - W_ki| * feature_bound[y, i]``; a block of rows ``y`` at a time
+    (:data:`BOUND_BLOCK` elements of ``|W_y - W_k|`` at most)."""
     w = classifier.weight.detach().float().cpu()
-    rows = []
-    for y in range(w.shape[0]):
-        rows.append((w[y][None, :] - w).abs() @ feature_bound[y])
-    return torch.stack(rows)
+    c, h = w.shape
+    step = max(1, BOUND_BLOCK // max(1, c * h))
+    out = torch.empty(c, c)
+    for i in range(0, c, step):
+        gaps = (w[i : i + step, None, :] - w[None, :, :]).abs_()  # [rows, C, H]
+        torch.bmm(gaps, feature_bound[i : i + step, :, None].float(), out=out[i : i + step, :, None])
+    return out
 
 
 def retain_drop_bound(layer_stats: LayerStatistics, bounds: torch.Tensor, forget: list[int],

@@ -14,8 +14,15 @@ methods can all name the weights they describe without importing each other.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import functools
 import hashlib
+import sys
 import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -27,7 +34,7 @@ SCHEME = b"obliviate weights sha256 tree v1\n"
 #: state dict, their stamps (:func:`_stamps`) and the digest.
 _DIGESTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 #: Per model (weakly held): by name, a private copy of each of its tensors with that copy's
-#: bytes and entry in the digest (:func:`_piece`; :func:`checked_weights_sha256`).
+#: bytes, entry in the digest and finiteness (:func:`_piece`; :func:`check_weights`).
 _COPIES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 #: The largest state dict (bytes) that :func:`checked_weights_sha256` keeps a copy of.
 COPY_LIMIT = 64 << 20
@@ -58,20 +65,30 @@ def weights_sha256(model: torch.nn.Module, *, reuse: bool = True) -> str:
     return value
 
 
-def checked_weights_sha256(model: torch.nn.Module, *, like: torch.nn.Module | None = None) -> str:
+@dataclass(frozen=True)
+class WeightsCheck:
+    """What :func:`check_weights` found: the weights' digest (:func:`weights_sha256`), and the
+    names of the floating-point tensors that hold NaN or inf (:func:`finite`)."""
+
+    sha256: str
+    non_finite: tuple[str, ...]
+
+
+def check_weights(model: torch.nn.Module, *, like: torch.nn.Module | None = None) -> WeightsCheck:
     """``weights_sha256(model, reuse=False)``: the digest of the weights as they are now, writes
-    through ``.data`` included, but without hashing again the tensors that are unchanged.
+    through ``.data`` included, but without hashing again the tensors that are unchanged; and
+    which of them hold NaN or inf.
 
     The first call on a model hashes a private copy of each of its tensors and keeps the
-    copies with their digests; a later call compares each tensor byte for byte with its copy
-    (name, dtype and shape too) and hashes only those that differ, which for unchanged weights
-    takes a fraction of the time of hashing.
+    copies with their digests and finiteness; a later call compares each tensor byte for byte
+    with its copy (name, dtype and shape too) and hashes, and tests, only those that differ,
+    which for unchanged weights takes a fraction of the time of hashing.
 
     ``like``: a model this one was made from (a forget's input, for its output), whose copies
-    :func:`checked_weights_sha256` kept: each tensor equal byte for byte to ``like``'s copy of
-    the same name keeps that copy's digest, and only the others are hashed; no copy of
-    ``model`` is kept. Models on another device than the CPU, or whose weights take more than
-    :data:`COPY_LIMIT` bytes, keep no copy and are hashed afresh.
+    :func:`check_weights` kept: each tensor equal byte for byte to ``like``'s copy of the same
+    name keeps that copy's digest and finiteness, and only the others are hashed and tested;
+    no copy of ``model`` is kept. Models on another device than the CPU, or whose weights take
+    more than :data:`COPY_LIMIT` bytes, keep no copy and are hashed afresh.
     """
     state = model.state_dict(keep_vars=True)
     stamps = _stamps(state)
@@ -79,7 +96,7 @@ def checked_weights_sha256(model: torch.nn.Module, *, like: torch.nn.Module | No
     keep = like is None and all(t.device.type == "cpu" for _, t in items) and sum(
         t.numel() * t.element_size() for _, t in items) <= COPY_LIMIT
     known = _COPIES.get(model if like is None else like, {})
-    fresh: dict[str, tuple[torch.Tensor, np.ndarray, bytes]] = {}
+    fresh: dict[str, _Piece] = {}
     for name, t in items:
         kept = known.get(name)
         if kept is not None and _same_bytes(t, kept):
@@ -92,7 +109,23 @@ def checked_weights_sha256(model: torch.nn.Module, *, like: torch.nn.Module | No
     elif like is None:
         _COPIES.pop(model, None)
     _remember(model, state, stamps, value)
-    return value
+    # in the state dict's order, as ``model.state_dict()`` lists them
+    return WeightsCheck(value, tuple(name for name in state if not fresh[name].finite))
+
+
+def checked_weights_sha256(model: torch.nn.Module, *, like: torch.nn.Module | None = None) -> str:
+    """The digest of :func:`check_weights` (``weights_sha256(model, reuse=False)`` in effect)."""
+    return check_weights(model, like=like).sha256
+
+
+def finite(t: torch.Tensor) -> bool:
+    """Whether ``t`` holds no NaN or inf (always, for a tensor that is not floating-point): the
+    float64 sum of a float32/16 tensor overflows only when an element is non-finite."""
+    if not t.is_floating_point():
+        return True
+    if t.dtype in (torch.float32, torch.float16, torch.bfloat16):
+        return bool(torch.isfinite(t.sum(dtype=torch.float64)))
+    return bool(torch.isfinite(t).all())
 
 
 def legacy_weights_sha256(model: torch.nn.Module) -> str:
@@ -122,27 +155,58 @@ def _sorted_items(state: dict[str, torch.Tensor]) -> list[tuple[str, torch.Tenso
     return [(name, state[name].detach()) for name in sorted(state)]
 
 
-def _piece(name: str, t: torch.Tensor) -> tuple[torch.Tensor, np.ndarray, bytes]:
-    """``(tensor, its bytes as words (:func:`_words`), its entry)``: the entry is what
-    :func:`weights_sha256` hashes for it, the header's length (4 bytes, big-endian), the header
-    ``f"{name}|{dtype}|{tuple(shape)}|"`` and the 32-byte SHA-256 of the tensor's raw bytes."""
+class _Piece(NamedTuple):
+    """A tensor as the digest saw it: the tensor, its bytes as words (:func:`_words`), its entry
+    in the digest (:func:`_piece`) and whether it is finite (:func:`finite`)."""
+
+    tensor: torch.Tensor
+    words: np.ndarray
+    entry: bytes
+    finite: bool
+
+
+def _piece(name: str, t: torch.Tensor) -> _Piece:
+    """``t``'s piece: the entry is what :func:`weights_sha256` hashes for it, the header's
+    length (4 bytes, big-endian), the header ``f"{name}|{dtype}|{tuple(shape)}|"`` and the
+    32-byte SHA-256 of the tensor's raw bytes."""
     words = _words(t)
     header = f"{name}|{t.dtype}|{tuple(t.shape)}|".encode()
     digest = hashlib.sha256(memoryview(words)).digest()
-    return t, words, len(header).to_bytes(4, "big") + header + digest
+    return _Piece(t, words, len(header).to_bytes(4, "big") + header + digest, finite(t))
 
 
-def _combine(pieces: list[tuple[torch.Tensor, np.ndarray, bytes]]) -> str:
+def _combine(pieces: list[_Piece]) -> str:
     """The weights' digest from each tensor's piece (:func:`_piece`), in sorted key order."""
-    return hashlib.sha256(SCHEME + b"".join(entry for _, _, entry in pieces)).hexdigest()
+    return hashlib.sha256(SCHEME + b"".join(piece.entry for piece in pieces)).hexdigest()
 
 
-def _same_bytes(t: torch.Tensor, kept: tuple[torch.Tensor, np.ndarray, bytes]) -> bool:
-    """Whether ``t`` holds exactly the dtype, shape, device and bytes of a kept piece."""
-    k = kept[0]
+def _same_bytes(t: torch.Tensor, kept: _Piece) -> bool:
+    """Whether ``t`` holds exactly the dtype, shape, device and bytes of a kept piece: by the C
+    library's ``memcmp`` for a contiguous CPU tensor (it reads each byte once and stops at the
+    first difference; NumPy's comparison also writes a result per word), else by NumPy."""
+    k = kept.tensor
     if t.dtype != k.dtype or t.shape != k.shape or t.device != k.device:
         return False
-    return not t.numel() or bool(np.array_equal(_words(t), kept[1]))
+    if not t.numel():
+        return True
+    compare = _memcmp()
+    if compare is not None and t.device.type == "cpu" and t.is_contiguous():
+        return compare(t.data_ptr(), k.data_ptr(), t.numel() * t.element_size()) == 0
+    return bool(np.array_equal(_words(t), kept.words))
+
+
+@functools.cache
+def _memcmp() -> Callable[[int, int, int], int] | None:
+    """The C library's ``memcmp``, or ``None`` where it cannot be loaded."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or (
+            "msvcrt" if sys.platform == "win32" else None))  # fmt: skip
+        compare = libc.memcmp
+    except (OSError, AttributeError):
+        return None
+    compare.restype = ctypes.c_int
+    compare.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t]
+    return compare
 
 
 def _words(t: torch.Tensor) -> np.ndarray:

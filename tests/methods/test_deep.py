@@ -10,6 +10,7 @@ import torch
 
 import obliviate
 import obliviate.references
+from obliviate import deep
 from obliviate.calibration import truncated_predictions
 from obliviate.deep import (
     apply_edit,
@@ -74,6 +75,22 @@ def test_the_bounds_hold_on_every_training_sample(digits_bundle, cnn_bundle, dig
     d_new = z_new.gather(1, y[:, None]) - z_new
     assert bool(((d_new - d_old).abs() <= bounds[y] + 1e-3).all())
     assert float((d_new - d_old).detach().abs().max()) > 0.1  # the edit did move something
+
+
+@pytest.mark.parametrize("block", [1, 7, 1 << 18])  # a row per block, rows split unevenly, one
+def test_the_logit_bounds_are_the_weighted_l1_gaps_of_the_head_rows(monkeypatch, block):
+    monkeypatch.setattr(deep, "BOUND_BLOCK", block)
+    gen = torch.Generator().manual_seed(0)
+    head = torch.nn.Linear(6, 5)
+    with torch.no_grad():
+        head.weight.copy_(torch.randn(5, 6, generator=gen))
+    feature_bound = torch.rand(5, 6, generator=gen)
+    bounds = logit_bounds(head, feature_bound)
+    w = head.weight.detach().tolist()
+    for y in range(5):
+        for k in range(5):
+            expected = sum(abs(w[y][i] - w[k][i]) * float(feature_bound[y, i]) for i in range(6))
+            assert float(bounds[y, k]) == pytest.approx(expected, rel=1e-5, abs=1e-6)
 
 
 def test_carried_statistics_hold_for_the_edited_model(digits_bundle, digits):

@@ -20,7 +20,11 @@ from obliviate.digest import (
 )
 
 
-def test_the_checked_digest_is_the_fresh_one_and_sees_every_write(tiny_bundle):
+@pytest.mark.parametrize("memcmp", [True, False])  # the C library's, and NumPy's where it lacks
+def test_the_checked_digest_is_the_fresh_one_and_sees_every_write(tiny_bundle, monkeypatch,
+                                                                  memcmp):  # fmt: skip
+    if not memcmp:
+        monkeypatch.setattr(digest, "_memcmp", lambda: None)
     model = copy.deepcopy(tiny_bundle.model)
     first = checked_weights_sha256(model)
     assert first == weights_sha256(model, reuse=False)
@@ -30,6 +34,11 @@ def test_the_checked_digest_is_the_fresh_one_and_sees_every_write(tiny_bundle):
                                                          torch.tensor(1.0))  # one bit  # fmt: skip
     second = checked_weights_sha256(model)
     assert second != first and second == weights_sha256(model, reuse=False)
+    with torch.no_grad():  # the last bit of the largest tensor: every byte is compared
+        last = model.hidden.weight.data.view(-1)[-1:]
+        last.copy_(torch.nextafter(last, last + 1.0))
+    third = checked_weights_sha256(model)
+    assert third != second and third == weights_sha256(model, reuse=False)
     model.classifier.bias.data[0] = 0.0
     zero = checked_weights_sha256(model)
     model.classifier.bias.data[0] = -0.0  # equal as numbers, other bytes
@@ -123,3 +132,36 @@ def test_a_digest_of_an_earlier_release_still_names_the_weights(tiny_bundle, tmp
     with caplog.at_level("WARNING"):
         obliviate.load(path)
     assert "recorded for other weights" in caplog.text  # legacy digest of other weights
+
+
+@pytest.mark.parametrize(("values", "dtype", "expected"), [
+    ([3e38, 3e38, 3e38], torch.float32, True),  # a float32 sum would overflow: still finite
+    ([6e4] * 4, torch.float16, True),
+    ([1e308, 1e308], torch.float64, True),
+    ([1.0, float("inf")], torch.float32, False),
+    ([1.0, float("-inf")], torch.bfloat16, False),
+    ([float("nan"), 0.0], torch.float16, False),
+    ([float("inf"), float("-inf")], torch.float64, False),
+    ([1, 2, 3], torch.int64, True),
+])  # fmt: skip
+def test_finite_is_exact_for_every_dtype(values, dtype, expected):
+    assert digest.finite(torch.tensor(values, dtype=dtype)) is expected
+
+
+def test_an_unchanged_tensor_keeps_the_finiteness_of_the_input_it_equals(tiny_bundle):
+    """A forget's output is tested only where it differs from its input; the tensors it shares
+    with the input carry the input's verdict, NaN included."""
+    base = copy.deepcopy(tiny_bundle.model)
+    with torch.no_grad():
+        base.hidden.bias.data[1] = float("nan")
+    assert checked_weights_sha256(base)  # kept, with its finiteness
+    out = copy.deepcopy(base)
+    with torch.no_grad():
+        out.classifier.weight.data[0, 0] = float("inf")
+    check = digest.check_weights(out, like=base)
+    assert check.non_finite == ("hidden.bias", "classifier.weight")
+    assert check.sha256 == weights_sha256(out, reuse=False)
+    with torch.no_grad():
+        out.classifier.weight.data[0, 0] = 1.0
+        out.hidden.bias.data[1] = 0.5
+    assert digest.check_weights(out, like=base).non_finite == ()

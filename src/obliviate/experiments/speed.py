@@ -19,7 +19,7 @@ sha256      the weights' digest computed afresh (`weights_sha256(..., reuse=Fals
             per tensor and one over them); the audit record needs two, but a warm forget hashes
             only the tensors it changed: the input's tensors are compared byte for byte with the
             copies they were last hashed from, and the output's with the input's copies
-            (`checked_weights_sha256`), each equal one keeping its digest
+            (`check_weights`), each equal one keeping its digest and its finiteness
 method      the method's own part of that call (the audit record's `seconds`)
 cli         a fresh `obliviate forget` process: its wall time, and the record's `seconds`
 ssd         `obliviate.forget(..., method="ssd", data=...)` once (the method's own time)

@@ -39,7 +39,6 @@ is the architecture's ``default_lambdas`` value.
 
 from __future__ import annotations
 
-import copy
 import math
 
 import torch
@@ -66,6 +65,7 @@ from obliviate.methods.base import (
 )
 from obliviate.methods.mnemonic_checks import GivenData, verdict
 from obliviate.methods.mnemonic_paper import paper_forget
+from obliviate.modelcopy import copy_model
 from obliviate.models import Classifier
 from obliviate.stats import transport
 
@@ -274,7 +274,7 @@ class MnemonicForgetting(UnlearningMethod):
                           f" of training accuracy, more than {self.max_retain_drop:g}); pass "
                           "--data DATASET (or a held-out --check-data DATASET) to verify the "
                           "deep forget on it")  # fmt: skip
-        edited = copy.deepcopy(model)
+        edited = copy_model(model)
         apply_edit(edited, layer, edit)
         carried = transport(stats, feature_bound, bounds, layer.nonnegative)
         given = GivenData.of(context, edited, retain, self.retain_per_class,
@@ -348,7 +348,7 @@ class MnemonicForgetting(UnlearningMethod):
                   math.isfinite(v) or "data" not in needed}  # fmt: skip
         want = max(usable.values())  # codes always count, so never empty
         strength = min(want, self.max_strength)
-        out = copy.deepcopy(model)
+        out = copy_model(model)
         apply_head(out.classifier, direction, strength)
 
         with torch.no_grad():  # the features are ``model``'s: reuse them
