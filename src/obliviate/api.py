@@ -18,12 +18,12 @@ from obliviate.classes import check_class_names, dataset_class_names, resolve_cl
 from obliviate.codes import CodeConfig, MnemonicCodes
 from obliviate.data import FOLDER_PREFIX, Dataset, Split, load_dataset
 from obliviate.digest import check_weights, checked_weights_sha256, finite
-from obliviate.modelcopy import copy_model
 from obliviate.distributed import DistributedContext, check_batch
 from obliviate.errors import NotVerifiedError, ObliviateError, warn_goal_missed
 from obliviate.methods import METHODS, ForgetRequest, UnlearnContext, UnlearningMethod
 from obliviate.methods.base import hyperparameter_defaults
 from obliviate.metrics import EvalReport, RelearnConfig, evaluate_model
+from obliviate.modelcopy import copy_model
 from obliviate.models import MODELS, create_model, trainable_models
 from obliviate.stats import record_statistics as summarise_training, stale_reason
 from obliviate.training import (
