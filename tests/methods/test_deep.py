@@ -249,3 +249,33 @@ def test_the_kept_mean_preactivations_give_the_same_edit_and_follow_the_weights(
     assert same("a")
     module.weight = torch.nn.Parameter(module.weight.detach() * 0.5)  # another tensor
     assert same("a")
+
+
+def test_without_data_a_half_strength_retry_that_cannot_verify_is_never_built(digits_bundle,
+                                                                            monkeypatch):  # fmt: skip
+    """``depth features`` without data: when the full redirect fails its kept-class bound, the
+    half is built only where its own bound passes (its model is returned only if it verifies;
+    else the first try is, as before)."""
+    from obliviate.errors import GoalMissedWarning
+    from obliviate.methods import mnemonic
+
+    built: list[float] = []
+    real_apply = mnemonic.apply_edit
+
+    def counting(model, layer, edit):
+        built.append(float(edit.coef.abs().max()))
+        real_apply(model, layer, edit)
+
+    monkeypatch.setattr(mnemonic, "apply_edit", counting)
+    monkeypatch.setattr(mnemonic, "retain_drop_bound", lambda *a, **k: 100.0)
+    with pytest.warns(GoalMissedWarning):
+        record = obliviate.forget(digits_bundle, [3], depth="features", force=True,
+                                  progress=False).history[-1]  # fmt: skip
+    assert len(built) == 1  # the full redirect only
+    assert record["verified"] is False and record["redirect"]["gamma"] == 1.0
+    drops = iter([100.0, 0.0])  # the half's bound passes: built, and verified
+    monkeypatch.setattr(mnemonic, "retain_drop_bound", lambda *a, **k: next(drops))
+    built.clear()
+    record = obliviate.forget(digits_bundle, [3], depth="features", progress=False).history[-1]
+    assert len(built) == 2 and built[1] == pytest.approx(built[0] / 2)
+    assert record["verified"] is True and record["redirect"]["tried"] == [1.0, 0.5]

@@ -257,8 +257,9 @@ class MnemonicForgetting(UnlearningMethod):
               ) -> tuple[MethodOutput | None, str | None]:  # fmt: skip
         """Redirect the forget classes at the last feature layer (:mod:`obliviate.deep`), then
         the closed-form head step on the edited model, verified by bounds carried through the
-        edit (or on data when given). ``(None, why)`` when ``auto`` can tell from the bound
-        alone, before any model is built, that the kept classes cannot be verified."""
+        edit (or on data when given). ``(None, why)`` when the bound alone tells, before any
+        model is built, that the kept classes cannot be verified and the model would not be
+        used: under ``auto``, or on the half-strength retry."""
         layer = model.feature_layer()
         stats = context.stats
         edit = redirect(model, layer, stats.layer, forget, retain, gamma=gamma,
@@ -267,8 +268,11 @@ class MnemonicForgetting(UnlearningMethod):
         bounds = logit_bounds(model.classifier, feature_bound)
         drop = retain_drop_bound(stats.layer, bounds, forget, retain)
         no_retain_data = not _has_retain_data(context)
-        if self.depth == "auto" and no_retain_data and (drop is None or
-                                                        drop > self.max_retain_drop):  # fmt: skip
+        # without kept-class data the bound decides: auto keeps the output-only step, and the
+        # half-strength retry is kept only when it verifies (else the first try is returned)
+        retry = gamma != self.redirect
+        if (self.depth == "auto" or retry) and no_retain_data and (
+                drop is None or drop > self.max_retain_drop):  # fmt: skip
             return None, ("features: not verified without data (the kept-class bound allows "
                           + ("an unknown loss" if drop is None else f"{drop:.1f} points") +
                           f" of training accuracy, more than {self.max_retain_drop:g}); pass "
