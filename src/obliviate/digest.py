@@ -15,7 +15,6 @@ methods can all name the weights they describe without importing each other.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import functools
 import hashlib
 import sys
@@ -60,7 +59,7 @@ def weights_sha256(model: torch.nn.Module, *, reuse: bool = True) -> str:
     known = _remembered(model, state, stamps) if reuse else None
     if known is not None:
         return known
-    value = _combine([_piece(name, t) for name, t in _sorted_items(state)])
+    value = _combine([_piece(name, t, tested=False) for name, t in _sorted_items(state)])
     _remember(model, state, stamps, value)
     return value
 
@@ -157,22 +156,24 @@ def _sorted_items(state: dict[str, torch.Tensor]) -> list[tuple[str, torch.Tenso
 
 class _Piece(NamedTuple):
     """A tensor as the digest saw it: the tensor, its bytes as words (:func:`_words`), its entry
-    in the digest (:func:`_piece`) and whether it is finite (:func:`finite`)."""
+    in the digest (:func:`_piece`) and whether it is finite (:func:`finite`; ``None``: not
+    tested, for a piece that is hashed and dropped)."""
 
     tensor: torch.Tensor
     words: np.ndarray
     entry: bytes
-    finite: bool
+    finite: bool | None
 
 
-def _piece(name: str, t: torch.Tensor) -> _Piece:
+def _piece(name: str, t: torch.Tensor, *, tested: bool = True) -> _Piece:
     """``t``'s piece: the entry is what :func:`weights_sha256` hashes for it, the header's
     length (4 bytes, big-endian), the header ``f"{name}|{dtype}|{tuple(shape)}|"`` and the
-    32-byte SHA-256 of the tensor's raw bytes."""
+    32-byte SHA-256 of the tensor's raw bytes; ``tested``: whether to test it for NaN/inf."""
     words = _words(t)
     header = f"{name}|{t.dtype}|{tuple(t.shape)}|".encode()
     digest = hashlib.sha256(memoryview(words)).digest()
-    return _Piece(t, words, len(header).to_bytes(4, "big") + header + digest, finite(t))
+    return _Piece(t, words, len(header).to_bytes(4, "big") + header + digest,
+                  finite(t) if tested else None)  # fmt: skip
 
 
 def _combine(pieces: list[_Piece]) -> str:
@@ -198,10 +199,8 @@ def _same_bytes(t: torch.Tensor, kept: _Piece) -> bool:
 @functools.cache
 def _memcmp() -> Callable[[int, int, int], int] | None:
     """The C library's ``memcmp``, or ``None`` where it cannot be loaded."""
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or (
-            "msvcrt" if sys.platform == "win32" else None))  # fmt: skip
-        compare = libc.memcmp
+    try:  # on POSIX the process's own symbols hold the C library's
+        compare = ctypes.CDLL("msvcrt" if sys.platform == "win32" else None).memcmp
     except (OSError, AttributeError):
         return None
     compare.restype = ctypes.c_int
