@@ -35,7 +35,7 @@ _DIGESTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 #: Per model (weakly held): by name, a private copy of each of its tensors with that copy's
 #: bytes, entry in the digest and finiteness (:func:`_piece`; :func:`check_weights`).
 _COPIES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-#: The largest state dict (bytes) that :func:`checked_weights_sha256` keeps a copy of.
+#: The largest state dict (bytes) that :func:`check_weights` keeps a copy of.
 COPY_LIMIT = 64 << 20
 
 
