@@ -334,6 +334,10 @@ def _check_layer_statistics(path: Path, model: Classifier, layer: Any,
     if layer.class_mean.shape[1] != width:
         raise ObliviateError(f"{path}: the layer statistics are {layer.class_mean.shape[1]} wide "
                              f"but layer {layer.layer!r} takes {width}; the file is damaged")  # fmt: skip
+    if layer.skip_mean is not None and (own.residual is None or own.output_scale is None
+                                        or layer.skip_mean.shape[1] != len(own.output_scale)):
+        raise ObliviateError(f"{path}: the layer statistics hold shortcut means that layer "
+                             f"{layer.layer!r} has no shortcut for; the file is damaged")  # fmt: skip
 
 
 def _given_module(path: Path, arch: str, module: torch.nn.Module | None,

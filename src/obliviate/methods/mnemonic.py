@@ -307,7 +307,9 @@ class MnemonicForgetting(UnlearningMethod):
             redirect={"layer": layer.name, "gamma": gamma,
                       "mixture": {str(f): {str(k): p for k, p in m.items()}
                                   for f, m in edit.mixture.items()},
-                      "largest_logit_change_bound": float(bounds.max())},
+                      "largest_logit_change_bound": float(bounds.max()),
+                      # a residual layer: the targets are the sum's (the shortcut included)
+                      "shortcut": (layer.residual if edit.residual else None)},
         )  # fmt: skip
         return out, None
 

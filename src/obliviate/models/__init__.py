@@ -188,8 +188,9 @@ class CifarResNet18(Classifier):
         # the residual sum, ReLU and a global average pool
         block = self.backbone.layer4[-1]
         bn = block.bn2
-        scale = (bn.weight.detach() / torch.sqrt(bn.running_var + bn.eps)).abs().cpu()
-        return FeatureLayer("backbone.layer4.1.conv2", scale)
+        scale = (bn.weight.detach() / torch.sqrt(bn.running_var + bn.eps)).cpu()
+        return FeatureLayer("backbone.layer4.1.conv2", scale.abs(), residual="backbone.layer4.1",
+                            output_scale=scale)  # fmt: skip
 
 
 #: The two readings of Hayase et al.'s activation (see :class:`NormalisedHardTanh`).

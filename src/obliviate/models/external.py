@@ -95,8 +95,11 @@ class WrappedClassifier(Classifier):
         if name is None:
             return None
         norm = getattr(block, bn)
-        scale = (norm.weight.detach() / torch.sqrt(norm.running_var + norm.eps)).abs().cpu()
-        return FeatureLayer(f"backbone.layer4.{index}.{name}", scale)
+        scale = (norm.weight.detach() / torch.sqrt(norm.running_var + norm.eps)).cpu()
+        identity = block.downsample is None  # else the shortcut is a layer of its own
+        return FeatureLayer(f"backbone.layer4.{index}.{name}", scale.abs(),
+                            residual=f"backbone.layer4.{index}" if identity else None,
+                            output_scale=scale if identity else None)  # fmt: skip
 
 
 def find_head(module: nn.Module) -> str:
