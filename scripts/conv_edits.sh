@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Rewrites docs/results/conv-edits.md: every edit of scripts/conv_edits.py on the depth page's
 # Fashion-MNIST convnet (seed 0) for classes 0, 3 and 7, against the retrained references that
-# scripts/depth.py cached. Usage: scripts/conv_edits.sh MODEL REFERENCES  (about an hour, one core)
+# scripts/depth.py cached, then the package's own redirect on the ResNet suite's seed 0.
+# Usage: scripts/conv_edits.sh MODEL REFERENCES [RESNET RESNET_REFERENCES]  (about 70 min, one core)
 set -euo pipefail
 model=${1:-runs/depth/models/convnet-s0.safetensors}
 refs=${2:-runs/depth/references}
+resnet=${3:-runs/depth/models/resnet-s0.safetensors}
+resnet_refs=${4:-$refs}
 out=docs/results/conv-edits.md
 py=${PYTHON:-.venv/bin/python}
 cat > "$out" <<'HEAD'
@@ -33,4 +36,7 @@ for c in 0 3 7; do
   for e in per-sample output-eigen feature-steps network-steps mean-projection kodge generalized-eigen; do
     "$py" scripts/conv_edits.py --model "$model" --references "$refs" --classes "$c" --edit "$e" --out "$out"
   done
+done
+for c in 0 3 7; do
+  "$py" scripts/conv_edits.py --model "$resnet" --references "$resnet_refs" --classes "$c" --edit redirect --out "$out"
 done

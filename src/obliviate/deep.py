@@ -26,9 +26,9 @@ residual
     output is added to the block's input, the shortcut, which carries the forget class past
     any edit of the branch. The targets are then the *sum's*: ``D`` also takes the gap between
     the kept mixture of the shortcut's per-class channel means and the forget class's
-    (``LayerStatistics.skip_mean``), divided by the batch norm's scale. Measured on the depth
-    page's ResNet (seed 0, with data): the prototype attack on class 3 falls from 78.4 to 70.6
-    points (retrained: 50.9), on class 7 from 90.6 to 85.3 (retrained: 39.1).
+    (``LayerStatistics.skip_mean``), divided by the batch norm's scale. What it changes on the
+    depth page's ResNet: ``docs/results/conv-edits.md`` (the ``redirect`` tables) and
+    ``docs/results/depth.md``.
 
 The stored statistics (:class:`LayerStatistics`) are aggregates, never samples: each class's mean
 input, ``v_c`` per class, and the range of ``v_f . u`` over each class's training inputs. With

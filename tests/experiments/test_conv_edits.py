@@ -69,3 +69,42 @@ def test_feature_steps_move_only_the_named_layer(setting):
     before, after, forget_move, kept_move = _moves(edited, subset, is_forget, h0, goal)
     assert after < before and kept_move < forget_move
     assert torch.equal(edited.body[0].weight, model.body[0].weight)
+
+
+def test_the_redirect_grid_edits_the_named_layers_in_turn():
+    """On a ResNet: the feature layer without and with its shortcut, then each stage's last
+    block; every listed layer changes and no other."""
+    from obliviate.experiments.conv_edits import _redirects
+
+    torch.manual_seed(0)
+    model = MODELS.get("resnet18")(input_shape=(1, 8, 8), num_classes=3, width=2).eval()
+    subset = SimpleNamespace(x=torch.randn(30, 1, 8, 8), y=torch.arange(3).repeat(10))
+
+    def copy_of():
+        out = copy.deepcopy(model).eval()
+        return out, dict(out.named_modules())
+
+    grid = dict(_redirects(model, subset, [0], [1, 2], 3, copy_of))
+    stages = [f"backbone.layer{i}.1.conv2" for i in range(1, 5)]
+    assert list(grid) == ["branch only: backbone.layer4.1.conv2",
+                          "with shortcut: backbone.layer4.1.conv2",
+                          f"last two: {', '.join(stages[-2:])}", f"every one: {', '.join(stages)}"]
+    before = dict(model.named_parameters())
+    for label, edited in grid.items():
+        changed = {n.rsplit(".", 1)[0] for n, p in edited.named_parameters()
+                   if not torch.equal(p, before[n])}
+        assert changed == set(label.split(": ")[1].split(", ")), label
+    branch, full = (grid[k].backbone.layer4[1].conv2.weight for k in list(grid)[:2])
+    assert not torch.allclose(branch, full)
+
+
+@pytest.mark.parametrize("arch, expected", [("resnet18", "block4"), ("convnet", "block2")])
+def test_one_block_earlier_is_never_the_penultimate_features_again(arch, expected):
+    """A ResNet's last block is its pooling, whose output is the penultimate features: the
+    column one block earlier skips it."""
+    from obliviate.attacks import block_features
+    from obliviate.experiments.conv_edits import _earlier
+
+    kwargs = {"width": 2} if arch == "resnet18" else {"width": 4}
+    model = MODELS.get(arch)(input_shape=(1, 8, 8), num_classes=3, **kwargs).eval()
+    assert _earlier(model, dict(block_features(model)), torch.randn(4, 1, 8, 8)) == expected

@@ -56,6 +56,14 @@ network-steps
     in eval mode: per-sample targets as in SCAR (arXiv 2404.12922), anchored by the kept
     images' features. Grid: steps, lambda, pull.
 
+redirect
+    The package's own edit (:func:`obliviate.deep.redirect`, the deep forget), its statistics
+    recorded on the ``--samples`` images: at the model's feature layer, without and with the
+    residual shortcut (a ResNet's last block), then at several layers, one after the other,
+    each layer's statistics recorded on the model as edited so far (the last convolution of
+    the last two blocks or stages, and of every one; a ResNet's blocks with an identity
+    shortcut). The question: does a redirect at more than one layer take the class further out?
+
 ``docs/results/conv-edits.md`` holds the tables ``scripts/conv_edits.sh`` made (``--out``).
 """
 
@@ -71,13 +79,14 @@ from torch import nn
 import obliviate
 from obliviate import api
 from obliviate.attacks import block_features, knowledge_retention
+from obliviate.deep import FeatureLayer, apply_edit, record_layer_statistics, redirect
 from obliviate.errors import ObliviateError
 from obliviate.evidence import KR_L2, KR_MAX_ITER, prototype_accuracy
 from obliviate.experiments.engine import markdown_table
 from obliviate.references import retrained_reference_path
 
 EDITS = ("mean-projection", "kodge", "generalized-eigen", "per-sample", "output-eigen",
-         "feature-steps", "network-steps")
+         "feature-steps", "network-steps", "redirect")
 
 
 @dataclass(frozen=True)
@@ -97,9 +106,23 @@ class ConvEditOptions:
                               "this Markdown file (docs/results/conv-edits.md)"})  # fmt: skip
 
 
+def _earlier(model: nn.Module, maps: dict, x: torch.Tensor) -> str | None:
+    """The deepest block map that is not the penultimate features themselves (a ResNet's last
+    block is its pooling, whose output *is* the penultimate features)."""
+    with torch.no_grad():
+        last = maps["penultimate"](x)
+        for name, fn in maps.items():
+            if name == "penultimate":
+                continue
+            out = fn(x)
+            if out.shape != last.shape or not torch.equal(out, last):
+                return name
+    return None
+
+
 def _measures(model: nn.Module, data, classes: list[int], seed: int) -> list[str]:
     maps = dict(block_features(model))
-    earlier = next((name for name in maps if name != "penultimate"), None)
+    earlier = _earlier(model.eval(), maps, data.train.x[:8])
     kr = knowledge_retention(model, data.train, data.test, classes, shots=10, seed=seed,
                              max_iter=KR_MAX_ITER, l2=KR_L2)  # fmt: skip
     kr_early = (knowledge_retention(model, data.train, data.test, classes, shots=10,
@@ -218,6 +241,8 @@ def _variants(options: ConvEditOptions, model: nn.Module, data, classes: list[in
                                   data.num_classes, copy_of)  # fmt: skip
     elif options.edit == "network-steps":
         yield from _network_steps(model, subset, is_forget, retain, data.num_classes, copy_of)
+    elif options.edit == "redirect":
+        yield from _redirects(model, subset, classes, retain, data.num_classes, copy_of)
     elif options.edit == "output-eigen":
         for k, where in ((1, "pos"), (2, "pos"), (4, "pos"), (8, "pos"), (2, "img"), (4, "img")):
             out, modules = copy_of()
@@ -269,6 +294,42 @@ def _variants(options: ConvEditOptions, model: nn.Module, data, classes: list[in
             change = torch.linalg.solve(gram, forget_p.T @ moves).T
             _set_weight_matrix(conv, _weight_matrix(conv) + change)
             yield f"{name} gamma {gamma} lambda {lam}{' shared target' if shared else ''}", out
+
+
+def _redirect_layer(model: nn.Module, name: str, shortcut: bool) -> FeatureLayer:
+    """The deep forget's view of convolution ``name``: a residual block's last (a ResNet's
+    ``conv2`` whose block has an identity shortcut) with its batch norm's signed scale and
+    the block as its shortcut when ``shortcut``; a plain layer otherwise."""
+    block = model.get_submodule(name.rsplit(".", 1)[0]) if "." in name else None
+    conv = model.get_submodule(name)
+    ones = torch.ones(conv.out_channels)
+    if not shortcut or name.rsplit(".", 1)[-1] != "conv2" or \
+            getattr(block, "downsample", False) is not None:  # fmt: skip
+        return FeatureLayer(name, ones)
+    bn = block.bn2
+    scale = (bn.weight.detach() / torch.sqrt(bn.running_var + bn.eps)).cpu()
+    return FeatureLayer(name, scale.abs(), residual=name.rsplit(".", 1)[0], output_scale=scale)
+
+
+def _redirects(model, subset, classes, retain, num_classes, copy_of):
+    """The grid of the ``redirect`` edit (module doc)."""
+    last = model.feature_layer().name
+    residual = [n for n, m in model.named_modules()
+                if n.endswith(".conv2") and getattr(model.get_submodule(n.rsplit(".", 1)[0]),
+                                                    "downsample", False) is None]  # fmt: skip
+    if residual:  # a ResNet: each stage's last block
+        stages = [n for n in residual if n.split(".")[-2] == "1"]
+    else:
+        stages = [n for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
+    plans = [("branch only", [last], False), ("with shortcut", [last], True),
+             ("last two", stages[-2:], True), ("every one", stages, True)]
+    for label, names, shortcut in plans:
+        out, _ = copy_of()
+        for name in names:
+            layer = _redirect_layer(out, name, shortcut)
+            stats = record_layer_statistics(out, layer, subset.x, subset.y, num_classes)
+            apply_edit(out, layer, redirect(out, layer, stats, classes, retain))
+        yield f"{label}: {', '.join(names)}", out
 
 
 def _pull_targets(model, subset, retain, num_classes):

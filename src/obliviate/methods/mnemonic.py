@@ -303,7 +303,9 @@ class MnemonicForgetting(UnlearningMethod):
         out.details.update(
             depth="features",
             scope=f"layer {layer.name} (the forget classes redirected onto the kept classes "
-                  "they resemble) and the forget-class rows of the classifier",
+                  "they resemble" + (f", the shortcut of {layer.residual} included"
+                                     if edit.residual else "")
+                  + ") and the forget-class rows of the classifier",
             redirect={"layer": layer.name, "gamma": gamma,
                       "mixture": {str(f): {str(k): p for k, p in m.items()}
                                   for f, m in edit.mixture.items()},
