@@ -132,3 +132,30 @@ def test_a_negative_batch_norm_scale_is_divided_by_its_sign(resnet_bundle, digit
     weights = torch.softmax(stats.logit_mean.double()[3][retain], dim=0)
     target = sum(w * before[y == k].mean(0) for w, k in zip(weights, retain))
     assert torch.allclose(after[y == 3].mean(0), target, atol=1e-4)
+
+
+def test_the_bounds_hold_on_every_training_sample_through_the_shortcut(resnet_bundle, digits):
+    """The per-channel bound of the (larger) residual edit, carried through batch norm, the
+    sum with the unchanged shortcut, ReLU and pooling, holds for every training sample's
+    features and logit differences."""
+    from obliviate.deep import logit_bounds
+    from obliviate.training import extract_features
+
+    model = resnet_bundle.model.eval()
+    layer = model.feature_layer()
+    retain = [c for c in range(digits.num_classes) if c != 3]
+    edit = redirect(model, layer, resnet_bundle.stats.layer, [3], retain)
+    assert edit.residual
+    edited = copy.deepcopy(model)
+    apply_edit(edited, layer, edit)
+    x, y = digits.train.x, digits.train.y
+    old, new = extract_features(model, x), extract_features(edited, x)
+    feature_bound = layer.feature_bound(edit.channel_bound)
+    assert bool(((new - old).abs() <= feature_bound[y] + 1e-4).all())
+    bounds = logit_bounds(model.classifier, feature_bound)
+    with torch.no_grad():
+        z_old, z_new = model.classifier(old), model.classifier(new)
+    d_old = z_old.gather(1, y[:, None]) - z_old
+    d_new = z_new.gather(1, y[:, None]) - z_new
+    assert bool(((d_new - d_old).abs() <= bounds[y] + 1e-3).all())
+    assert float((new - old).abs().max()) > 0.1  # the edit did move the features
