@@ -325,6 +325,8 @@ def record_layer_statistics(model: nn.Module, layer: FeatureLayer, x: torch.Tens
             own = logits.gather(1, yb[:, None]).squeeze(1)
             others = logits.scatter(1, yb[:, None], float("-inf")).max(1).values
             margins.append(own - others)
+        if layer.residual is not None:  # the second pass needs no shortcut: no tensor kept
+            skip_hook.remove()
         assert acc.sums is not None and acc.moment is not None and acc.counts is not None
         counts = acc.counts.clamp_min(1.0)
         class_mean = acc.sums / counts[:, None]
