@@ -11,9 +11,9 @@ convolution; ``a``: its pre-activation):
 redirect
     For each forget class ``c`` the mean pre-activation ``W m_c`` (``m_c``: class ``c``'s mean
     input, stored) is moved to ``t_c = sum_k pi_k W m_k``, a mixture of the kept classes' means
-    weighted by the softmax, over the kept classes, of the original model's mean logits on
-    class ``c`` (``pi``: roughly where the truncated model sends class ``c``, i.e. the classes
-    it resembles; the file stores the mean logits, not the mean softmax). Among
+    weighted by where the original model sends class ``c``'s samples without it (``pi``: the
+    mean over them of the softmax over the other classes, stored, renormalised over the kept
+    ones: :meth:`LayerStatistics.mixture`). Among
     all changes ``dW`` with ``dW m_c = t_c - W m_c`` for every forget class, the one that moves
     the training inputs least (least ``sum_u |dW u|^2``, a ridge-regularised second moment ``A``
     of the inputs) is ``dW = D (V^T M)^{-1} V^T`` with ``V = A^{-1} M`` (one column ``v_c`` per
@@ -56,9 +56,14 @@ from torch.utils.weak import WeakIdKeyDictionary
 from obliviate import compact
 from obliviate.errors import ObliviateError
 
-#: Keys of the layer statistics in the model file.
+#: Keys of the layer statistics in the model file (each required, besides one of the two
+#: sources of the kept mixture below).
 LAYER_KEYS = ("stats.layer.class_mean", "stats.layer.directions", "stats.layer.ranges",
-              "stats.logit_mean", "stats.margin_quantiles", "stats.confusion")  # fmt: skip
+              "stats.margin_quantiles", "stats.confusion")  # fmt: skip
+#: Key of each class's mean softmax over the other classes (written since the mixture is taken
+#: from it); files written before store the mean logits under :data:`LOGIT_KEY` instead.
+OTHER_KEY = "stats.layer.other_probs"
+LOGIT_KEY = "stats.logit_mean"
 #: Key of the per-class means of a residual layer's shortcut (optional: absent in files written
 #: before it was recorded, and for layers without an identity shortcut).
 SKIP_KEY = "stats.layer.skip_mean"
@@ -111,6 +116,26 @@ class FeatureLayer:
         return (channel_bound * lip).repeat_interleave(self.features_per_channel, dim=-1)
 
 
+def has_identity_shortcut(block: nn.Module) -> bool:
+    """``block`` is a residual block whose input is added unchanged (torchvision's
+    ``BasicBlock`` and ``Bottleneck`` without ``downsample``); a module that is no such block
+    (no ``downsample`` attribute) has none."""
+    return getattr(block, "downsample", False) is None
+
+
+def residual_layer(name: str, block: nn.Module, norm: nn.BatchNorm2d, *,
+                   shortcut: bool = True) -> FeatureLayer:  # fmt: skip
+    """The deep forget's view of convolution ``name``, the last of residual ``block``, followed
+    by batch norm ``norm`` (in eval mode a per-channel scale ``weight / sqrt(running_var +
+    eps)``, whose size is the layer's Lipschitz factor): the block is its shortcut when it adds
+    its input unchanged and ``shortcut`` is set (:attr:`FeatureLayer.residual`); else the
+    branch alone is the layer's."""
+    scale = (norm.weight.detach() / torch.sqrt(norm.running_var + norm.eps)).cpu()
+    if not (shortcut and has_identity_shortcut(block)):
+        return FeatureLayer(name, scale.abs())
+    return FeatureLayer(name, scale.abs(), residual=name.rsplit(".", 1)[0], output_scale=scale)
+
+
 def layer_inputs(module: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
     """The rows ``u`` that ``module`` multiplies by its weight: ``[n, d]`` for a linear layer,
     ``[n * positions, d]`` image patches for a convolution (with a trailing 1 when it has a
@@ -158,7 +183,9 @@ class LayerStatistics:
             second moment of every training input of the layer).
         ranges: ``[C, C, 2]``, ``ranges[k, f]`` = (min, max) of ``v_f . u`` over the layer
             inputs ``u`` of class ``k``'s training samples.
-        logit_mean: ``[C, C]`` each class's mean logits (where the model sends it).
+        other_probs: ``[C, C]``, row ``c``: the mean over class ``c``'s training samples of
+            the softmax over the *other* classes (its own logit left out; the diagonal is 0):
+            where the model would send each sample of ``c`` without it, averaged.
         margin_quantiles: ``[C, QUANTILES + 1]`` the sorted true-class margins
             ``z_y - max_{k != y} z_k`` of each class, sampled at ``QUANTILES + 1`` ranks.
         confusion: ``[C, C]`` training predictions per (true, predicted) class; empty after a
@@ -167,28 +194,47 @@ class LayerStatistics:
             :attr:`FeatureLayer.residual`, averaged over positions and training samples), or
             ``None`` for a layer without a residual shortcut (or a file written before it
             was recorded: the redirect then moves the branch alone).
+        logit_mean: ``[C, C]`` each class's mean logits, stored by files written before
+            ``other_probs`` (``None`` otherwise); the kept mixture is then the softmax of these.
     """
 
     layer: str
     class_mean: torch.Tensor
     directions: torch.Tensor
     ranges: torch.Tensor
-    logit_mean: torch.Tensor
+    other_probs: torch.Tensor | None
     margin_quantiles: torch.Tensor
     confusion: torch.Tensor
     skip_mean: torch.Tensor | None = None
+    logit_mean: torch.Tensor | None = None
+
+    def mixture(self, forget: list[int], retain: list[int]) -> torch.Tensor:
+        """``[F, R]`` float64: the kept classes each forget class's samples are sent to, as
+        weights summing to 1 per row: its mean softmax over the other classes restricted to
+        the kept ones (``other_probs``), or, from a file that has only the mean logits, their
+        softmax over the kept classes (flatter: the softmax of a mean is not the mean of the
+        softmaxes). A row without mass is spread evenly."""
+        if self.other_probs is None:
+            assert self.logit_mean is not None
+            return torch.softmax(self.logit_mean.double()[forget][:, retain], dim=1)
+        rows = self.other_probs.double()[forget][:, retain].clamp_min(0.0)
+        total = rows.sum(1, keepdim=True)
+        even = torch.full_like(rows, 1.0 / max(len(retain), 1))
+        return torch.where(total > 0, rows / total.clamp_min(1e-300), even)
 
     def tensors(self) -> dict[str, torch.Tensor]:
         """The tensors to store: the directions and ranges in bfloat16 where that holds them
         exactly (:mod:`obliviate.compact`); the means, mean logits, sorted margins and counts
         in float32."""
-        values = (self.class_mean, self.directions, self.ranges, self.logit_mean,
-                  self.margin_quantiles, self.confusion)  # fmt: skip
+        values = (self.class_mean, self.directions, self.ranges, self.margin_quantiles,
+                  self.confusion)  # fmt: skip
         out = {k: v.contiguous() for k, v in zip(LAYER_KEYS, values)}
         for key in LAYER_KEYS[1:3]:  # the directions and the ranges
             out[key] = compact.storable(out[key])
-        if self.skip_mean is not None:
-            out[SKIP_KEY] = self.skip_mean.contiguous()
+        for key, value in ((OTHER_KEY, self.other_probs), (LOGIT_KEY, self.logit_mean),
+                           (SKIP_KEY, self.skip_mean)):  # fmt: skip
+            if value is not None:
+                out[key] = value.contiguous()
         return out
 
     @classmethod
@@ -196,30 +242,39 @@ class LayerStatistics:
                      num_classes: int) -> LayerStatistics | None:  # fmt: skip
         """The statistics stored in a model file; ``None`` without them; raises when their
         shapes contradict each other or the class count."""
-        if layer is None or not all(k in tensors for k in LAYER_KEYS):
+        if layer is None or not all(k in tensors for k in LAYER_KEYS) or \
+                (OTHER_KEY not in tensors and LOGIT_KEY not in tensors):  # fmt: skip
             return None
-        skip = tensors[SKIP_KEY].float() if SKIP_KEY in tensors else None
-        out = cls(layer, *(tensors[k].float() for k in LAYER_KEYS), skip_mean=skip)
+        optional = {k: tensors[k].float() if k in tensors else None
+                    for k in (OTHER_KEY, LOGIT_KEY, SKIP_KEY)}  # fmt: skip
+        mean, directions, ranges, quantiles, confusion = (tensors[k].float() for k in LAYER_KEYS)
+        out = cls(layer, mean, directions, ranges, optional[OTHER_KEY], quantiles, confusion,
+                  skip_mean=optional[SKIP_KEY], logit_mean=optional[LOGIT_KEY])  # fmt: skip
+        skip = out.skip_mean
         c, d = num_classes, out.class_mean.shape[-1]
         if skip is not None and (skip.dim() != 2 or skip.shape[0] != c):
             raise ObliviateError(f"the layer statistics skip_mean have shape {tuple(skip.shape)}, "
                                  f"expected ({c}, channels)")  # fmt: skip
         expected = {"class_mean": (c, d), "directions": (d, c), "ranges": (c, c, 2),
-                    "logit_mean": (c, c), "margin_quantiles": (c, QUANTILES + 1)}  # fmt: skip
+                    "other_probs": (c, c), "logit_mean": (c, c),
+                    "margin_quantiles": (c, QUANTILES + 1)}  # fmt: skip
         for name, shape in expected.items():
-            if tuple(getattr(out, name).shape) != shape:
+            if getattr(out, name) is not None and tuple(getattr(out, name).shape) != shape:
                 raise ObliviateError(f"the layer statistics {name} have shape "
                                      f"{tuple(getattr(out, name).shape)}, expected {shape}")  # fmt: skip
         if out.confusion.numel() and tuple(out.confusion.shape) != (c, c):
             raise ObliviateError("the layer statistics' confusion matrix does not fit the model")
-        finite = [out.class_mean, out.directions, out.logit_mean, out.ranges, out.confusion,
-                  *([] if skip is None else [skip])]  # fmt: skip
+        finite = [t for t in (out.class_mean, out.directions, out.other_probs, out.logit_mean,
+                              out.ranges, out.confusion, skip) if t is not None]  # fmt: skip
         q = out.margin_quantiles  # +inf only in the rows of forgotten classes (checked on load)
         if not all(bool(torch.isfinite(t).all()) for t in finite) or \
                 bool(torch.isnan(q).any()) or bool((q == float("-inf")).any()):  # fmt: skip
             raise ObliviateError("the layer statistics hold NaN or infinite values")
         if bool((out.confusion < 0).any()):
             raise ObliviateError("the layer statistics' confusion matrix has negative counts")
+        if out.other_probs is not None and bool(((out.other_probs < 0) |
+                                                 (out.other_probs > 1)).any()):  # fmt: skip
+            raise ObliviateError("the layer statistics' mean probabilities lie outside [0, 1]")
         return out
 
     def without(self, classes: list[int] | tuple[int, ...]) -> LayerStatistics:
@@ -233,8 +288,10 @@ class LayerStatistics:
         out.directions[:, index] = 0.0
         out.ranges[index] = 0.0
         out.ranges[:, index] = 0.0
-        out.logit_mean[index] = 0.0
-        out.logit_mean[:, index] = 0.0
+        for mixture in (out.other_probs, out.logit_mean):
+            if mixture is not None:
+                mixture[index] = 0.0
+                mixture[:, index] = 0.0
         out.margin_quantiles[index] = float("inf")  # no sample: nothing at risk
         if out.confusion.numel():
             out.confusion[index] = 0.0
@@ -293,12 +350,12 @@ def record_layer_statistics(model: nn.Module, layer: FeatureLayer, x: torch.Tens
     if layer.residual is not None:  # the shortcut: the residual block's input, per channel
         skip_hook = model.get_submodule(layer.residual).register_forward_pre_hook(
             lambda _m, args: shortcut.append(args[0]))  # fmt: skip
-        skip_sum = torch.zeros(num_classes, _out_channels(module), dtype=torch.float64)
+        skip_sum = torch.zeros(num_classes, module.weight.shape[0], dtype=torch.float64)
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     acc = _Accumulator()
-    logits_sum = torch.zeros(num_classes, num_classes, dtype=torch.float64)
+    others_sum = torch.zeros(num_classes, num_classes, dtype=torch.float64)
     confusion = torch.zeros(num_classes, num_classes)
     margins = []
     try:
@@ -320,7 +377,8 @@ def record_layer_statistics(model: nn.Module, layer: FeatureLayer, x: torch.Tens
             rows = layer_inputs(module, captured[0])
             per_sample = len(rows) // len(yb)
             acc.add(rows, yb.to(device).repeat_interleave(per_sample), num_classes)
-            logits_sum.index_add_(0, yb, logits.double())
+            own_out = logits.double().scatter(1, yb[:, None], float("-inf"))
+            others_sum.index_add_(0, yb, own_out.softmax(1).nan_to_num(0.0))  # own left out
             confusion.index_put_((yb, logits.argmax(1)), torch.ones(len(yb)), accumulate=True)
             own = logits.gather(1, yb[:, None]).squeeze(1)
             others = logits.scatter(1, yb[:, None], float("-inf")).max(1).values
@@ -367,7 +425,7 @@ def record_layer_statistics(model: nn.Module, layer: FeatureLayer, x: torch.Tens
     stats = LayerStatistics(
         layer=layer.name, class_mean=class_mean.float().cpu(),
         directions=directions.float().cpu(), ranges=ranges.float().cpu(),
-        logit_mean=(logits_sum / acc.counts.cpu().clamp_min(1.0)[:, None]).float(),
+        other_probs=(others_sum / acc.counts.cpu().clamp_min(1.0)[:, None]).float(),
         margin_quantiles=quantiles, confusion=confusion,
         skip_mean=(None if skip_sum is None else (skip_sum / torch.bincount(
             y.cpu(), minlength=num_classes).clamp_min(1)[:, None]).float()),  # per sample
@@ -409,7 +467,7 @@ def redirect(model: nn.Module, layer: FeatureLayer, stats: LayerStatistics, forg
     if _columns(module) != stats.class_mean.shape[1]:
         raise ObliviateError("the layer statistics do not fit the model's last feature layer")
     means = stats.class_mean.double()
-    weights = torch.softmax(stats.logit_mean.double()[forget][:, retain], dim=1)  # [F, R]
+    weights = stats.mixture(forget, retain)  # [F, R]
     # the move of the mean pre-activations W m_f to their targets sum_k pi_k W m_k
     if weights_sha256 is None:
         shift = gamma * _times_weight(module, weights @ means[retain] - means[forget])  # [F, out]
@@ -468,10 +526,6 @@ def _mean_preactivations(module: nn.Module, name: str, stats: LayerStatistics,
     moved = _times_weight(module, stats.class_mean.double())
     _MEAN_PREACTIVATIONS[stats.class_mean] = (key, [weakref.ref(p) for p in params], moved)
     return moved
-
-
-def _out_channels(module: nn.Module) -> int:
-    return module.out_features if isinstance(module, nn.Linear) else module.out_channels
 
 
 def _columns(module: nn.Module) -> int:

@@ -45,15 +45,18 @@ def test_redirect_moves_each_forget_class_mean_onto_the_kept_classes_it_resemble
         digits_bundle, digits, forget):  # fmt: skip
     """From the training samples, not the stored statistics: after the edit, the mean
     pre-activation of the feature layer over each forget class's samples is the mixture of the
-    kept classes' means, weighted by the softmax over the kept classes of that class's mean
-    logits."""
+    kept classes' means, weighted by where the original sends that class's samples without it:
+    the mean over them of the softmax over the other classes, renormalised over the kept ones."""
     edited, _, edit, retain = _edited(digits_bundle, forget)
     x, y = digits.train.x.flatten(1), digits.train.y
     with torch.no_grad():  # fc: the feature layer is ``hidden``, fed the flattened image
         before, after = digits_bundle.model.hidden(x).double(), edited.hidden(x).double()
         logits = digits_bundle.model(digits.train.x).double()
     for f in forget:
-        weights = torch.softmax(logits[y == f].mean(0)[retain], dim=0)
+        others = logits[y == f].clone()
+        others[:, f] = float("-inf")
+        weights = others.softmax(1).mean(0)[retain]
+        weights = weights / weights.sum()
         target = sum(w * before[y == k].mean(0) for w, k in zip(weights, retain))
         assert torch.allclose(after[y == f].mean(0), target, atol=1e-4)
         assert not torch.allclose(after[y == f].mean(0), before[y == f].mean(0), atol=1e-2)
@@ -182,14 +185,14 @@ def test_layer_statistics_round_trip_and_forget_their_classes(digits_bundle, dig
     back = obliviate.load(tmp_path / "m.safetensors")
     a, b = digits_bundle.stats.layer, back.stats.layer
     assert a.layer == b.layer == "hidden"
-    for name in ("class_mean", "directions", "ranges", "logit_mean", "confusion"):
+    for name in ("class_mean", "directions", "ranges", "other_probs", "confusion"):
         assert torch.equal(getattr(a, name), getattr(b, name)), name
     deep = obliviate.forget(back, [5], data=digits, depth="features", progress=False)
     layer = deep.stats.layer
     assert float(layer.class_mean[5].abs().sum()) == 0.0
     assert float(layer.directions[:, 5].abs().sum()) == 0.0
     assert float(layer.ranges[5].abs().sum()) == 0.0 and float(layer.ranges[:, 5].abs().sum()) == 0
-    assert float(layer.logit_mean[5].abs().sum()) == 0.0
+    assert float(layer.other_probs[5].abs().sum()) == 0.0
     assert layer.confusion.numel() == 0  # the edit changed the predictions it counted
     # a second request on the deep-forgotten model still verifies (carried statistics)
     again = obliviate.forget(deep, [7], progress=False)
@@ -279,3 +282,49 @@ def test_without_data_a_half_strength_retry_that_cannot_verify_is_never_built(di
     record = obliviate.forget(digits_bundle, [3], depth="features", progress=False).history[-1]
     assert len(built) == 2 and built[1] == pytest.approx(built[0] / 2)
     assert record["verified"] is True and record["redirect"]["tried"] == [1.0, 0.5]
+
+
+def test_a_file_with_the_mean_logits_only_still_forgets_with_their_softmax(digits_bundle, digits,
+                                                                            tmp_path):  # fmt: skip
+    """Files written before the mean softmax over the other classes was stored hold each
+    class's mean logits instead (``stats.logit_mean``): they load, and the kept mixture is the
+    softmax of those over the kept classes, as it was; a file with neither is a model without
+    layer statistics."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    path = obliviate.save(digits_bundle, tmp_path / "m.safetensors")
+    with safe_open(str(path), "pt") as fh:
+        meta, tensors = fh.metadata(), {k: fh.get_tensor(k) for k in fh.keys()}
+    with torch.no_grad():
+        logits = digits_bundle.model(digits.train.x).double()
+    mean_logits = torch.stack([logits[digits.train.y == c].mean(0) for c in range(10)]).float()
+    del tensors[deep.OTHER_KEY]
+    save_file({**tensors, deep.LOGIT_KEY: mean_logits}, str(tmp_path / "old.safetensors"),
+              metadata=meta)  # fmt: skip
+    old = obliviate.load(tmp_path / "old.safetensors")
+    assert old.stats.layer.other_probs is None
+    assert torch.equal(old.stats.layer.logit_mean, mean_logits)
+    out = obliviate.forget(old, [3], data=digits, depth="features", progress=False)
+    retain = [c for c in range(10) if c != 3]
+    softmax = torch.softmax(mean_logits.double()[3, retain], 0)
+    expected = {str(k): float(w) for k, w in zip(retain, softmax) if w >= 0.01}
+    assert out.history[-1]["redirect"]["mixture"]["3"] == pytest.approx(expected, abs=1e-6)
+    new = obliviate.forget(digits_bundle, [3], data=digits, depth="features", progress=False)
+    assert new.history[-1]["redirect"]["mixture"]["3"] != pytest.approx(expected, abs=1e-3)
+    save_file(tensors, str(tmp_path / "neither.safetensors"), metadata=meta)
+    assert obliviate.load(tmp_path / "neither.safetensors").stats.layer is None
+
+
+@pytest.mark.parametrize("value", [-0.25, 1.5])
+def test_mean_probabilities_outside_0_1_are_refused_on_load(digits_bundle, tmp_path, value):
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    path = obliviate.save(digits_bundle, tmp_path / "m.safetensors")
+    with safe_open(str(path), "pt") as fh:
+        meta, tensors = fh.metadata(), {k: fh.get_tensor(k) for k in fh.keys()}
+    tensors[deep.OTHER_KEY][2, 4] = value
+    save_file(tensors, str(tmp_path / "bad.safetensors"), metadata=meta)
+    with pytest.raises(ObliviateError, match="mean probabilities"):
+        obliviate.load(tmp_path / "bad.safetensors")

@@ -104,6 +104,17 @@ def test_layer_statistics_are_the_sample_averages_whatever_the_batch_size():
     means = np.stack([u[y.numpy() == c].mean(0) for c in range(4)])
     v = np.linalg.solve(second + ridge * np.eye(second.shape[0]), means.T)  # [d, C]
     np.testing.assert_allclose(layer.class_mean.numpy(), means, rtol=1e-5, atol=1e-6)
+    # where the model sends each sample without its own class: the softmax over the others,
+    # one sample at a time, averaged per class (the diagonal 0)
+    with torch.no_grad():
+        z = model(x).double().numpy()
+    others = np.zeros((4, 4))
+    for row, label in zip(z, y.tolist()):
+        keep = [k for k in range(4) if k != label]
+        p = np.exp(row[keep] - row[keep].max())
+        others[label, keep] += p / p.sum()
+    others /= np.bincount(y.numpy(), minlength=4)[:, None]
+    np.testing.assert_allclose(layer.other_probs.numpy(), others, rtol=1e-5, atol=1e-6)
     # the directions as the file stores them: the nearest bfloat16 (obliviate.compact)
     np.testing.assert_allclose(layer.directions.numpy(), v, rtol=4e-3, atol=1e-4)
     stored = layer.directions.double().numpy()
@@ -259,8 +270,9 @@ def _logits(model, x):
 
 def test_the_deep_record_against_the_training_samples(tiny_bundle, tiny_dataset):
     """A verified deep forget of class 1 records, and the samples confirm: the layer it edited
-    and how far (gamma 1, one try); the mixture, the original model's mean logits over class
-    1's training samples, softmaxed over the kept classes; a logit-change bound no kept
+    and how far (gamma 1, one try); the mixture, the original model's softmax over the classes
+    other than 1, averaged over class 1's training samples and renormalised over the kept
+    classes; a logit-change bound no kept
     training sample exceeds; the forget class's margin bound and guaranteed drop per unit of
     strength, which hold on every class-1 training sample of the edited model; the strength
     each source needs (the largest is the one applied); and the sign of the head step (the
@@ -278,8 +290,10 @@ def test_the_deep_record_against_the_training_samples(tiny_bundle, tiny_dataset)
     assert record["redirect"]["layer"] == layer and record["redirect"]["gamma"] == 1.0
     assert "tried" not in record["redirect"]  # the full redirect verified at once
     x1 = train.x[train.y == 1]
-    mean = _logits(bundle.model, x1).double().mean(0)[retain]
-    expected = torch.softmax(mean, 0)
+    others = _logits(bundle.model, x1).double()
+    others[:, 1] = float("-inf")  # where each sample goes without its class, averaged
+    expected = others.softmax(1).mean(0)[retain]
+    expected = expected / expected.sum()
     mixture = record["redirect"]["mixture"]
     assert list(mixture) == ["1"]
     assert {int(k) for k in mixture["1"]} == {k for k, p in zip(retain, expected) if p >= 0.01}

@@ -74,7 +74,7 @@ def test_the_model_file_stores_the_bounds_in_bfloat16_and_loads_them_unchanged(
     loaded = obliviate.load(path)
     for name in ("margin", "feature_min"):
         assert torch.equal(getattr(loaded.stats, name), getattr(digits_bundle.stats, name))
-    for name in ("directions", "ranges", "class_mean", "logit_mean", "confusion"):
+    for name in ("directions", "ranges", "class_mean", "other_probs", "confusion"):
         assert torch.equal(getattr(loaded.stats.layer, name),
                            getattr(digits_bundle.stats.layer, name))  # fmt: skip
     # the same forget, verified the same way, from the file as from memory

@@ -124,7 +124,7 @@ def _assert_cleared_of(layer, before: dict[str, torch.Tensor], *, gone: int, cla
     keep = [c for c in range(classes) if c != gone]
     rows = {  # key: (class axes, value of a cleared entry)
         "stats.layer.class_mean": ((0,), 0.0), "stats.layer.directions": ((1,), 0.0),
-        "stats.layer.ranges": ((0, 1), 0.0), "stats.logit_mean": ((0, 1), 0.0),
+        "stats.layer.ranges": ((0, 1), 0.0), "stats.layer.other_probs": ((0, 1), 0.0),
         "stats.margin_quantiles": ((0,), float("inf")), "stats.confusion": ((0, 1), 0.0),
     }  # fmt: skip
     after = layer.tensors()

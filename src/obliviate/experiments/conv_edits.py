@@ -79,7 +79,14 @@ from torch import nn
 import obliviate
 from obliviate import api
 from obliviate.attacks import block_features, knowledge_retention
-from obliviate.deep import FeatureLayer, apply_edit, record_layer_statistics, redirect
+from obliviate.deep import (
+    FeatureLayer,
+    apply_edit,
+    has_identity_shortcut,
+    record_layer_statistics,
+    redirect,
+    residual_layer,
+)
 from obliviate.errors import ObliviateError
 from obliviate.evidence import KR_L2, KR_MAX_ITER, prototype_accuracy
 from obliviate.experiments.engine import markdown_table
@@ -298,25 +305,21 @@ def _variants(options: ConvEditOptions, model: nn.Module, data, classes: list[in
 
 def _redirect_layer(model: nn.Module, name: str, shortcut: bool) -> FeatureLayer:
     """The deep forget's view of convolution ``name``: a residual block's last (a ResNet's
-    ``conv2`` whose block has an identity shortcut) with its batch norm's signed scale and
-    the block as its shortcut when ``shortcut``; a plain layer otherwise."""
-    block = model.get_submodule(name.rsplit(".", 1)[0]) if "." in name else None
-    conv = model.get_submodule(name)
-    ones = torch.ones(conv.out_channels)
-    if not shortcut or name.rsplit(".", 1)[-1] != "conv2" or \
-            getattr(block, "downsample", False) is not None:  # fmt: skip
-        return FeatureLayer(name, ones)
-    bn = block.bn2
-    scale = (bn.weight.detach() / torch.sqrt(bn.running_var + bn.eps)).cpu()
-    return FeatureLayer(name, scale.abs(), residual=name.rsplit(".", 1)[0], output_scale=scale)
+    ``conv2``) with its batch norm's scale, the block its shortcut when that is the identity and
+    ``shortcut`` is set (:func:`obliviate.deep.residual_layer`); a plain layer otherwise."""
+    parent, _, leaf = name.rpartition(".")
+    block = model.get_submodule(parent) if parent else None
+    if leaf != "conv2" or block is None or not has_identity_shortcut(block):
+        return FeatureLayer(name, torch.ones(model.get_submodule(name).out_channels))
+    return residual_layer(name, block, block.bn2, shortcut=shortcut)
 
 
 def _redirects(model, subset, classes, retain, num_classes, copy_of):
     """The grid of the ``redirect`` edit (module doc)."""
     last = model.feature_layer().name
     residual = [n for n, m in model.named_modules()
-                if n.endswith(".conv2") and getattr(model.get_submodule(n.rsplit(".", 1)[0]),
-                                                    "downsample", False) is None]  # fmt: skip
+                if n.endswith(".conv2") and has_identity_shortcut(model.get_submodule(
+                    n.rsplit(".", 1)[0]))]  # fmt: skip
     if residual:  # a ResNet: each stage's last block
         stages = [n for n in residual if n.split(".")[-2] == "1"]
     else:

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from obliviate.deep import FeatureLayer
+from obliviate.deep import FeatureLayer, residual_layer
 from obliviate.models.base import Classifier, Reshape
 from obliviate.registry import Registry, keyword_defaults
 
@@ -187,10 +187,7 @@ class CifarResNet18(Classifier):
         # the last block's second convolution, then batch norm (eval: a per-channel scale),
         # the residual sum, ReLU and a global average pool
         block = self.backbone.layer4[-1]
-        bn = block.bn2
-        scale = (bn.weight.detach() / torch.sqrt(bn.running_var + bn.eps)).cpu()
-        return FeatureLayer("backbone.layer4.1.conv2", scale.abs(), residual="backbone.layer4.1",
-                            output_scale=scale)  # fmt: skip
+        return residual_layer("backbone.layer4.1.conv2", block, block.bn2)
 
 
 #: The two readings of Hayase et al.'s activation (see :class:`NormalisedHardTanh`).

@@ -83,7 +83,7 @@ class WrappedClassifier(Classifier):
         the features; ``None`` for any other architecture (its path is not known)."""
         from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 
-        from obliviate.deep import FeatureLayer
+        from obliviate.deep import residual_layer
 
         net = self.backbone
         if type(net) is not ResNet or not isinstance(net.fc, nn.Identity):
@@ -94,12 +94,8 @@ class WrappedClassifier(Classifier):
             type(block), (None, None))  # fmt: skip
         if name is None:
             return None
-        norm = getattr(block, bn)
-        scale = (norm.weight.detach() / torch.sqrt(norm.running_var + norm.eps)).cpu()
-        identity = block.downsample is None  # else the shortcut is a layer of its own
-        return FeatureLayer(f"backbone.layer4.{index}.{name}", scale.abs(),
-                            residual=f"backbone.layer4.{index}" if identity else None,
-                            output_scale=scale if identity else None)  # fmt: skip
+        # a block with a downsample has a shortcut layer of its own: the branch alone is edited
+        return residual_layer(f"backbone.layer4.{index}.{name}", block, getattr(block, bn))
 
 
 def find_head(module: nn.Module) -> str:
