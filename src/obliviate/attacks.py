@@ -46,6 +46,15 @@ def _pooled(out: torch.Tensor) -> torch.Tensor:
     return out.mean(dim=(2, 3)) if out.dim() == 4 else out.flatten(1)
 
 
+def _pools_only(block: nn.Module) -> bool:
+    """``block`` has no parameter and only averages over all positions or flattens: after it,
+    :func:`_pooled` of its input is its output."""
+    plain = (nn.AdaptiveAvgPool2d, nn.Flatten, nn.Identity, nn.Sequential)
+    return all(isinstance(m, plain) and (not isinstance(m, nn.AdaptiveAvgPool2d)
+                                         or m.output_size in (1, (1, 1)))
+               for m in block.modules()) and not any(True for _ in block.parameters())
+
+
 def block_features(model: Classifier) -> list[tuple[str, FeatureFn]]:
     """The feature maps an attacker can probe, deepest first.
 
@@ -53,7 +62,9 @@ def block_features(model: Classifier) -> list[tuple[str, FeatureFn]]:
     down to 1, where ``f`` applies the first ``i`` blocks of ``model.blocks()`` and pools a
     4-D output over its spatial dimensions (``[N, C, H, W] -> [N, C]``; other outputs are
     flattened). The raw input (``i = 0``) is not a feature map of the model and is skipped;
-    a model that lists no blocks (or one) has only its penultimate features.
+    a model that lists no blocks (or one) has only its penultimate features. A map whose
+    remaining blocks only average-pool and flatten (a ResNet's last block) *is* the
+    penultimate features, and is not listed again.
     """
     maps: list[tuple[str, FeatureFn]] = [("penultimate", model.features)]
     try:
@@ -61,6 +72,8 @@ def block_features(model: Classifier) -> list[tuple[str, FeatureFn]]:
     except ObliviateError:
         return maps
     for i in range(len(blocks) - 1, 0, -1):
+        if all(_pools_only(b) for b in blocks[i:]):
+            continue
         body = nn.Sequential(*blocks[:i])
         maps.append((f"block{i}", lambda x, body=body: _pooled(body(x))))
     return maps

@@ -96,15 +96,3 @@ def test_the_redirect_grid_edits_the_named_layers_in_turn():
         assert changed == set(label.split(": ")[1].split(", ")), label
     branch, full = (grid[k].backbone.layer4[1].conv2.weight for k in list(grid)[:2])
     assert not torch.allclose(branch, full)
-
-
-@pytest.mark.parametrize("arch, expected", [("resnet18", "block4"), ("convnet", "block2")])
-def test_one_block_earlier_is_never_the_penultimate_features_again(arch, expected):
-    """A ResNet's last block is its pooling, whose output is the penultimate features: the
-    column one block earlier skips it."""
-    from obliviate.attacks import block_features
-    from obliviate.experiments.conv_edits import _earlier
-
-    kwargs = {"width": 2} if arch == "resnet18" else {"width": 4}
-    model = MODELS.get(arch)(input_shape=(1, 8, 8), num_classes=3, **kwargs).eval()
-    assert _earlier(model, dict(block_features(model)), torch.randn(4, 1, 8, 8)) == expected

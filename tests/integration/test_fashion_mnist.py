@@ -30,10 +30,10 @@ def test_fc_protocol_forgets_class_0(fashion):
     )
     forgotten = obliviate.forget(bundle, [0])  # fc defaults: lambda = (1e-3, 10), codes only
     before = obliviate.evaluate(bundle, fashion, [0], relearn_steps=0)
-    after = obliviate.evaluate(forgotten, fashion, [0], relearn_steps=1000)
+    # no relearn probe: nothing here judges RE (the depth page measures it, with a band)
+    after = obliviate.evaluate(forgotten, fashion, [0], relearn_steps=0)
     print(f"before A_R {before.retain_acc:.2f} FE {before.forget_err:.2f}; after A_R "
-          f"{after.retain_acc:.2f} FE {after.forget_err:.2f} RE {after.relearn_err:.2f} "
-          f"S {after.score:.2f} t {after.forget_seconds:.3f}s")
+          f"{after.retain_acc:.2f} FE {after.forget_err:.2f} t {after.forget_seconds:.3f}s")
     assert before.retain_acc > 75  # the model learned the task
     assert after.forget_err >= 99
     assert before.retain_acc - after.retain_acc <= 3

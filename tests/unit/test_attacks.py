@@ -78,6 +78,23 @@ def test_block_features_lists_the_penultimate_and_every_earlier_block_pooled():
     assert [name for name, _ in attacks.block_features(fc)] == ["penultimate"]  # no raw input
 
 
+@pytest.mark.parametrize("arch", ["resnet18", "convnet", "cnn"])
+def test_no_earlier_map_is_the_penultimate_features_again(arch):
+    """A ResNet's last block is its global pooling: the map before it, pooled, is the
+    penultimate features, so the attacker's "one block earlier" must start a block before."""
+    kwargs = {"width": 2} if arch == "resnet18" else {"width": 4}
+    model = create_model(arch, input_shape=(1, 8, 8), num_classes=3, **kwargs).eval()
+    maps = attacks.block_features(model)
+    x = torch.randn(4, 1, 8, 8)
+    with torch.no_grad():
+        last = model.features(x)
+        for name, fn in maps[1:]:
+            out = fn(x)
+            assert out.shape != last.shape or not torch.allclose(out, last), name
+    expected = {"resnet18": "block4", "convnet": "block2", "cnn": "block1"}[arch]
+    assert (maps[1][0] if len(maps) > 1 else None) == expected
+
+
 def test_kr_finds_a_class_whose_row_was_pushed_to_minus_infinity():
     data = blobs()
     bias = torch.zeros(C)

@@ -113,23 +113,9 @@ class ConvEditOptions:
                               "this Markdown file (docs/results/conv-edits.md)"})  # fmt: skip
 
 
-def _earlier(model: nn.Module, maps: dict, x: torch.Tensor) -> str | None:
-    """The deepest block map that is not the penultimate features themselves (a ResNet's last
-    block is its pooling, whose output *is* the penultimate features)."""
-    with torch.no_grad():
-        last = maps["penultimate"](x)
-        for name, fn in maps.items():
-            if name == "penultimate":
-                continue
-            out = fn(x)
-            if out.shape != last.shape or not torch.equal(out, last):
-                return name
-    return None
-
-
 def _measures(model: nn.Module, data, classes: list[int], seed: int) -> list[str]:
-    maps = dict(block_features(model))
-    earlier = _earlier(model.eval(), maps, data.train.x[:8])
+    maps = dict(block_features(model))  # a ResNet's pooling block is not listed again
+    earlier = next((name for name in maps if name != "penultimate"), None)
     kr = knowledge_retention(model, data.train, data.test, classes, shots=10, seed=seed,
                              max_iter=KR_MAX_ITER, l2=KR_L2)  # fmt: skip
     kr_early = (knowledge_retention(model, data.train, data.test, classes, shots=10,
