@@ -24,7 +24,9 @@ C = 4
 
 class InputFeatures(Classifier):
     """Penultimate features = the input itself (or a fixed vector, ``constant``); a linear head
-    set by hand. Two blocks, so the measures one block earlier read the input too."""
+    set by hand. Two blocks, so the measures one block earlier read the input too (the second
+    a ReLU, not a step that only pools: a map before such a step would be the penultimate
+    features again, and the attacker's block maps leave it out)."""
 
     def __init__(self, head: torch.Tensor, *, constant: bool = False) -> None:
         super().__init__()
@@ -39,7 +41,7 @@ class InputFeatures(Classifier):
         return torch.ones_like(x) if self.constant else x
 
     def blocks(self) -> list[nn.Module]:
-        return [nn.Flatten(), nn.Identity()]
+        return [nn.Flatten(), nn.ReLU()]
 
 
 def _points(centres: torch.Tensor, labels: torch.Tensor, seed: int) -> Split:
