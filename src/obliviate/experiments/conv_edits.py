@@ -79,14 +79,8 @@ from torch import nn
 import obliviate
 from obliviate import api
 from obliviate.attacks import block_features, knowledge_retention
-from obliviate.deep import (
-    FeatureLayer,
-    apply_edit,
-    has_identity_shortcut,
-    record_layer_statistics,
-    redirect,
-    residual_layer,
-)
+from obliviate.deep import apply_edit, record_layer_statistics, redirect
+from obliviate.deep_layer import FeatureLayer, has_identity_shortcut, residual_layer
 from obliviate.errors import ObliviateError
 from obliviate.evidence import KR_L2, KR_MAX_ITER, prototype_accuracy
 from obliviate.experiments.engine import markdown_table

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from obliviate.deep import FeatureLayer, residual_layer
+from obliviate.deep_layer import FeatureLayer, residual_layer
 from obliviate.models.base import Classifier, Reshape
 from obliviate.registry import Registry, keyword_defaults
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from obliviate.deep import FeatureLayer
+from obliviate.deep_layer import FeatureLayer
 from obliviate.errors import ObliviateError
 
 

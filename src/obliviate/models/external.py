@@ -83,7 +83,7 @@ class WrappedClassifier(Classifier):
         the features; ``None`` for any other architecture (its path is not known)."""
         from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 
-        from obliviate.deep import residual_layer
+        from obliviate.deep_layer import residual_layer
 
         net = self.backbone
         if type(net) is not ResNet or not isinstance(net.fc, nn.Identity):
