@@ -47,12 +47,12 @@ def _pooled(out: torch.Tensor) -> torch.Tensor:
 
 
 def _pools_only(block: nn.Module) -> bool:
-    """``block`` has no parameter and only averages over all positions or flattens: after it,
-    :func:`_pooled` of its input is its output."""
+    """``block`` only averages over all positions or flattens (none of these modules has a
+    parameter): after it, :func:`_pooled` of its input is its output."""
     plain = (nn.AdaptiveAvgPool2d, nn.Flatten, nn.Identity, nn.Sequential)
     return all(isinstance(m, plain) and (not isinstance(m, nn.AdaptiveAvgPool2d)
                                          or m.output_size in (1, (1, 1)))
-               for m in block.modules()) and not any(True for _ in block.parameters())
+               for m in block.modules())
 
 
 def block_features(model: Classifier) -> list[tuple[str, FeatureFn]]:
