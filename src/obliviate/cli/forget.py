@@ -72,6 +72,9 @@ def forget_cmd(
 
     The default (mnemonic, no lambda) finds the strength for each request and verifies the
     result; a request it cannot verify exits 2 and writes nothing, unless --force."""
+    # the output checks need no torch: a wrong path fails in a fraction of a second
+    check_outputs([out, report], [model_file], overwrite=overwrite)
+    check_model_names([out])
     check_choice(method, METHODS.names(), "method")
     method_cls = METHODS.get(method)
     if not classes.replace(",", "").strip():
@@ -83,8 +86,6 @@ def forget_cmd(
     if depth is not None:
         check_choice(depth, ["auto", "features", "output"], "depth")
         hyper.update(coerce_hyperparameters(method_cls, {"depth": depth}))
-    check_outputs([out, report], [model_file], overwrite=overwrite)
-    check_model_names([out])
     bundle = load(model_file)
     class_list = parse_classes(classes, bundle)
     dataset = check = None
