@@ -11,9 +11,10 @@ a guarantee false, so each stored number is rounded the way its use allows:
   and still true;
 * the directions ``v_c`` of the deep edit are rounded to the nearest bfloat16 when they are
   recorded, before the ranges of ``v . u`` are taken with them;
-* the class means and mean logits stay float32 (the edit moves each mean exactly onto its
-  target, and the mixture weights are as computed), and so do the counts (the confusion
-  matrix: counts above 256 are not whole numbers in bfloat16) and the sorted margins.
+* the class means and the kept mixture's mean probabilities (mean logits in older files) stay
+  float32 (the edit moves each mean exactly onto its target, and the mixture weights are as
+  computed), and so do the counts (the confusion matrix: counts above 256 are not whole
+  numbers in bfloat16) and the sorted margins.
 
 Files from before keep their float32 values: a direction that is not a bfloat16 number is
 stored as it is (:func:`storable`), since its ranges were taken with it unrounded.
