@@ -72,19 +72,21 @@ def forget_cmd(
 
     The default (mnemonic, no lambda) finds the strength for each request and verifies the
     result; a request it cannot verify exits 2 and writes nothing, unless --force."""
-    # the output checks need no torch: a wrong path fails in a fraction of a second
+    # the checks that need no torch come first: a wrong option or path fails in a fraction of
+    # a second (the method registry imports torch)
+    if not classes.replace(",", "").strip():
+        raise ObliviateError("give at least one class, e.g. --classes 0")
+    if depth is not None:
+        check_choice(depth, ["auto", "features", "output"], "depth")
     check_outputs([out, report], [model_file], overwrite=overwrite)
     check_model_names([out])
     check_choice(method, METHODS.names(), "method")
     method_cls = METHODS.get(method)
-    if not classes.replace(",", "").strip():
-        raise ObliviateError("give at least one class, e.g. --classes 0")
     hyper = coerce_hyperparameters(method_cls, parse_hyperparameters(hp or []))
     for key, value in (("lambda1", lambda1), ("lambda2", lambda2)):
         if value is not None:
             hyper.update(coerce_hyperparameters(method_cls, {key: repr(value)}))
     if depth is not None:
-        check_choice(depth, ["auto", "features", "output"], "depth")
         hyper.update(coerce_hyperparameters(method_cls, {"depth": depth}))
     bundle = load(model_file)
     class_list = parse_classes(classes, bundle)
