@@ -324,7 +324,7 @@ def _check_layer_statistics(path: Path, model: Classifier, layer: Any,
         raise ObliviateError(f"{path}: the layer statistics have infinite margins for classes "
                              f"{sorted(set(cleared) - set(forgotten))}, which the model has not "
                              "forgotten; the file is damaged or edited")  # fmt: skip
-    from obliviate.deep import weight_matrix
+    from obliviate.deep_layer import weight_matrix
 
     own = model.feature_layer() if hasattr(model, "feature_layer") else None
     if own is None or own.name != layer.layer:

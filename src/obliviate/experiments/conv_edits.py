@@ -286,7 +286,7 @@ def _variants(options: ConvEditOptions, model: nn.Module, data, classes: list[in
 def _redirect_layer(model: nn.Module, name: str, shortcut: bool) -> FeatureLayer:
     """The deep forget's view of convolution ``name``: a residual block's last (a ResNet's
     ``conv2``) with its batch norm's scale, the block its shortcut when that is the identity and
-    ``shortcut`` is set (:func:`obliviate.deep.residual_layer`); a plain layer otherwise."""
+    ``shortcut`` is set (:func:`obliviate.deep_layer.residual_layer`); a plain layer otherwise."""
     parent, _, leaf = name.rpartition(".")
     block = model.get_submodule(parent) if parent else None
     if leaf != "conv2" or block is None or not has_identity_shortcut(block):
